@@ -1,0 +1,100 @@
+/**
+ * Ed25519 and SHA-256 over node:crypto (native, fast). The only protocol-side module allowed to
+ * import node:crypto; it is pure computation, no IO and no ambient randomness: key material comes
+ * in as a 32-byte seed chosen by the caller (the real node draws it from the OS, the simulator
+ * from its seeded generator).
+ */
+import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject, type Hash } from 'node:crypto'
+import { CoreError } from './errors.js'
+
+export type NodeId = string
+
+const ED25519_SEED_BYTES = 32
+const ED25519_PUBLIC_KEY_BYTES = 32
+const ED25519_SIGNATURE_BYTES = 64
+/** DER prefix of a PKCS#8 Ed25519 private key (RFC 8410), followed by the 32-byte seed. */
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+/** DER prefix of an SPKI Ed25519 public key (RFC 8410), followed by the 32-byte key. */
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+/** Bytes of SHA-256(public key) that make a node id (80 bits, hex). */
+const NODE_ID_BYTES = 10
+
+export interface Ed25519KeyPair {
+  readonly seed: Uint8Array
+  readonly publicKey: Uint8Array
+  readonly privateKeyObject: KeyObject
+}
+
+export function keyPairFromSeed (seed: Uint8Array): Ed25519KeyPair {
+  if (seed.length !== ED25519_SEED_BYTES) {
+    throw new CoreError('CORE_BAD_KEY', `an Ed25519 seed is ${ED25519_SEED_BYTES} bytes, got ${seed.length}`)
+  }
+  const privateKeyObject = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  const spki = createPublicKey(privateKeyObject).export({ format: 'der', type: 'spki' })
+  const publicKey = new Uint8Array(spki.subarray(spki.length - ED25519_PUBLIC_KEY_BYTES))
+  return { seed: new Uint8Array(seed), publicKey, privateKeyObject }
+}
+
+const publicKeyCache = new Map<string, KeyObject>()
+const PUBLIC_KEY_CACHE_ENTRIES_MAX = 4096
+
+function publicKeyObject (publicKey: Uint8Array): KeyObject {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) {
+    throw new CoreError('CORE_BAD_KEY', `an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES} bytes, got ${publicKey.length}`)
+  }
+  const cacheKey = Buffer.from(publicKey).toString('hex')
+  let key = publicKeyCache.get(cacheKey)
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    if (publicKeyCache.size >= PUBLIC_KEY_CACHE_ENTRIES_MAX) publicKeyCache.clear()
+    publicKeyCache.set(cacheKey, key)
+  }
+  return key
+}
+
+export function sign (keyPair: Ed25519KeyPair, message: Uint8Array): Uint8Array {
+  return new Uint8Array(edSign(null, message, keyPair.privateKeyObject))
+}
+
+/** False for a bad signature; throws `CORE_BAD_KEY` only for a malformed public key. */
+export function verify (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false
+  return edVerify(null, message, publicKeyObject(publicKey), signature)
+}
+
+export function sha256 (data: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(data).digest())
+}
+
+/** Bitcoin's hash: SHA-256 applied twice. */
+export function doubleSha256 (data: Uint8Array): Uint8Array {
+  return sha256(sha256(data))
+}
+
+/** An incremental SHA-256, for hashing long streams such as a simulation trace. */
+export interface Hasher {
+  update (data: Uint8Array | string): Hasher
+  digestHex (): string
+}
+
+export function createHasher (): Hasher {
+  const hash: Hash = createHash('sha256')
+  const hasher: Hasher = {
+    update (data) { hash.update(data); return hasher },
+    digestHex () { return hash.digest('hex') }
+  }
+  return hasher
+}
+
+export function nodeIdFromPublicKey (publicKey: Uint8Array): NodeId {
+  return toHex(sha256(publicKey).subarray(0, NODE_ID_BYTES))
+}
+
+export function toHex (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+export function fromHex (hex: string): Uint8Array {
+  if (!/^([0-9a-f]{2})*$/i.test(hex)) throw new CoreError('CORE_DECODE_FAILED', 'not a hex string', { length: hex.length })
+  return new Uint8Array(Buffer.from(hex, 'hex'))
+}

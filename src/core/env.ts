@@ -1,0 +1,92 @@
+/**
+ * The environment protocol code runs in. `src/node` implements it with libp2p, LMDB, timers and
+ * the wall clock; `src/sim` with an in-memory network and disk on virtual time. Protocol code
+ * receives everything through these interfaces and performs no IO of its own.
+ */
+import type { NodeId } from './crypto.js'
+import type { Message, MessageSchema } from './codec.js'
+import type { Prng } from './prng.js'
+
+export type { NodeId } from './crypto.js'
+
+export type TimerId = number
+
+export interface Clock {
+  /** Milliseconds. Monotonic within a process run. */
+  now (): number
+}
+
+export interface Timers {
+  setTimer (afterMs: number, fire: () => void): TimerId
+  clearTimer (id: TimerId): void
+}
+
+export type LogFields = Record<string, unknown>
+
+export interface Logger {
+  debug (fields: LogFields, message: string): void
+  info (fields: LogFields, message: string): void
+  warn (fields: LogFields, message: string): void
+  error (fields: LogFields, message: string): void
+  child (bindings: LogFields): Logger
+}
+
+/**
+ * Key-value disk. Reads see every earlier write at once; a write is durable only once a later
+ * `sync` has called back. A crash loses every write not yet covered by a completed sync.
+ */
+export interface Disk {
+  get (key: string): Uint8Array | undefined
+  put (key: string, value: Uint8Array): void
+  delete (key: string): void
+  /** Entries whose key starts with prefix, in key order, at most limit of them. */
+  entries (prefix: string, limit?: number): Array<[string, Uint8Array]>
+  /** Calls onDurable once every write issued before this call is durable. */
+  sync (onDurable: () => void): void
+}
+
+export type LinkState = 'connected' | 'disconnected'
+
+export interface LinkInfo {
+  readonly peer: NodeId
+  readonly state: LinkState
+  /** Clock time of the last state change. */
+  readonly sinceMs: number
+  readonly framesSent: number
+  readonly framesReceived: number
+}
+
+export interface Env {
+  readonly self: NodeId
+  /** Every member of the network config, this node included, sorted. */
+  readonly members: readonly NodeId[]
+  now (): number
+  readonly random: Prng
+  /** Best effort: a message to a peer with no live link is dropped and counted. */
+  send<M extends Message> (to: NodeId, message: M): void
+  setTimer (afterMs: number, fire: () => void): TimerId
+  clearTimer (id: TimerId): void
+  readonly disk: Disk
+  readonly log: Logger
+  links (): readonly LinkInfo[]
+}
+
+/** A protocol: synchronous handlers, an event in, state changes and effects out. */
+export interface Service {
+  readonly name: string
+  readonly messages: readonly MessageSchema[]
+  start (env: Env): void
+  onMessage (from: NodeId, message: Message): void
+  onLinkChange? (peer: NodeId, state: LinkState): void
+  stop? (): void
+  /** A JSON-friendly summary for `/v1/status` and the simulator's report. */
+  status? (): object
+}
+
+export const silentLogger: Logger = {
+  debug () {},
+  info () {},
+  warn () {},
+  error () {},
+  child () { return silentLogger }
+}

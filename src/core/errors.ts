@@ -1,0 +1,49 @@
+/**
+ * Typed errors: one class per subsystem over a union of codes. The HTTP API maps a code to a
+ * status and a JSON body `{code, message, details}`. Assertions are for programmer errors only.
+ */
+export type ErrorDetails = Record<string, unknown>
+
+export class SynodError<Code extends string = string> extends Error {
+  readonly code: Code
+  readonly details: ErrorDetails
+
+  constructor (code: Code, message: string, details: ErrorDetails = {}) {
+    super(message)
+    this.name = new.target.name
+    this.code = code
+    this.details = details
+  }
+
+  toJSON (): { code: Code, message: string, details: ErrorDetails } {
+    return { code: this.code, message: this.message, details: this.details }
+  }
+}
+
+export type CoreErrorCode =
+  | 'CORE_DECODE_FAILED'
+  | 'CORE_SCHEMA_MISMATCH'
+  | 'CORE_UNKNOWN_MESSAGE_TYPE'
+  | 'CORE_ENCODE_FAILED'
+  | 'CORE_CONFIG_INVALID'
+  | 'CORE_BAD_KEY'
+
+export class CoreError extends SynodError<CoreErrorCode> {}
+
+export type TransportErrorCode =
+  | 'TRANSPORT_FRAME_TOO_LARGE'
+  | 'TRANSPORT_BAD_FRAME'
+  | 'TRANSPORT_UNKNOWN_PEER'
+  | 'TRANSPORT_NOT_CONNECTED'
+  | 'TRANSPORT_STOPPED'
+
+export class TransportError extends SynodError<TransportErrorCode> {}
+
+export function errorMessage (error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+/** Programmer errors: a broken invariant, never bad input. */
+export function assert (condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`assertion failed: ${message}`)
+}

@@ -1,0 +1,48 @@
+/**
+ * The transport between nodes, implemented by libp2p (`src/node`) and by the simulated network
+ * (`src/sim`). Both pass one compliance suite (`test/support/transport-compliance.ts`).
+ *
+ * Contract: messages to one peer arrive in the order sent while the link stays up; a message sent
+ * with no live link is dropped and counted (protocols own their retries); frames over
+ * `messageBytesMax` are refused by sender and receiver; a peer not in the network config is
+ * refused at the handshake; a peer that sends bytes that do not decode is counted, reported
+ * through `onPeerMisbehaved` and its link dropped; links come back by themselves after a restart.
+ */
+import type { Message } from './codec.js'
+import type { LinkInfo, LinkState, NodeId } from './env.js'
+import type { SynodError } from './errors.js'
+
+export interface TransportHandlers {
+  onMessage (from: NodeId, message: Message): void
+  onLinkChange (peer: NodeId, state: LinkState): void
+  onPeerMisbehaved? (peer: NodeId, error: SynodError): void
+}
+
+export interface TransportStats {
+  framesSent: number
+  framesReceived: number
+  bytesSent: number
+  bytesReceived: number
+  /** Frames that failed to decode (garbage, oversized, unknown type, schema mismatch). */
+  badFrames: number
+  /** Handshakes refused because the remote key is not in the network config. */
+  refusedPeers: number
+  /** Frames dropped at send: no live link, or the send queue full. */
+  droppedFrames: number
+  /** Links that came up again after going down. */
+  reconnects: number
+}
+
+export interface Transport {
+  readonly self: NodeId
+  start (handlers: TransportHandlers): Promise<void>
+  stop (): Promise<void>
+  /** Throws `TRANSPORT_FRAME_TOO_LARGE` for an oversized message; otherwise never throws. */
+  send<M extends Message> (to: NodeId, message: M): void
+  links (): LinkInfo[]
+  stats (): TransportStats
+}
+
+export function emptyTransportStats (): TransportStats {
+  return { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, badFrames: 0, refusedPeers: 0, droppedFrames: 0, reconnects: 0 }
+}
