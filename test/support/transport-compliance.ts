@@ -89,10 +89,10 @@ export function transportComplianceSuite (name: string, makeWorld: () => Transpo
       assert.throws(() => { world.transport(0).send(world.nodeId(1), ping(7, COMPLIANCE_MESSAGE_BYTES_MAX + 1)) },
         (error: unknown) => error instanceof TransportError && error.code === 'TRANSPORT_FRAME_TOO_LARGE')
       const badBefore = world.transport(1).stats().badFrames
-      const huge = complianceRegistry().encode(ping(8, COMPLIANCE_MESSAGE_BYTES_MAX + 64))
+      const huge = complianceRegistry().encode(ping(60_001, COMPLIANCE_MESSAGE_BYTES_MAX + 64))
       await world.sendRaw(0, 1, huge)
       await world.waitFor(() => world.transport(1).stats().badFrames > badBefore, linkTimeoutMs, 'receiver counts the oversized frame')
-      assert.ok(!pingsFrom(world.recorder(1), world.nodeId(0)).some((p) => p.seq === 8), 'oversized frame not delivered')
+      assert.ok(!pingsFrom(world.recorder(1), world.nodeId(0)).some((p) => p.seq === 60_001), 'oversized frame not delivered')
       await world.waitFor(allConnected(3), linkTimeoutMs * 2, 'links restored after the oversized frame')
     })
 

@@ -1,0 +1,123 @@
+/**
+ * Network and node configuration files. A bad file gets a `CORE_CONFIG_INVALID` error that names
+ * the file, the field and what was expected. Relative paths in a node config are relative to the
+ * file itself, so a config directory can be moved as a whole.
+ */
+import { readFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { z } from 'zod'
+import { CoreError, errorMessage, fromHex, nodeIdFromPublicKey, type NodeId } from '../core/index.js'
+
+const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `${bytes * 2} lowercase hex digits`)
+const multiaddrText = z.string().regex(/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}$/, 'a multiaddr like /ip4/127.0.0.1/tcp/4101')
+const port = z.number().int().min(0).max(65_535)
+
+export const memberSchema = z.strictObject({
+  id: hex(10),
+  publicKey: hex(32),
+  p2p: multiaddrText,
+  api: z.string().url()
+})
+
+export const transportLimitsSchema = z.strictObject({
+  messageBytesMax: z.number().int().min(1_024).max(64 * 1_048_576),
+  sendQueueBytesMax: z.number().int().min(1_024),
+  reconnectDelayMsMin: z.number().int().min(1),
+  reconnectDelayMsMax: z.number().int().min(1),
+  linkIdleTimeoutMs: z.number().int().min(100),
+  keepaliveIntervalMs: z.number().int().min(50)
+}).partial()
+
+export const networkConfigSchema = z.strictObject({
+  version: z.literal(1),
+  networkId: z.string().min(1).max(64),
+  members: z.array(memberSchema).min(1).max(1_024),
+  limits: z.strictObject({ transport: transportLimitsSchema.optional() }).optional()
+})
+
+export const nodeConfigSchema = z.strictObject({
+  version: z.literal(1),
+  nodeId: hex(10),
+  network: z.string().min(1),
+  keyFile: z.string().min(1),
+  dataDir: z.string().min(1),
+  listen: z.strictObject({ p2p: multiaddrText, apiHost: z.string().min(1), apiPort: port }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+})
+
+export const keyFileSchema = z.strictObject({
+  type: z.literal('ed25519'),
+  id: hex(10),
+  publicKey: hex(32),
+  seed: hex(32)
+})
+
+export type Member = z.infer<typeof memberSchema>
+export type NetworkConfig = z.infer<typeof networkConfigSchema>
+export type NodeConfig = z.infer<typeof nodeConfigSchema>
+export type KeyFile = z.infer<typeof keyFileSchema>
+
+export function configError (file: string, field: string, expected: string): CoreError {
+  return new CoreError('CORE_CONFIG_INVALID', `${file}: field "${field}": ${expected}`, { file, field, expected })
+}
+
+/** Reads a JSON file and checks it against a schema, naming the file and field on failure. */
+export function readJsonFile<T> (file: string, schema: z.ZodType<T>): T {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (error) {
+    throw new CoreError('CORE_CONFIG_INVALID', `${file}: cannot read: ${errorMessage(error)}`, { file })
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    throw new CoreError('CORE_CONFIG_INVALID', `${file}: not valid JSON: ${errorMessage(error)}`, { file })
+  }
+  const parsed = schema.safeParse(value)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue === undefined || issue.path.length === 0 ? '(root)' : issue.path.join('.')
+    throw configError(file, field, issue?.message ?? 'invalid')
+  }
+  return parsed.data
+}
+
+export interface LoadedConfig {
+  file: string
+  node: NodeConfig
+  network: NetworkConfig
+  networkFile: string
+  key: KeyFile
+  dataDir: string
+  self: Member
+}
+
+export function checkNetworkConfig (file: string, network: NetworkConfig): void {
+  const seen = new Set<NodeId>()
+  network.members.forEach((member, index) => {
+    if (nodeIdFromPublicKey(fromHex(member.publicKey)) !== member.id) {
+      throw configError(file, `members.${index}.id`, 'the node id derived from members.' + index + '.publicKey')
+    }
+    if (seen.has(member.id)) throw configError(file, `members.${index}.id`, 'a node id listed once')
+    seen.add(member.id)
+  })
+}
+
+export function loadNodeConfig (configFile: string): LoadedConfig {
+  const file = resolve(configFile)
+  const node = readJsonFile(file, nodeConfigSchema)
+  const base = dirname(file)
+  const networkFile = resolve(base, node.network)
+  const network = readJsonFile(networkFile, networkConfigSchema)
+  checkNetworkConfig(networkFile, network)
+  const keyPath = resolve(base, node.keyFile)
+  const key = readJsonFile(keyPath, keyFileSchema)
+  if (key.id !== node.nodeId) throw configError(keyPath, 'id', `the node id of ${file} (${node.nodeId})`)
+  if (nodeIdFromPublicKey(fromHex(key.publicKey)) !== key.id) throw configError(keyPath, 'id', 'the node id derived from publicKey')
+  const self = network.members.find((member) => member.id === node.nodeId)
+  if (self === undefined) throw configError(file, 'nodeId', `a member of ${networkFile}`)
+  if (self.publicKey !== key.publicKey) throw configError(keyPath, 'publicKey', `the public key listed for ${node.nodeId} in ${networkFile}`)
+  return { file, node, network, networkFile, key, dataDir: resolve(base, node.dataDir), self }
+}

@@ -1,0 +1,47 @@
+/**
+ * The per-node HTTP API (fastify). Errors are JSON `{code, message, details}`; a `SynodError`'s
+ * code picks the status, anything unexpected is a 500 with code `HTTP_INTERNAL` and is logged.
+ */
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Registry } from 'prom-client'
+import { SynodError, type Logger } from '../core/index.js'
+
+export interface StatusSource {
+  health (): { status: 'ok', nodeId: string }
+  status (): object
+}
+
+const statusByCode: Record<string, number> = {
+  CORE_CONFIG_INVALID: 400,
+  CORE_DECODE_FAILED: 400,
+  CORE_SCHEMA_MISMATCH: 400,
+  TRANSPORT_NOT_CONNECTED: 503
+}
+
+export function httpStatusFor (code: string): number {
+  return statusByCode[code] ?? (code.endsWith('_NOT_FOUND') ? 404 : 500)
+}
+
+export function createApiServer (source: StatusSource, metrics: Registry, log: Logger): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: 1_048_576 })
+  app.get('/v1/health', async () => source.health())
+  app.get('/v1/status', async () => source.status())
+  app.get('/metrics', async (_request, reply) => {
+    reply.header('content-type', metrics.contentType)
+    return await metrics.metrics()
+  })
+  app.setNotFoundHandler(async (request, reply) => {
+    await reply.code(404).send({ code: 'HTTP_NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} })
+  })
+  app.setErrorHandler(async (error, request, reply) => {
+    if (error instanceof SynodError) {
+      await reply.code(httpStatusFor(error.code)).send(error.toJSON())
+      return
+    }
+    const statusCode = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
+    if (statusCode >= 500) log.error({ url: request.url, reason: (error as Error).message }, 'request failed')
+    const code = statusCode >= 500 ? 'HTTP_INTERNAL' : 'HTTP_BAD_REQUEST'
+    await reply.code(statusCode).send({ code, message: (error as Error).message, details: {} })
+  })
+  return app
+}

@@ -1,0 +1,287 @@
+/**
+ * The real transport: libp2p over TCP with Noise encryption and Yamux multiplexing. The node's
+ * Ed25519 key is its libp2p identity, so a peer id proves the node id. Only members of the
+ * network config get past the handshake (the connection gater runs once Noise has authenticated
+ * the remote key). Each side sends on one long-lived outbound stream per peer, so per-link order
+ * holds; frames are varint length-prefixed and bounded by `messageBytesMax` on both ends.
+ */
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { generateKeyPairFromSeed, publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import * as lengthPrefixed from 'it-length-prefixed'
+import {
+  CoreError, TransportError, defaultTransportLimits, emptyTransportStats, errorMessage,
+  type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type Transport,
+  type TransportHandlers, type TransportLimits, type TransportStats
+} from '../core/index.js'
+
+export const FRAME_PROTOCOL = '/synod/frames/1.0.0'
+
+export interface Libp2pPeer {
+  id: NodeId
+  publicKey: Uint8Array
+  /** Multiaddr the peer listens on, without the /p2p suffix. */
+  address: string
+}
+
+export interface Libp2pTransportInit {
+  self: NodeId
+  seed: Uint8Array
+  listen: string
+  peers: readonly Libp2pPeer[]
+  registry: MessageRegistry
+  log: Logger
+  limits?: Partial<TransportLimits>
+  now?: () => number
+}
+
+interface PeerLink {
+  readonly peer: Libp2pPeer
+  readonly peerId: PeerId
+  readonly dialer: boolean
+  outbound: Stream | null
+  opening: boolean
+  everConnected: boolean
+  sinceMs: number
+  framesSent: number
+  framesReceived: number
+  redialDelayMs: number
+  redialTimer: NodeJS.Timeout | null
+}
+
+export class Libp2pTransport implements Transport {
+  readonly self: NodeId
+  private readonly limits: TransportLimits
+  private readonly now: () => number
+  private readonly links_ = new Map<NodeId, PeerLink>()
+  private readonly byPeerId = new Map<string, PeerLink>()
+  private readonly counters: TransportStats = emptyTransportStats()
+  private node: Libp2p | null = null
+  private handlers: TransportHandlers | null = null
+  private stopping = false
+
+  constructor (private readonly init: Libp2pTransportInit) {
+    this.self = init.self
+    this.limits = { ...defaultTransportLimits, ...init.limits }
+    this.now = init.now ?? (() => performance.timeOrigin + performance.now())
+  }
+
+  /** The listening addresses, once started (for tests and status). */
+  addresses (): string[] {
+    return this.node?.getMultiaddrs().map((address) => address.toString()) ?? []
+  }
+
+  async start (handlers: TransportHandlers): Promise<void> {
+    this.handlers = handlers
+    this.stopping = false
+    for (const peer of this.init.peers) {
+      if (peer.id === this.self) continue
+      const peerId = peerIdFromPublicKey(publicKeyFromRaw(peer.publicKey))
+      const link: PeerLink = {
+        peer, peerId, dialer: this.self < peer.id, outbound: null, opening: false, everConnected: false,
+        sinceMs: this.now(), framesSent: 0, framesReceived: 0, redialDelayMs: this.limits.reconnectDelayMsMin, redialTimer: null
+      }
+      this.links_.set(peer.id, link)
+      this.byPeerId.set(peerId.toString(), link)
+    }
+    const node = await createLibp2p({
+      privateKey: await generateKeyPairFromSeed('Ed25519', this.init.seed),
+      addresses: { listen: [this.init.listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: this.limits.keepaliveIntervalMs })],
+      services: { identify: identify() },
+      connectionGater: {
+        denyDialMultiaddr: () => false,
+        denyInboundEncryptedConnection: (peerId) => this.refuseUnknown(peerId, 'inbound'),
+        denyOutboundEncryptedConnection: (peerId) => this.refuseUnknown(peerId, 'outbound')
+      }
+    })
+    this.node = node
+    await node.handle(FRAME_PROTOCOL, (stream, connection) => { this.readInbound(stream, connection) }, { maxInboundStreams: 4 })
+    node.addEventListener('peer:connect', (event) => { this.peerConnected(event.detail.toString()) })
+    node.addEventListener('peer:disconnect', (event) => { this.peerDisconnected(event.detail.toString()) })
+    for (const link of this.links_.values()) if (link.dialer) this.dial(link)
+  }
+
+  async stop (): Promise<void> {
+    this.stopping = true
+    for (const link of this.links_.values()) {
+      if (link.redialTimer !== null) clearTimeout(link.redialTimer)
+      link.redialTimer = null
+    }
+    const node = this.node
+    this.node = null
+    if (node !== null) await node.stop()
+    for (const link of this.links_.values()) this.markDown(link)
+  }
+
+  send<M extends Message> (to: NodeId, message: M): void {
+    const payload = this.init.registry.encode(message)
+    if (payload.length > this.limits.messageBytesMax) {
+      throw new TransportError('TRANSPORT_FRAME_TOO_LARGE', `message ${message.type} is ${payload.length} bytes, over messageBytesMax ${this.limits.messageBytesMax}`, { bytes: payload.length, messageBytesMax: this.limits.messageBytesMax })
+    }
+    this.writeFrame(to, payload)
+  }
+
+  /** Puts an arbitrary frame payload on the link to `to`, bypassing encoding: for fault-injection tests only. */
+  sendRawFrameForTesting (to: NodeId, payload: Uint8Array): void {
+    this.writeFrame(to, payload)
+  }
+
+  links (): LinkInfo[] {
+    return [...this.links_.values()].map((link) => ({
+      peer: link.peer.id,
+      state: link.outbound !== null ? 'connected' : 'disconnected',
+      sinceMs: link.sinceMs,
+      framesSent: link.framesSent,
+      framesReceived: link.framesReceived
+    }))
+  }
+
+  stats (): TransportStats {
+    return { ...this.counters }
+  }
+
+  private writeFrame (to: NodeId, payload: Uint8Array): void {
+    const link = this.links_.get(to)
+    const stream = link?.outbound ?? null
+    if (link === undefined || stream === null || stream.status !== 'open') {
+      this.counters.droppedFrames++
+      return
+    }
+    if (stream.writeBufferLength + payload.length > this.limits.sendQueueBytesMax) {
+      this.counters.droppedFrames++
+      return
+    }
+    try {
+      stream.send(lengthPrefixed.encode.single(payload))
+      link.framesSent++
+      this.counters.framesSent++
+      this.counters.bytesSent += payload.length
+    } catch (error) {
+      this.counters.droppedFrames++
+      this.init.log.debug({ peer: to, reason: errorMessage(error) }, 'send failed')
+    }
+  }
+
+  private refuseUnknown (peerId: PeerId, direction: 'inbound' | 'outbound'): boolean {
+    if (this.byPeerId.has(peerId.toString())) return false
+    this.counters.refusedPeers++
+    this.init.log.warn({ peerId: peerId.toString(), direction }, 'refused a peer that is not in the network config')
+    return true
+  }
+
+  private dial (link: PeerLink): void {
+    const node = this.node
+    if (node === null || this.stopping || link.outbound !== null || link.redialTimer !== null) return
+    const address = multiaddr(`${link.peer.address}/p2p/${link.peerId.toString()}`)
+    node.dial(address).then(
+      () => { link.redialDelayMs = this.limits.reconnectDelayMsMin },
+      (error: unknown) => {
+        this.init.log.debug({ peer: link.peer.id, reason: errorMessage(error), retryInMs: link.redialDelayMs }, 'dial failed')
+        this.scheduleRedial(link)
+      }
+    )
+  }
+
+  private scheduleRedial (link: PeerLink): void {
+    if (this.stopping || !link.dialer || link.redialTimer !== null) return
+    const delayMs = link.redialDelayMs
+    link.redialDelayMs = Math.min(link.redialDelayMs * 2, this.limits.reconnectDelayMsMax)
+    link.redialTimer = setTimeout(() => {
+      link.redialTimer = null
+      this.dial(link)
+    }, delayMs)
+    link.redialTimer.unref()
+  }
+
+  private peerConnected (peerIdText: string): void {
+    const link = this.byPeerId.get(peerIdText)
+    const node = this.node
+    if (link === undefined || node === null || link.outbound !== null || link.opening) return
+    const connection = node.getConnections(link.peerId).find((candidate) => candidate.status === 'open')
+    if (connection === undefined) return
+    link.opening = true
+    connection.newStream(FRAME_PROTOCOL).then((stream) => {
+      link.opening = false
+      if (this.stopping) { stream.abort(new Error('transport stopping')); return }
+      stream.maxWriteBufferLength = this.limits.sendQueueBytesMax
+      stream.addEventListener('close', () => { if (link.outbound === stream) this.linkLost(link) })
+      link.outbound = stream
+      link.sinceMs = this.now()
+      if (link.everConnected) this.counters.reconnects++
+      link.everConnected = true
+      this.handlers?.onLinkChange(link.peer.id, 'connected')
+    }, (error: unknown) => {
+      link.opening = false
+      this.init.log.debug({ peer: link.peer.id, reason: errorMessage(error) }, 'could not open the frame stream')
+      connection.abort(new Error('frame stream refused'))
+    })
+  }
+
+  private peerDisconnected (peerIdText: string): void {
+    const link = this.byPeerId.get(peerIdText)
+    if (link !== undefined) this.linkLost(link)
+  }
+
+  private linkLost (link: PeerLink): void {
+    if (link.outbound === null) {
+      this.scheduleRedial(link)
+      return
+    }
+    this.markDown(link)
+    this.scheduleRedial(link)
+  }
+
+  private markDown (link: PeerLink): void {
+    const stream = link.outbound
+    if (stream === null) return
+    link.outbound = null
+    link.sinceMs = this.now()
+    if (stream.status === 'open') stream.abort(new Error('link down'))
+    this.handlers?.onLinkChange(link.peer.id, 'disconnected')
+  }
+
+  private readInbound (stream: Stream, connection: Connection): void {
+    const link = this.byPeerId.get(connection.remotePeer.toString())
+    if (link === undefined) {
+      stream.abort(new Error('not a member'))
+      return
+    }
+    const frames = lengthPrefixed.decode(stream, { maxDataLength: this.limits.messageBytesMax })
+    void (async () => {
+      try {
+        for await (const frame of frames) {
+          const payload = frame.subarray()
+          this.counters.bytesReceived += payload.length
+          const message = this.init.registry.decode(payload)
+          link.framesReceived++
+          this.counters.framesReceived++
+          this.handlers?.onMessage(link.peer.id, message)
+        }
+      } catch (error) {
+        if (this.stopping || stream.status !== 'open') return
+        this.badFrame(link, connection, error)
+      }
+    })()
+  }
+
+  private badFrame (link: PeerLink, connection: Connection, cause: unknown): void {
+    this.counters.badFrames++
+    const error = cause instanceof CoreError
+      ? cause
+      : new TransportError('TRANSPORT_BAD_FRAME', `bad frame from ${link.peer.id}: ${errorMessage(cause)}`, { peer: link.peer.id })
+    this.handlers?.onPeerMisbehaved?.(link.peer.id, error)
+    this.init.log.warn({ peer: link.peer.id, code: error.code, reason: error.message }, 'dropping the link to a peer that sent a bad frame')
+    this.markDown(link)
+    connection.abort(error)
+    this.scheduleRedial(link)
+  }
+}

@@ -1,0 +1,43 @@
+/** Prometheus metrics for one node process (prom-client), read at scrape time from live state. */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Transport, TransportStats } from '../core/index.js'
+
+type CounterName = keyof TransportStats
+
+const transportCounters: Array<[CounterName, string, string]> = [
+  ['framesSent', 'synod_transport_frames_sent_total', 'Frames sent to peers.'],
+  ['framesReceived', 'synod_transport_frames_received_total', 'Frames received from peers and decoded.'],
+  ['bytesSent', 'synod_transport_bytes_sent_total', 'Payload bytes sent to peers.'],
+  ['bytesReceived', 'synod_transport_bytes_received_total', 'Payload bytes received from peers.'],
+  ['badFrames', 'synod_transport_bad_frames_total', 'Frames from peers that did not decode; the link was dropped.'],
+  ['refusedPeers', 'synod_transport_refused_peers_total', 'Handshakes refused: the remote key is not in the network config.'],
+  ['droppedFrames', 'synod_transport_dropped_frames_total', 'Frames dropped at send: no live link or the send queue was full.'],
+  ['reconnects', 'synod_transport_reconnects_total', 'Links that came back after going down.']
+]
+
+export function createMetrics (transport: Transport): Registry {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'synod_process_' })
+  for (const [field, name, help] of transportCounters) {
+    // eslint-disable-next-line no-new
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(transport.stats()[field])
+      }
+    })
+  }
+  // eslint-disable-next-line no-new
+  new Gauge({
+    name: 'synod_transport_links_connected',
+    help: 'Peers with a live link.',
+    registers: [registry],
+    collect () {
+      this.set(transport.links().filter((link) => link.state === 'connected').length)
+    }
+  })
+  return registry
+}

@@ -1,0 +1,136 @@
+/**
+ * The composition root for the real world: one Synod node process. It loads the config, opens
+ * LMDB, starts libp2p and the services on a `NodeHost`, and serves the HTTP API and metrics.
+ */
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { createPrng, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
+import { HelloService } from '../net/index.js'
+import { loadNodeConfig, type LoadedConfig } from './config.js'
+import { LmdbDisk } from './lmdb-disk.js'
+import { Libp2pTransport } from './libp2p-transport.js'
+import { createLogger } from './logger.js'
+import { createMetrics } from './metrics.js'
+import { createApiServer } from './http.js'
+import { SYNOD_VERSION } from './version.js'
+
+export interface RunningNode {
+  readonly config: LoadedConfig
+  readonly transport: Libp2pTransport
+  readonly host: NodeHost
+  readonly disk: LmdbDisk
+  readonly api: FastifyInstance
+  readonly apiUrl: string
+  readonly log: Logger
+  stop (): Promise<void>
+}
+
+export interface StartNodeOptions {
+  /** Services to run; the hello service by default. */
+  services?: Service[]
+  log?: Logger
+}
+
+/** Real timers: `setTimeout`, unref'd so a stopping process is never held open by a protocol. */
+export function createRealTimers (): Timers & { clearAll: () => void } {
+  const live = new Map<TimerId, NodeJS.Timeout>()
+  let next = 1
+  return {
+    setTimer (afterMs, fire) {
+      const id = next++
+      const handle = setTimeout(() => { live.delete(id); fire() }, Math.max(0, afterMs))
+      handle.unref()
+      live.set(id, handle)
+      return id
+    },
+    clearTimer (id) {
+      const handle = live.get(id)
+      if (handle !== undefined) clearTimeout(handle)
+      live.delete(id)
+    },
+    clearAll () {
+      for (const handle of live.values()) clearTimeout(handle)
+      live.clear()
+    }
+  }
+}
+
+export const wallClock = { now: (): number => performance.timeOrigin + performance.now() }
+
+export async function startNode (configFile: string, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const config = loadNodeConfig(configFile)
+  const log = options.log ?? createLogger({ node: config.node.nodeId }, config.node.logLevel)
+  const startedMs = wallClock.now()
+  mkdirSync(config.dataDir, { recursive: true })
+  const disk = new LmdbDisk(join(config.dataDir, 'lmdb'), log.child({ component: 'disk' }))
+  const services = options.services ?? [new HelloService()]
+  const registry = registryFor(services)
+  const transport = new Libp2pTransport({
+    self: config.node.nodeId,
+    seed: fromHex(config.key.seed),
+    listen: config.node.listen.p2p,
+    peers: config.network.members.map((member) => ({ id: member.id, publicKey: fromHex(member.publicKey), address: member.p2p })),
+    registry,
+    log: log.child({ component: 'transport' }),
+    limits: config.network.limits?.transport ?? {},
+    now: wallClock.now
+  })
+  const timers = createRealTimers()
+  const host = new NodeHost({
+    self: config.node.nodeId,
+    members: config.network.members.map((member) => member.id),
+    clock: wallClock,
+    timers,
+    random: createPrng(randomBytes(4).readUInt32BE(0)),
+    disk,
+    log,
+    transport,
+    services
+  })
+  const apiOf = new Map(config.network.members.map((member) => [member.id, member]))
+  const metrics = createMetrics(transport)
+  const api = createApiServer({
+    health: () => ({ status: 'ok', nodeId: config.node.nodeId }),
+    status: () => ({
+      nodeId: config.node.nodeId,
+      version: SYNOD_VERSION,
+      networkId: config.network.networkId,
+      uptimeMs: Math.round(wallClock.now() - startedMs),
+      p2p: transport.addresses(),
+      peers: transport.links().map((link) => ({ ...link, api: apiOf.get(link.peer)?.api ?? null, p2p: apiOf.get(link.peer)?.p2p ?? null })),
+      transport: transport.stats(),
+      services: host.status()
+    })
+  }, metrics, log.child({ component: 'http' }))
+
+  try {
+    await host.start()
+    await api.listen({ host: config.node.listen.apiHost, port: config.node.listen.apiPort })
+  } catch (error) {
+    timers.clearAll()
+    await host.stop().catch(() => {})
+    await disk.close().catch(() => {})
+    throw error
+  }
+  const address = api.server.address()
+  const apiPort = typeof address === 'object' && address !== null ? address.port : config.node.listen.apiPort
+  const apiHost = config.node.listen.apiHost === '0.0.0.0' ? '127.0.0.1' : config.node.listen.apiHost
+  log.info({ api: `http://${apiHost}:${apiPort}`, p2p: transport.addresses() }, 'node started')
+
+  let stopped = false
+  return {
+    config, transport, host, disk, api, log,
+    apiUrl: `http://${apiHost}:${apiPort}`,
+    async stop () {
+      if (stopped) return
+      stopped = true
+      await api.close()
+      timers.clearAll()
+      await host.stop()
+      await disk.close()
+      log.info({}, 'node stopped')
+    }
+  }
+}
