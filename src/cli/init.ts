@@ -1,0 +1,81 @@
+/** `synod init`: keys, a network config and one config file per node. */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { isIP } from 'node:net'
+import { join, resolve } from 'node:path'
+import { CoreError } from '../core/index.js'
+import { generateKeyFile, writeKeyFile, type Member, type NetworkConfig, type NodeConfig } from '../node/index.js'
+
+export interface InitOptions {
+  nodes: number
+  out: string
+  hosts?: string[]
+  basePort: number
+  networkId: string
+  force?: boolean
+}
+
+export const NODES_MAX = 64
+/** API ports sit this far above the p2p ports. */
+export const API_PORT_OFFSET = 100
+
+function hostMultiaddr (host: string, port: number): string {
+  const family = isIP(host)
+  const protocol = family === 4 ? 'ip4' : family === 6 ? 'ip6' : 'dns4'
+  return `/${protocol}/${host}/tcp/${port}`
+}
+
+function apiUrl (host: string, port: number): string {
+  return isIP(host) === 6 ? `http://[${host}]:${port}` : `http://${host}:${port}`
+}
+
+export interface InitResult {
+  dir: string
+  networkFile: string
+  nodeFiles: string[]
+  members: Member[]
+}
+
+export function initNetwork (options: InitOptions): InitResult {
+  const { nodes, basePort } = options
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > NODES_MAX) {
+    throw new CoreError('CORE_CONFIG_INVALID', `--nodes: expected an integer in 1..${NODES_MAX}, got ${nodes}`, { field: 'nodes' })
+  }
+  if (!Number.isInteger(basePort) || basePort < 1024 || basePort + API_PORT_OFFSET + nodes > 65_535) {
+    throw new CoreError('CORE_CONFIG_INVALID', `--base-port: expected an integer port from 1024 leaving room for ${nodes} nodes, got ${basePort}`, { field: 'basePort' })
+  }
+  const dir = resolve(options.out)
+  const networkFile = join(dir, 'network.json')
+  if (existsSync(networkFile) && options.force !== true) {
+    throw new CoreError('CORE_CONFIG_INVALID', `${networkFile} already exists; choose another --out or remove it`, { file: networkFile })
+  }
+  const hosts = options.hosts ?? []
+  const spread = hosts.length > 0
+  mkdirSync(join(dir, 'keys'), { recursive: true })
+  const members: Member[] = []
+  const nodeFiles: string[] = []
+  for (let index = 0; index < nodes; index++) {
+    const host = spread ? hosts[index % hosts.length] ?? '127.0.0.1' : '127.0.0.1'
+    const p2pPort = basePort + index
+    const apiPort = basePort + API_PORT_OFFSET + index
+    const key = generateKeyFile()
+    const keyFile = join('keys', `node-${index}.key`)
+    writeKeyFile(join(dir, keyFile), key)
+    members.push({ id: key.id, publicKey: key.publicKey, p2p: hostMultiaddr(host, p2pPort), api: apiUrl(host, apiPort) })
+    const listenHost = spread ? '0.0.0.0' : '127.0.0.1'
+    const nodeConfig: NodeConfig = {
+      version: 1,
+      nodeId: key.id,
+      network: 'network.json',
+      keyFile,
+      dataDir: join('data', `node-${index}`),
+      listen: { p2p: `/ip4/${listenHost}/tcp/${p2pPort}`, apiHost: listenHost, apiPort },
+      logLevel: 'info'
+    }
+    const nodeFile = join(dir, `node-${index}.json`)
+    writeFileSync(nodeFile, JSON.stringify(nodeConfig, null, 2) + '\n')
+    nodeFiles.push(nodeFile)
+  }
+  const network: NetworkConfig = { version: 1, networkId: options.networkId, members }
+  writeFileSync(networkFile, JSON.stringify(network, null, 2) + '\n')
+  return { dir, networkFile, nodeFiles, members }
+}

@@ -1,0 +1,10 @@
+import { InvalidArgumentError } from 'commander'
+
+/** A commander parser for an integer flag within [min, max]. */
+export function integerOption (name: string, min: number, max: number) {
+  return (text: string): number => {
+    const value = Number(text)
+    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`)
+    return value
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * `synod up`: a local cluster of node processes. Initialises the data directory on first use,
+ * starts one `synod node` child per node config, waits until every node is healthy and linked to
+ * all others (showing progress), prints the addresses, and stops them all cleanly on Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CoreError } from '../core/index.js'
+import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
+import { initNetwork } from './init.js'
+
+export interface UpOptions {
+  nodes: number
+  dataDir: string
+  basePort: number
+  /** Milliseconds to wait for the cluster to become healthy. */
+  readyTimeoutMs: number
+  print: (line: string) => void
+}
+
+const MAIN_SCRIPT = fileURLToPath(new URL('./main.js', import.meta.url))
+/** How long a node gets to stop after SIGTERM before it is killed. */
+export const STOP_GRACE_MS = 10_000
+const POLL_INTERVAL_MS = 250
+
+interface Child { config: LoadedConfig, process: ChildProcess, exited: Promise<number | null> }
+
+function nodeConfigFiles (dir: string): string[] {
+  return readdirSync(dir).filter((name) => /^node-\d+\.json$/.test(name))
+    .sort((a, b) => Number(a.slice(5, -5)) - Number(b.slice(5, -5)))
+    .map((name) => join(dir, name))
+}
+
+function startChild (configFile: string, logDir: string): Child {
+  const config = loadNodeConfig(configFile)
+  const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
+  const child = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout?.pipe(log)
+  child.stderr?.pipe(log)
+  const exited = new Promise<number | null>((resolveExit) => { child.once('exit', (code) => { resolveExit(code) }) })
+  return { config, process: child, exited }
+}
+
+interface StatusBody { peers?: Array<{ state?: string }> }
+
+async function linkedPeers (apiUrl: string): Promise<number | null> {
+  try {
+    const response = await fetch(`${apiUrl}/v1/status`, { signal: AbortSignal.timeout(1_000) })
+    if (!response.ok) return null
+    const body = await response.json() as StatusBody
+    return (body.peers ?? []).filter((peer) => peer.state === 'connected').length
+  } catch {
+    return null
+  }
+}
+
+export async function waitForCluster (apis: string[], timeoutMs: number, progress: (healthy: number, linked: number) => void): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  while (Date.now() < deadline) {
+    const counts = await Promise.all(apis.map(linkedPeers))
+    const healthy = counts.filter((count) => count !== null).length
+    const linked = counts.filter((count) => count === apis.length - 1).length
+    const line = `${healthy}/${linked}`
+    if (line !== last) { progress(healthy, linked); last = line }
+    if (linked === apis.length) return true
+    await new Promise((resolveWait) => setTimeout(resolveWait, POLL_INTERVAL_MS))
+  }
+  return false
+}
+
+export async function stopChildren (children: Child[]): Promise<void> {
+  for (const child of children) if (child.process.exitCode === null) child.process.kill('SIGTERM')
+  await Promise.all(children.map(async (child) => {
+    const timer = setTimeout(() => { child.process.kill('SIGKILL') }, STOP_GRACE_MS)
+    await child.exited
+    clearTimeout(timer)
+  }))
+}
+
+export async function up (options: UpOptions): Promise<void> {
+  const dir = resolve(options.dataDir)
+  const { print } = options
+  if (!existsSync(join(dir, 'network.json'))) {
+    print(`initialising a ${options.nodes}-node network in ${dir}`)
+    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local' })
+  }
+  const files = nodeConfigFiles(dir)
+  if (files.length !== options.nodes) {
+    throw new CoreError('CORE_CONFIG_INVALID', `${dir} holds a ${files.length}-node network, not ${options.nodes}; pass --nodes ${files.length} or another --data-dir`, { dir })
+  }
+  const logDir = join(dir, 'logs')
+  mkdirSync(logDir, { recursive: true })
+  const children = files.map((file) => startChild(file, logDir))
+  let stopping = false
+  const stopAll = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    print('stopping nodes...')
+    await stopChildren(children)
+    print('all nodes stopped')
+  }
+  const onSignal = (): void => { void stopAll().then(() => process.exit(0)) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  for (const child of children) {
+    void child.exited.then((code) => {
+      if (!stopping) print(`node ${child.config.node.nodeId} exited with code ${code ?? 'signal'}; see ${join(logDir, child.config.node.nodeId + '.log')}`)
+    })
+  }
+  const apis = children.map((child) => child.config.self.api)
+  print(`starting ${children.length} nodes (logs in ${logDir})`)
+  const ready = await waitForCluster(apis, options.readyTimeoutMs, (healthy, linked) => {
+    print(`  ${healthy}/${children.length} nodes healthy, ${linked}/${children.length} linked to all peers`)
+  })
+  if (!ready) {
+    await stopAll()
+    throw new CoreError('CORE_CONFIG_INVALID', `the cluster did not become ready within ${options.readyTimeoutMs} ms; see the logs in ${logDir}`, { logDir })
+  }
+  print('')
+  print('cluster ready:')
+  for (const child of children) print(`  node ${child.config.node.nodeId}  api ${child.config.self.api}  p2p ${child.config.self.p2p}`)
+  print('')
+  print('gateway and dashboard: not part of this build yet (they arrive with the gateway issue)')
+  print('press Ctrl-C to stop the cluster; data is kept in ' + dir + ' for the next start')
+  await new Promise<void>(() => {})
+}
