@@ -19,7 +19,6 @@ export function createMetrics (transport: Transport): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'synod_process_' })
   for (const [field, name, help] of transportCounters) {
-    // eslint-disable-next-line no-new
     new Counter({
       name,
       help,
@@ -30,7 +29,6 @@ export function createMetrics (transport: Transport): Registry {
       }
     })
   }
-  // eslint-disable-next-line no-new
   new Gauge({
     name: 'synod_transport_links_connected',
     help: 'Peers with a live link.',
