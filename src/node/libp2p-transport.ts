@@ -14,7 +14,8 @@ import { generateKeyPairFromSeed, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
-import * as lengthPrefixed from 'it-length-prefixed'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { FrameReader, encodeFrame } from './frames.js'
 import {
   CoreError, TransportError, defaultTransportLimits, emptyTransportStats, errorMessage,
   type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type Transport,
@@ -22,6 +23,10 @@ import {
 } from '../core/index.js'
 
 export const FRAME_PROTOCOL = '/synod/frames/1.0.0'
+/** Frames are sent in chunks of about one Noise message (64 KiB at most). */
+const BATCH_BYTES_MAX = 60 * 1_024
+const YAMUX_STREAM_WINDOW_BYTES = 4 * 1_048_576
+const YAMUX_STREAM_WINDOW_BYTES_MAX = 16 * 1_048_576
 
 export interface Libp2pPeer {
   id: NodeId
@@ -53,6 +58,9 @@ interface PeerLink {
   framesReceived: number
   redialDelayMs: number
   redialTimer: NodeJS.Timeout | null
+  /** Frames written since the last flush; sent as one chunk so Noise and Yamux frame them once. */
+  batch: Uint8Array[]
+  batchBytes: number
 }
 
 export class Libp2pTransport implements Transport {
@@ -85,7 +93,7 @@ export class Libp2pTransport implements Transport {
       const peerId = peerIdFromPublicKey(publicKeyFromRaw(peer.publicKey))
       const link: PeerLink = {
         peer, peerId, dialer: this.self < peer.id, outbound: null, opening: false, everConnected: false,
-        sinceMs: this.now(), framesSent: 0, framesReceived: 0, redialDelayMs: this.limits.reconnectDelayMsMin, redialTimer: null
+        sinceMs: this.now(), framesSent: 0, framesReceived: 0, redialDelayMs: this.limits.reconnectDelayMsMin, redialTimer: null, batch: [], batchBytes: 0
       }
       this.links_.set(peer.id, link)
       this.byPeerId.set(peerId.toString(), link)
@@ -95,7 +103,13 @@ export class Libp2pTransport implements Transport {
       addresses: { listen: [this.init.listen] },
       transports: [tcp()],
       connectionEncrypters: [noise()],
-      streamMuxers: [yamux({ enableKeepAlive: true, keepAliveInterval: this.limits.keepaliveIntervalMs })],
+      streamMuxers: [yamux({
+        enableKeepAlive: true,
+        keepAliveInterval: this.limits.keepaliveIntervalMs,
+        // Yamux's default 256 KiB stream window stalls a busy link on window updates; frames are
+        // consumed as they arrive, so a larger window only lets more bytes be in flight.
+        streamOptions: { initialStreamWindowSize: YAMUX_STREAM_WINDOW_BYTES, maxStreamWindowSize: YAMUX_STREAM_WINDOW_BYTES_MAX }
+      })],
       services: { identify: identify() },
       connectionGater: {
         denyDialMultiaddr: () => false,
@@ -156,18 +170,42 @@ export class Libp2pTransport implements Transport {
       this.counters.droppedFrames++
       return
     }
-    if (stream.writeBufferLength + payload.length > this.limits.sendQueueBytesMax) {
+    if (stream.writeBufferLength + link.batchBytes + payload.length > this.limits.sendQueueBytesMax) {
       this.counters.droppedFrames++
       return
     }
+    const frame = encodeFrame(payload)
+    if (link.batch.length === 0) queueMicrotask(() => { this.flush(link) })
+    link.batch.push(frame)
+    link.batchBytes += frame.length
+    // A full batch goes now, so the peer starts on it while this side encodes the rest.
+    if (link.batchBytes >= BATCH_BYTES_MAX) this.flush(link)
+  }
+
+  /**
+   * Sends the frames written in this turn of the event loop as one chunk: one Yamux data frame and
+   * one Noise message per chunk instead of per frame, which is most of the cost of small messages.
+   */
+  private flush (link: PeerLink): void {
+    const frames = link.batch
+    const bytes = link.batchBytes
+    if (frames.length === 0) return
+    link.batch = []
+    link.batchBytes = 0
+    const stream = link.outbound
+    if (stream === null || stream.status !== 'open') {
+      this.counters.droppedFrames += frames.length
+      return
+    }
+    const chunk = frames.length === 1 ? frames[0] as Uint8Array : Buffer.concat(frames, bytes)
     try {
-      stream.send(lengthPrefixed.encode.single(payload))
-      link.framesSent++
-      this.counters.framesSent++
-      this.counters.bytesSent += payload.length
+      stream.send(chunk)
+      link.framesSent += frames.length
+      this.counters.framesSent += frames.length
+      this.counters.bytesSent += bytes
     } catch (error) {
-      this.counters.droppedFrames++
-      this.init.log.debug({ peer: to, reason: errorMessage(error) }, 'send failed')
+      this.counters.droppedFrames += frames.length
+      this.init.log.debug({ peer: link.peer.id, reason: errorMessage(error) }, 'send failed')
     }
   }
 
@@ -255,11 +293,10 @@ export class Libp2pTransport implements Transport {
       stream.abort(new Error('not a member'))
       return
     }
-    const frames = lengthPrefixed.decode(stream, { maxDataLength: this.limits.messageBytesMax })
-    void (async () => {
+    const reader = new FrameReader(this.limits.messageBytesMax)
+    const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
       try {
-        for await (const frame of frames) {
-          const payload = frame.subarray()
+        for (const payload of reader.push(event.data)) {
           this.counters.bytesReceived += payload.length
           const message = this.init.registry.decode(payload)
           link.framesReceived++
@@ -267,15 +304,16 @@ export class Libp2pTransport implements Transport {
           this.handlers?.onMessage(link.peer.id, message)
         }
       } catch (error) {
-        if (this.stopping || stream.status !== 'open') return
-        this.badFrame(link, connection, error)
+        stream.removeEventListener('message', onMessage)
+        if (!this.stopping) this.badFrame(link, connection, error)
       }
-    })()
+    }
+    stream.addEventListener('message', onMessage)
   }
 
   private badFrame (link: PeerLink, connection: Connection, cause: unknown): void {
     this.counters.badFrames++
-    const error = cause instanceof CoreError
+    const error = cause instanceof CoreError || cause instanceof TransportError
       ? cause
       : new TransportError('TRANSPORT_BAD_FRAME', `bad frame from ${link.peer.id}: ${errorMessage(cause)}`, { peer: link.peer.id })
     this.handlers?.onPeerMisbehaved?.(link.peer.id, error)
