@@ -50,7 +50,6 @@ export function initNetwork (options: InitOptions): InitResult {
   }
   const hosts = options.hosts ?? []
   const spread = hosts.length > 0
-  mkdirSync(join(dir, 'keys'), { recursive: true })
   const members: Member[] = []
   const nodeFiles: string[] = []
   for (let index = 0; index < nodes; index++) {
@@ -58,7 +57,10 @@ export function initNetwork (options: InitOptions): InitResult {
     const p2pPort = basePort + index
     const apiPort = basePort + API_PORT_OFFSET + index
     const key = generateKeyFile()
-    const keyFile = join('keys', `node-${index}.key`)
+    // The key lives in the node's data directory: the identity belongs with the data it signed.
+    const dataDir = join('data', `node-${index}`)
+    const keyFile = join(dataDir, 'node.key')
+    mkdirSync(join(dir, dataDir), { recursive: true })
     writeKeyFile(join(dir, keyFile), key)
     members.push({ id: key.id, publicKey: key.publicKey, p2p: hostMultiaddr(host, p2pPort), api: apiUrl(host, apiPort) })
     const listenHost = spread ? '0.0.0.0' : '127.0.0.1'
@@ -67,7 +69,7 @@ export function initNetwork (options: InitOptions): InitResult {
       nodeId: key.id,
       network: 'network.json',
       keyFile,
-      dataDir: join('data', `node-${index}`),
+      dataDir,
       listen: { p2p: `/ip4/${listenHost}/tcp/${p2pPort}`, apiHost: listenHost, apiPort },
       logLevel: 'info'
     }

@@ -21,6 +21,7 @@ export interface TransportHandlers {
 export interface TransportStats {
   framesSent: number
   framesReceived: number
+  /** Bytes written to links, length prefixes included. */
   bytesSent: number
   bytesReceived: number
   /** Frames that failed to decode (garbage, oversized, unknown type, schema mismatch). */

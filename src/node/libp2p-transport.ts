@@ -121,7 +121,7 @@ export class Libp2pTransport implements Transport {
     await node.handle(FRAME_PROTOCOL, (stream, connection) => { this.readInbound(stream, connection) }, { maxInboundStreams: 4 })
     node.addEventListener('peer:connect', (event) => { this.peerConnected(event.detail.toString()) })
     node.addEventListener('peer:disconnect', (event) => { this.peerDisconnected(event.detail.toString()) })
-    for (const link of this.links_.values()) if (link.dialer) this.dial(link)
+    for (const link of this.links_.values()) this.reconnect(link)
   }
 
   async stop (): Promise<void> {
@@ -216,12 +216,25 @@ export class Libp2pTransport implements Transport {
     return true
   }
 
-  private dial (link: PeerLink): void {
+  /**
+   * Brings a link back: reopens the frame stream on a live connection, or, for the lower node id
+   * of the pair (the dialer), dials. The higher id waits to be dialed, so there is one connection
+   * per pair and one stream per direction, which is what keeps per-link order.
+   */
+  private reconnect (link: PeerLink): void {
     const node = this.node
     if (node === null || this.stopping || link.outbound !== null || link.redialTimer !== null) return
+    if (node.getConnections(link.peerId).some((connection) => connection.status === 'open')) {
+      this.peerConnected(link.peerId.toString())
+      return
+    }
+    if (!link.dialer) return
     const address = multiaddr(`${link.peer.address}/p2p/${link.peerId.toString()}`)
     node.dial(address).then(
-      () => { link.redialDelayMs = this.limits.reconnectDelayMsMin },
+      () => {
+        link.redialDelayMs = this.limits.reconnectDelayMsMin
+        this.peerConnected(link.peerId.toString())
+      },
       (error: unknown) => {
         this.init.log.debug({ peer: link.peer.id, reason: errorMessage(error), retryInMs: link.redialDelayMs }, 'dial failed')
         this.scheduleRedial(link)
@@ -230,12 +243,12 @@ export class Libp2pTransport implements Transport {
   }
 
   private scheduleRedial (link: PeerLink): void {
-    if (this.stopping || !link.dialer || link.redialTimer !== null) return
+    if (this.stopping || link.redialTimer !== null) return
     const delayMs = link.redialDelayMs
     link.redialDelayMs = Math.min(link.redialDelayMs * 2, this.limits.reconnectDelayMsMax)
     link.redialTimer = setTimeout(() => {
       link.redialTimer = null
-      this.dial(link)
+      this.reconnect(link)
     }, delayMs)
     link.redialTimer.unref()
   }
@@ -254,6 +267,7 @@ export class Libp2pTransport implements Transport {
       stream.addEventListener('close', () => { if (link.outbound === stream) this.linkLost(link) })
       link.outbound = stream
       link.sinceMs = this.now()
+      link.redialDelayMs = this.limits.reconnectDelayMsMin
       if (link.everConnected) this.counters.reconnects++
       link.everConnected = true
       this.handlers?.onLinkChange(link.peer.id, 'connected')

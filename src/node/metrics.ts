@@ -7,7 +7,7 @@ type CounterName = keyof TransportStats
 const transportCounters: Array<[CounterName, string, string]> = [
   ['framesSent', 'synod_transport_frames_sent_total', 'Frames sent to peers.'],
   ['framesReceived', 'synod_transport_frames_received_total', 'Frames received from peers and decoded.'],
-  ['bytesSent', 'synod_transport_bytes_sent_total', 'Payload bytes sent to peers.'],
+  ['bytesSent', 'synod_transport_bytes_sent_total', 'Bytes written to peer links, length prefixes included.'],
   ['bytesReceived', 'synod_transport_bytes_received_total', 'Payload bytes received from peers.'],
   ['badFrames', 'synod_transport_bad_frames_total', 'Frames from peers that did not decode; the link was dropped.'],
   ['refusedPeers', 'synod_transport_refused_peers_total', 'Handshakes refused: the remote key is not in the network config.'],
@@ -17,7 +17,7 @@ const transportCounters: Array<[CounterName, string, string]> = [
 
 export function createMetrics (transport: Transport): Registry {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'synod_process_' })
+  collectDefaultMetrics({ register: registry, prefix: 'synod_' })
   for (const [field, name, help] of transportCounters) {
     new Counter({
       name,

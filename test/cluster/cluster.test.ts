@@ -1,7 +1,7 @@
 /** Real node processes on loopback: links, SIGKILL and restart, durable data, the allowlist. */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster, freeBasePort } from '../support/cluster.js'
 import { waitUntil } from '../support/ports.js'
@@ -62,9 +62,10 @@ describe('a 4-node cluster of real processes', () => {
       members: [...network.members, { id: key.id, publicKey: key.publicKey, p2p: `/ip4/127.0.0.1/tcp/${base}`, api: `http://127.0.0.1:${base + 100}` }]
     }
     writeFileSync(join(cluster.dir, 'outsider-network.json'), JSON.stringify(outsiderNetwork))
-    writeKeyFile(join(cluster.dir, 'keys', 'outsider.key'), key)
+    mkdirSync(join(cluster.dir, 'data', 'outsider'), { recursive: true })
+    writeKeyFile(join(cluster.dir, 'data', 'outsider', 'node.key'), key)
     const config: NodeConfig = {
-      version: 1, nodeId: key.id, network: 'outsider-network.json', keyFile: 'keys/outsider.key', dataDir: 'data/outsider',
+      version: 1, nodeId: key.id, network: 'outsider-network.json', keyFile: 'data/outsider/node.key', dataDir: 'data/outsider',
       listen: { p2p: `/ip4/127.0.0.1/tcp/${base}`, apiHost: '127.0.0.1', apiPort: base + 100 }, logLevel: 'info'
     }
     const configFile = join(cluster.dir, 'outsider.json')
