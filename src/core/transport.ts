@@ -8,9 +8,9 @@
  * refused at the handshake; a peer that sends bytes that do not decode is counted, reported
  * through `onPeerMisbehaved` and its link dropped; links come back by themselves after a restart.
  */
-import type { Message } from './codec.js'
+import type { Message, MessageRegistry } from './codec.js'
 import type { LinkInfo, LinkState, NodeId } from './env.js'
-import type { SynodError } from './errors.js'
+import { TransportError, type SynodError } from './errors.js'
 
 export interface TransportHandlers {
   onMessage (from: NodeId, message: Message): void
@@ -46,4 +46,16 @@ export interface Transport {
 
 export function emptyTransportStats (): TransportStats {
   return { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, badFrames: 0, refusedPeers: 0, droppedFrames: 0, reconnects: 0 }
+}
+
+/**
+ * Encodes a message for the wire and enforces `messageBytesMax` at the sender, the same way in
+ * every transport: an oversized message is a `TRANSPORT_FRAME_TOO_LARGE`, never a silent drop.
+ */
+export function encodeWithinLimit (registry: MessageRegistry, message: Message, messageBytesMax: number): Uint8Array {
+  const payload = registry.encode(message)
+  if (payload.length > messageBytesMax) {
+    throw new TransportError('TRANSPORT_FRAME_TOO_LARGE', `message ${message.type} is ${payload.length} bytes, over messageBytesMax ${messageBytesMax}`, { bytes: payload.length, messageBytesMax })
+  }
+  return payload
 }

@@ -17,7 +17,7 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { FrameReader, encodeFrame } from './frames.js'
 import {
-  CoreError, TransportError, defaultTransportLimits, emptyTransportStats, errorMessage,
+  CoreError, TransportError, defaultTransportLimits, encodeWithinLimit, emptyTransportStats, errorMessage,
   type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type Transport,
   type TransportHandlers, type TransportLimits, type TransportStats
 } from '../core/index.js'
@@ -137,11 +137,7 @@ export class Libp2pTransport implements Transport {
   }
 
   send<M extends Message> (to: NodeId, message: M): void {
-    const payload = this.init.registry.encode(message)
-    if (payload.length > this.limits.messageBytesMax) {
-      throw new TransportError('TRANSPORT_FRAME_TOO_LARGE', `message ${message.type} is ${payload.length} bytes, over messageBytesMax ${this.limits.messageBytesMax}`, { bytes: payload.length, messageBytesMax: this.limits.messageBytesMax })
-    }
-    this.writeFrame(to, payload)
+    this.writeFrame(to, encodeWithinLimit(this.init.registry, message, this.limits.messageBytesMax))
   }
 
   /** Puts an arbitrary frame payload on the link to `to`, bypassing encoding: for fault-injection tests only. */
