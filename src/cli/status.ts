@@ -1,5 +1,6 @@
 /** `synod status`: one node's view of itself and its peers, from its HTTP API. */
-import { CoreError, errorMessage } from '../core/index.js'
+import { errorMessage } from '../core/index.js'
+import { CliError } from './errors.js'
 
 interface PeerStatus { peer: string, state: string, sinceMs: number, framesSent: number, framesReceived: number, api: string | null }
 interface NodeStatus { nodeId: string, version: string, networkId: string, uptimeMs: number, peers: PeerStatus[] }
@@ -9,9 +10,9 @@ export async function fetchStatus (api: string): Promise<NodeStatus> {
   try {
     response = await fetch(new URL('/v1/status', api), { signal: AbortSignal.timeout(5_000) })
   } catch (error) {
-    throw new CoreError('CORE_CONFIG_INVALID', `cannot reach ${api}: ${errorMessage(error)}`, { api })
+    throw new CliError('CLI_NODE_UNREACHABLE', `cannot reach ${api}: ${errorMessage(error)}`, { api })
   }
-  if (!response.ok) throw new CoreError('CORE_CONFIG_INVALID', `${api} answered ${response.status}`, { api, status: response.status })
+  if (!response.ok) throw new CliError('CLI_NODE_UNREACHABLE', `${api} answered ${response.status}`, { api, status: response.status })
   return await response.json() as NodeStatus
 }
 

@@ -7,9 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CoreError } from '../core/index.js'
 import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
 import { initNetwork } from './init.js'
+import { CliError } from './errors.js'
 
 export interface UpOptions {
   nodes: number
@@ -56,10 +56,13 @@ async function linkedPeers (apiUrl: string): Promise<number | null> {
   }
 }
 
-export async function waitForCluster (apis: string[], timeoutMs: number, progress: (healthy: number, linked: number) => void): Promise<boolean> {
+/** Polls until every node is linked to all others; stops early when `failure()` names a reason. */
+export async function waitForCluster (apis: string[], timeoutMs: number, progress: (healthy: number, linked: number) => void, failure: () => string | null = () => null): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
+    const reason = failure()
+    if (reason !== null) throw new CliError('CLI_NODE_EXITED', reason)
     const counts = await Promise.all(apis.map(linkedPeers))
     const healthy = counts.filter((count) => count !== null).length
     const linked = counts.filter((count) => count === apis.length - 1).length
@@ -89,7 +92,7 @@ export async function up (options: UpOptions): Promise<void> {
   }
   const files = nodeConfigFiles(dir)
   if (files.length !== options.nodes) {
-    throw new CoreError('CORE_CONFIG_INVALID', `${dir} holds a ${files.length}-node network, not ${options.nodes}; pass --nodes ${files.length} or another --data-dir`, { dir })
+    throw new CliError('CLI_DATA_DIR_MISMATCH', `${dir} holds a ${files.length}-node network, not ${options.nodes}; pass --nodes ${files.length} or another --data-dir`, { dir })
   }
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
@@ -112,12 +115,22 @@ export async function up (options: UpOptions): Promise<void> {
   }
   const apis = children.map((child) => child.config.self.api)
   print(`starting ${children.length} nodes (logs in ${logDir})`)
-  const ready = await waitForCluster(apis, options.readyTimeoutMs, (healthy, linked) => {
-    print(`  ${healthy}/${children.length} nodes healthy, ${linked}/${children.length} linked to all peers`)
-  })
+  const exitedEarly = (): string | null => {
+    const gone = children.find((child) => child.process.exitCode !== null || child.process.signalCode !== null)
+    return gone === undefined ? null : `node ${gone.config.node.nodeId} exited while starting; see ${join(logDir, gone.config.node.nodeId + '.log')}`
+  }
+  let ready: boolean
+  try {
+    ready = await waitForCluster(apis, options.readyTimeoutMs, (healthy, linked) => {
+      print(`  ${healthy}/${children.length} nodes healthy, ${linked}/${children.length} linked to all peers`)
+    }, exitedEarly)
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
   if (!ready) {
     await stopAll()
-    throw new CoreError('CORE_CONFIG_INVALID', `the cluster did not become ready within ${options.readyTimeoutMs} ms; see the logs in ${logDir}`, { logDir })
+    throw new CliError('CLI_CLUSTER_NOT_READY', `the cluster did not become ready within ${options.readyTimeoutMs} ms; see the logs in ${logDir}`, { logDir })
   }
   print('')
   print('cluster ready:')

@@ -15,7 +15,14 @@ const transportCounters: Array<[CounterName, string, string]> = [
   ['reconnects', 'synod_transport_reconnects_total', 'Links that came back after going down.']
 ]
 
-export function createMetrics (transport: Transport): Registry {
+/** A gauge read from live state at scrape time, for services to export their own figures. */
+export interface GaugeSource {
+  name: string
+  help: string
+  read: () => number
+}
+
+export function createMetrics (transport: Transport, gauges: readonly GaugeSource[] = []): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'synod_' })
   for (const [field, name, help] of transportCounters) {
@@ -37,5 +44,8 @@ export function createMetrics (transport: Transport): Registry {
       this.set(transport.links().filter((link) => link.state === 'connected').length)
     }
   })
+  for (const source of gauges) {
+    new Gauge({ name: source.name, help: source.help, registers: [registry], collect () { this.set(source.read()) } })
+  }
   return registry
 }

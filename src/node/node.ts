@@ -65,7 +65,8 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const startedMs = wallClock.now()
   mkdirSync(config.dataDir, { recursive: true })
   const disk = new LmdbDisk(join(config.dataDir, 'lmdb'), log.child({ component: 'disk' }))
-  const services = options.services ?? [new HelloService()]
+  const hello = new HelloService()
+  const services = options.services ?? [hello]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -90,7 +91,9 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     services
   })
   const apiOf = new Map(config.network.members.map((member) => [member.id, member]))
-  const metrics = createMetrics(transport)
+  const metrics = createMetrics(transport, services.includes(hello)
+    ? [{ name: 'synod_hello_peers_reachable', help: 'Peers the hello service heard from within peerTimeoutMs.', read: () => hello.reachable().length }]
+    : [])
   const api = createApiServer({
     health: () => ({ status: 'ok', nodeId: config.node.nodeId }),
     status: () => ({

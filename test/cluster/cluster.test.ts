@@ -27,6 +27,9 @@ describe('a 4-node cluster of real processes', () => {
     }, LINK_TIMEOUT_MS, 'every node connected to the 3 others')
     assert.ok(Date.now() - started <= LINK_TIMEOUT_MS)
     await waitUntil(async () => (await cluster.status(0))?.services.hello?.reachable.length === 3, LINK_TIMEOUT_MS, 'hello view reaches 3 peers')
+    const metrics = await (await fetch(`${cluster.api(0)}/metrics`)).text()
+    assert.match(metrics, /^synod_hello_peers_reachable 3$/m)
+    assert.match(metrics, /^synod_transport_links_connected 3$/m)
   })
 
   it('shows a SIGKILLed node disconnected, and reconnects it with its data intact after a restart', async () => {
