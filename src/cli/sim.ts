@@ -13,7 +13,7 @@ export function simCommand (program: Command, print: (line: string) => void): vo
     .option('--duration-ms <ms>', 'virtual length of the fault phase; a liveness phase follows', integer('--duration-ms', 0, simulationDurationMsMax), 60_000)
     .option('--json', 'print the whole result as JSON')
     .action((options: { seed?: number, nodes: number, durationMs: number, json?: boolean }) => {
-      const seed = options.seed ?? randomInt(0, SEED_MAX)
+      const seed = options.seed ?? randomInt(0, SEED_MAX + 1)
       const result = runSimulation({ seed, nodes: options.nodes, durationMs: options.durationMs })
       print(options.json === true ? JSON.stringify(result, null, 2) : formatReport(result))
       if (!result.summary.converged) process.exitCode = 3

@@ -78,6 +78,7 @@ export class SimCluster {
     const owner = this.init.kernel.addNode(id)
     const disk = new SimDisk({
       timers: this.init.kernel.timersFor(owner),
+      device: this.init.kernel.worldTimers(),
       random: this.init.random.fork(`disk/${index}`),
       syncLatencyMsMin: this.init.syncLatencyMsMin,
       syncLatencyMsMax: this.init.syncLatencyMsMax,

@@ -3,12 +3,19 @@
  * only when a `sync` issued after it completes; a crash throws away everything not yet durable.
  * The disk object outlives its node's incarnations: a restarted node reopens the same durable
  * state, as a process restarted on the same machine finds its files.
+ *
+ * The device keeps its own time: a sync completes (its writes become durable) when its latency
+ * is up, even if the node is paused then. Only the callback belongs to the node: it runs in a
+ * later event of the incarnation that asked, waits out a pause, and dies with a crash. So a crash
+ * can find writes durable whose sync the node never heard complete, as a real one can.
  */
 import { assert, type Clock, type Disk, type Prng, type Timers } from '../core/index.js'
 
 export interface SimDiskInit {
   /** Clock and timers of the node incarnation using the disk: a sync's callback dies with it. */
   timers: Clock & Timers
+  /** Clock and timers of the device, tied to no incarnation (`SimKernel.worldTimers()`): syncs complete on them. */
+  device: Clock & Timers
   random: Prng
   syncLatencyMsMin?: number
   syncLatencyMsMax?: number
@@ -35,6 +42,7 @@ interface PendingWrite {
 
 export class SimDisk implements Disk {
   private timers: Clock & Timers
+  private readonly device: Clock & Timers
   private readonly random: Prng
   private readonly syncLatencyMsMin: number
   private readonly syncLatencyMsMax: number
@@ -52,6 +60,7 @@ export class SimDisk implements Disk {
 
   constructor (init: SimDiskInit) {
     this.timers = init.timers
+    this.device = init.device
     this.random = init.random
     this.syncLatencyMsMin = init.syncLatencyMsMin ?? defaultSyncLatencyMsMin
     this.syncLatencyMsMax = init.syncLatencyMsMax ?? defaultSyncLatencyMsMax
@@ -81,13 +90,14 @@ export class SimDisk implements Disk {
     this.counters.syncs++
     const coveredSequence = this.lastSequence
     const generation = this.generation
-    const now = this.timers.now()
+    const caller = this.timers
+    const now = this.device.now()
     const doneMs = Math.max(now + this.random.int(this.syncLatencyMsMin, this.syncLatencyMsMax), this.lastSyncDoneMs)
     this.lastSyncDoneMs = doneMs
-    this.timers.setTimer(doneMs - now, () => {
+    this.device.setTimer(doneMs - now, () => {
       if (generation !== this.generation) return
       this.makeDurable(coveredSequence)
-      onDurable()
+      caller.setTimer(0, onDurable)
     })
   }
 

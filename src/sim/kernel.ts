@@ -337,6 +337,15 @@ export class SimKernel {
     }
   }
 
+  /** Clock and timers that belong to no incarnation: a device (a disk, say) neither crashes nor pauses with its node. */
+  worldTimers (): Clock & Timers {
+    return {
+      now: () => this.nowMs,
+      setTimer: (afterMs: number, fire: () => void): TimerId => this.schedule(Math.max(0, afterMs), fire),
+      clearTimer: (id: TimerId) => { this.cancel(id) }
+    }
+  }
+
   // --- trace --------------------------------------------------------------------------------
 
   /** Appends one line to the trace: every line is hashed, the last few are kept for reports. */

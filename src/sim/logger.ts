@@ -26,13 +26,22 @@ export function createTraceLogger (kernel: SimKernel, bindings: LogFields = {}, 
   }
 }
 
-/** JSON, except for values JSON cannot hold (bigint, bytes, errors), which get a short stand-in. */
+/**
+ * JSON, except for values JSON cannot hold (bigint, bytes, errors), which get a short stand-in.
+ * Never throws: a log call that cannot be rendered (a cycle, a throwing toJSON) must not end the
+ * run, as the real logger would not end the process.
+ */
 function renderFields (fields: LogFields): string {
-  const text = JSON.stringify(fields, (_key, value: unknown) => {
-    if (typeof value === 'bigint') return value.toString()
-    if (value instanceof Uint8Array) return `<${value.length} bytes>`
-    if (value instanceof Error) return `${value.name}: ${value.message}`
-    return value
-  })
+  let text: string
+  try {
+    text = JSON.stringify(fields, (_key, value: unknown) => {
+      if (typeof value === 'bigint') return value.toString()
+      if (value instanceof Uint8Array) return `<${value.length} bytes>`
+      if (value instanceof Error) return `${value.name}: ${value.message}`
+      return value
+    })
+  } catch (error) {
+    text = `<fields not renderable: ${error instanceof Error ? error.message : String(error)}>`
+  }
   return text.length > LOG_FIELDS_CHARS_MAX ? `${text.slice(0, LOG_FIELDS_CHARS_MAX)}...` : text
 }

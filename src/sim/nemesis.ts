@@ -54,7 +54,11 @@ export interface FaultProfile {
   readonly burstLossProbability: number
   /** A burst multiplies latency by this. */
   readonly burstLatencyFactor: number
-  /** Most nodes down at once: a minority, so a quorum could still form. */
+  /**
+   * Most nodes down (crashed) or paused at once. A paused node answers nobody, so it counts as
+   * down. A minority, so a quorum could still form; in a cluster of one or two nodes that would
+   * be none, so those may lose one node at a time.
+   */
   readonly nodesDownMax: number
 }
 
@@ -294,11 +298,16 @@ export class Nemesis {
     return { targets: [sideA, sideB, [bridge]], detail: 'bridge reaches both sides' }
   }
 
+  /** Nodes crashed or paused right now: neither answers its peers. */
+  private unavailableCount (): number {
+    const { cluster } = this.init
+    return cluster.members.filter((id) => !cluster.isUp(id) || cluster.isPaused(id)).length
+  }
+
   private crashRestart (durationMs: number): { targets: NodeId[][], detail: string } | null {
     const { cluster, random, profile } = this.init
-    const downCount = cluster.members.filter((id) => !cluster.isUp(id)).length
     const candidates = cluster.members.filter((id) => cluster.isUp(id))
-    if (downCount >= profile.nodesDownMax || candidates.length === 0) return null
+    if (this.unavailableCount() >= profile.nodesDownMax || candidates.length === 0) return null
     const victim = random.pick(candidates)
     cluster.crash(victim)
     this.later(durationMs, () => { cluster.restart(victim) })
@@ -306,9 +315,9 @@ export class Nemesis {
   }
 
   private pause (durationMs: number): { targets: NodeId[][], detail: string } | null {
-    const { cluster, random } = this.init
+    const { cluster, random, profile } = this.init
     const candidates = cluster.members.filter((id) => cluster.isUp(id) && !cluster.isPaused(id))
-    if (candidates.length === 0) return null
+    if (this.unavailableCount() >= profile.nodesDownMax || candidates.length === 0) return null
     const victim = random.pick(candidates)
     cluster.pause(victim, durationMs)
     return { targets: [[victim]], detail: '' }

@@ -149,28 +149,37 @@ export class SimNetwork<Payload extends NetworkPayload = NetworkPayload> {
       return 'lost'
     }
     this.counters.sent++
-    const arrivalDelayMs = this.arrivalDelayMs(from, to, conditions, route)
-    this.scheduleArrival(from, to, payload, arrivalDelayMs, route)
+    const arrival = this.arrivalDelayMs(from, to, conditions, route)
+    this.scheduleArrival(from, to, payload, arrival.delayMs, route)
     if (this.random.chance(conditions.duplicateProbability)) {
       this.counters.duplicated++
-      const duplicateDelayMs = arrivalDelayMs + drawLatencyMs(conditions.latency, this.random)
+      // A copy of an in-order packet travels as if sent again right behind it, so the link stays
+      // FIFO: nothing sent later arrives before it (a late copy would be a reordering). A copy
+      // of a held-back packet trails it by one more latency.
+      const copyLatencyMs = drawLatencyMs(conditions.latency, this.random)
+      const duplicateDelayMs = arrival.reordered ? arrival.delayMs + copyLatencyMs : this.fifoDelayMs(from, to, copyLatencyMs)
       this.kernel.trace('net.dup', `${route} +${duplicateDelayMs}`)
       this.scheduleArrival(from, to, payload, duplicateDelayMs, route)
     }
     return 'sent'
   }
 
-  private arrivalDelayMs (from: NodeId, to: NodeId, conditions: LinkConditions, route: string): number {
+  private arrivalDelayMs (from: NodeId, to: NodeId, conditions: LinkConditions, route: string): { delayMs: number, reordered: boolean } {
     const latencyMs = drawLatencyMs(conditions.latency, this.random)
     if (this.random.chance(conditions.reorderProbability)) {
       // Held back, and kept out of the FIFO bookkeeping so later packets may overtake it.
       const extraMs = this.random.int(1, Math.max(1, conditions.reorderDelayMsMax))
       this.counters.reordered++
       this.kernel.trace('net.reorder', `${route} +${extraMs}`)
-      return latencyMs + extraMs
+      return { delayMs: latencyMs + extraMs, reordered: true }
     }
+    return { delayMs: this.fifoDelayMs(from, to, latencyMs), reordered: false }
+  }
+
+  /** The delay that keeps the directed link FIFO: never before the last in-order arrival on it. */
+  private fifoDelayMs (from: NodeId, to: NodeId, delayMs: number): number {
     const key = linkKey(from, to)
-    const arrivalMs = Math.max(this.kernel.now() + latencyMs, this.lastArrivalMs.get(key) ?? 0)
+    const arrivalMs = Math.max(this.kernel.now() + delayMs, this.lastArrivalMs.get(key) ?? 0)
     this.lastArrivalMs.set(key, arrivalMs)
     return arrivalMs - this.kernel.now()
   }

@@ -18,7 +18,7 @@
  * to the transport, keep a quiet link alive. A send with no live link is dropped and counted.
  */
 import {
-  CoreError, TransportError, assert, defaultTransportLimits, emptyTransportStats, errorMessage,
+  CoreError, TransportError, assert, defaultTransportLimits, emptyTransportStats, encodeWithinLimit, errorMessage,
   type Clock, type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId,
   type SynodError, type TimerId, type Timers, type Transport, type TransportHandlers,
   type TransportLimits, type TransportStats
@@ -183,11 +183,7 @@ export class SimTransport implements Transport {
   }
 
   send<M extends Message> (to: NodeId, message: M): void {
-    const bytes = this.init.registry.encode(message)
-    if (bytes.length > this.limits.messageBytesMax) {
-      throw new TransportError('TRANSPORT_FRAME_TOO_LARGE', `message ${message.type} is ${bytes.length} bytes, over messageBytesMax ${this.limits.messageBytesMax}`, { bytes: bytes.length, messageBytesMax: this.limits.messageBytesMax })
-    }
-    this.writeFrame(to, bytes)
+    this.writeFrame(to, encodeWithinLimit(this.init.registry, message, this.limits.messageBytesMax))
   }
 
   /** Puts arbitrary bytes on the link to `to` as one frame, bypassing encoding: for fault-injection tests only. */

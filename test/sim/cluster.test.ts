@@ -53,16 +53,26 @@ describe('SimCluster', () => {
     kernel.runFor(1_000)
   })
 
-  it('a pause freezes a node: it sends nothing, then catches up', () => {
+  it('a pause freezes a node: it sends and hears nothing, then catches up on what arrived meanwhile', () => {
     const { kernel, cluster } = makeCluster(2)
     kernel.runFor(3_000)
-    const [sleeper] = cluster.members as [string]
-    const greetsBefore = cluster.hello(sleeper)?.status().greetsSent ?? 0
+    const [sleeper, peer] = cluster.members as [string, string]
+    const status = () => cluster.hello(sleeper)?.status()
+    const heardFromPeer = (): number => status()?.peers.find((view) => view.peer === peer)?.greetsReceived ?? 0
+    const greetsBefore = status()?.greetsSent ?? 0
+    const heardBefore = heardFromPeer()
+    const peerSentBefore = cluster.hello(peer)?.status().greetsSent ?? 0
     cluster.pause(sleeper, 1_500)
     kernel.runFor(1_400)
-    assert.equal(cluster.hello(sleeper)?.status().greetsSent, greetsBefore, 'no greeting while paused')
+    assert.equal(status()?.greetsSent, greetsBefore, 'no greeting while paused')
+    assert.equal(heardFromPeer(), heardBefore, 'nothing heard while paused')
+    const peerSentDuringPause = (cluster.hello(peer)?.status().greetsSent ?? 0) - peerSentBefore
+    assert.ok(peerSentDuringPause >= 2, 'the peer kept greeting')
+    kernel.runFor(100)
+    assert.equal(cluster.isPaused(sleeper), false)
+    assert.ok(heardFromPeer() - heardBefore >= peerSentDuringPause, 'every greeting sent during the pause arrived at its end')
     kernel.runFor(2_000)
-    assert.ok((cluster.hello(sleeper)?.status().greetsSent ?? 0) > greetsBefore)
+    assert.ok((status()?.greetsSent ?? 0) > greetsBefore)
   })
 
   it('writes node logs into the trace', () => {

@@ -5,6 +5,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { CoreError } from '../../src/core/index.js'
 import { faultKinds, formatReport, runSimulation, type FaultKind } from '../../src/sim/index.js'
 
@@ -15,19 +16,38 @@ const SEED_COUNT = process.env.SYNOD_LONG === '1' ? 500 : 20
 const SEEDS = Array.from({ length: SEED_COUNT }, (_, index) => 1_000 + index * 7_919)
 
 describe('simulation determinism', () => {
-  it('replays a seed exactly: same trace hash, same faults, same report', () => {
+  it('replays a seed exactly: same trace hash, same faults, same report, whatever ran before', () => {
     const first = runSimulation({ seed: 424_242, nodes: NODES, durationMs: DURATION_MS })
+    runSimulation({ seed: 7, nodes: 3, durationMs: 5_000 })
     const second = runSimulation({ seed: 424_242, nodes: NODES, durationMs: DURATION_MS })
     assert.equal(second.traceHash, first.traceHash)
     assert.deepEqual(second.faults, first.faults)
     assert.equal(second.events, first.events)
+    assert.deepEqual(second, first, 'the whole result, summary included')
     assert.equal(formatReport(second), formatReport(first))
     assert.ok(first.faults.length > 0, 'the nemesis injected something')
   })
 
-  it('different seeds give different runs', () => {
-    const hashes = [1, 2, 3, 4].map((seed) => runSimulation({ seed, nodes: NODES, durationMs: 10_000 }).traceHash)
-    assert.equal(new Set(hashes).size, hashes.length)
+  it('replays a seed exactly in another process', () => {
+    const options = { seed: 31_337, nodes: NODES, durationMs: 20_000 }
+    const here = runSimulation(options)
+    const simulator = new URL('../../src/sim/index.js', import.meta.url).href
+    const compat = new URL('../../src/compat/promise-with-resolvers.js', import.meta.url).href
+    const script = `import { runSimulation } from ${JSON.stringify(simulator)}
+const result = runSimulation(${JSON.stringify(options)})
+process.stdout.write(JSON.stringify({ traceHash: result.traceHash, events: result.events, faults: result.faults }))`
+    const there = JSON.parse(execFileSync(process.execPath, ['--import', compat, '--input-type=module', '--eval', script], { encoding: 'utf8' })) as unknown
+    assert.deepEqual(there, { traceHash: here.traceHash, events: here.events, faults: here.faults })
+  })
+
+  it('different seeds give different runs: other identities, worlds and fault schedules, not just another first line', () => {
+    const results = [1, 2, 3, 4].map((seed) => runSimulation({ seed, nodes: NODES, durationMs: 10_000 }))
+    const distinct = (values: unknown[]): number => new Set(values.map((value) => JSON.stringify(value))).size
+    assert.equal(distinct(results.map((result) => result.traceHash)), results.length)
+    assert.equal(distinct(results.map((result) => result.summary.nodes.map((node) => node.id))), results.length, 'node identities')
+    assert.equal(distinct(results.map((result) => result.summary.profile)), results.length, 'fault profiles')
+    assert.equal(distinct(results.map((result) => result.faults)), results.length, 'fault schedules')
+    assert.equal(distinct(results.map((result) => result.summary.network)), results.length, 'packet fates')
   })
 
   it('rejects bad options with a typed error', () => {

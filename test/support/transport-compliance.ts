@@ -115,6 +115,9 @@ export function transportComplianceSuite (name: string, makeWorld: () => Transpo
       const outsider = await world.startOutsider(0)
       await world.waitFor(() => world.transport(0).stats().refusedPeers > refusedBefore, linkTimeoutMs, 'outsider refused')
       outsider.transport.send(world.nodeId(0), ping(9999))
+      // A member's message sent after the outsider's marks time passing on the receiver.
+      world.transport(1).send(world.nodeId(0), ping(9998))
+      await world.waitFor(() => pingsFrom(world.recorder(0), world.nodeId(1)).some((p) => p.seq === 9998), linkTimeoutMs, 'a member message after the outsider attempt')
       assert.ok(!world.transport(0).links().some((link) => link.peer === outsider.id && link.state === 'connected'), 'no link to the outsider')
       assert.ok(!world.recorder(0).received.some((entry) => entry.from === outsider.id), 'nothing delivered from the outsider')
       await outsider.transport.stop()

@@ -10,7 +10,7 @@ const text = (value: Uint8Array | undefined): string | undefined => value === un
 function setup (seed = 1): { kernel: SimKernel, disk: SimDisk, crash: () => void } {
   const kernel = new SimKernel()
   const owner = kernel.addNode('n')
-  const disk = new SimDisk({ timers: kernel.timersFor(owner), random: createPrng(seed), syncLatencyMsMin: 5, syncLatencyMsMax: 50 })
+  const disk = new SimDisk({ timers: kernel.timersFor(owner), device: kernel.worldTimers(), random: createPrng(seed), syncLatencyMsMin: 5, syncLatencyMsMax: 50 })
   const crash = (): void => {
     kernel.crash('n')
     disk.crash()
@@ -79,24 +79,100 @@ describe('SimDisk', () => {
     kernel.runFor(100)
     crash()
     assert.equal(disk.get('k'), undefined)
+    assert.deepEqual(disk.durableKeys(), [])
+  })
+
+  it('an unsynced delete is lost at a crash: the durable value comes back', () => {
+    const { kernel, disk, crash } = setup()
+    disk.put('k', bytes('v1'))
+    disk.sync(() => {})
+    kernel.runFor(100)
+    disk.delete('k')
+    assert.equal(disk.get('k'), undefined, 'the delete is visible at once')
+    assert.deepEqual(disk.entries(''), [], 'and hidden from entries')
+    crash()
+    assert.equal(text(disk.get('k')), 'v1')
+    assert.equal(disk.stats().writesLostAtCrash, 1)
+  })
+
+  it('a sync covers the latest value of an overwritten key, and later writes stay lost', () => {
+    const { kernel, disk, crash } = setup()
+    disk.put('k', bytes('1'))
+    disk.put('k', bytes('2'))
+    disk.sync(() => {})
+    disk.put('k', bytes('3'))
+    assert.equal(text(disk.get('k')), '3', 'reads see the newest write')
+    kernel.runFor(100)
+    crash()
+    assert.equal(text(disk.get('k')), '2')
+  })
+
+  it('a restart sees the durable state only, and a sync after it works again', () => {
+    const { kernel, disk, crash } = setup()
+    disk.put('a', bytes('1'))
+    disk.sync(() => {})
+    kernel.runFor(100)
+    disk.put('b', bytes('2'))
+    crash()
+    assert.deepEqual(disk.entries('').map(([key]) => key), ['a'])
+    disk.put('c', bytes('3'))
+    let durable = false
+    disk.sync(() => { durable = true })
+    kernel.runFor(100)
+    assert.equal(durable, true)
+    assert.deepEqual(disk.durableKeys(), ['a', 'c'])
+  })
+
+  it('a sync completes on the device while its node is paused; the callback waits for the resume', () => {
+    const { kernel, disk } = setup()
+    disk.put('k', bytes('v'))
+    const calledAtMs: number[] = []
+    disk.sync(() => { calledAtMs.push(kernel.now()) })
+    kernel.pause('n', 500)
+    kernel.runFor(100)
+    assert.deepEqual(disk.durableKeys(), ['k'], 'durable although the node is frozen')
+    assert.deepEqual(calledAtMs, [], 'the node hears nothing while paused')
+    kernel.runFor(500)
+    assert.deepEqual(calledAtMs, [500])
+  })
+
+  it('a crash during a pause keeps what the device made durable, without ever calling back', () => {
+    const { kernel, disk, crash } = setup()
+    disk.put('synced', bytes('1'))
+    let called = false
+    disk.sync(() => { called = true })
+    disk.put('unsynced', bytes('2'))
+    kernel.pause('n', 1_000)
+    kernel.runFor(200)
+    crash()
+    kernel.runFor(2_000)
+    assert.equal(called, false, 'the callback died with its incarnation')
+    assert.equal(text(disk.get('synced')), '1', 'the completed sync survived the crash')
+    assert.equal(disk.get('unsynced'), undefined)
+    assert.equal(disk.stats().writesLostAtCrash, 1)
   })
 
   it('syncs complete in the order issued, after a latency drawn from the seed', () => {
-    const completions = (seed: number): number[] => {
+    const completions = (seed: number): Array<{ sync: number, atMs: number, durable: string[] }> => {
       const { kernel, disk } = setup(seed)
-      const done: number[] = []
+      const done: Array<{ sync: number, atMs: number, durable: string[] }> = []
       for (let i = 0; i < 20; i++) {
-        disk.put(`k${i}`, bytes(String(i)))
-        disk.sync(() => { done.push(kernel.now()) })
+        disk.put(`k${String(i).padStart(2, '0')}`, bytes(String(i)))
+        disk.sync(() => { done.push({ sync: i, atMs: kernel.now(), durable: disk.durableKeys() }) })
+        kernel.runFor(1)
       }
       kernel.runFor(10_000)
       return done
     }
     const first = completions(3)
-    assert.equal(first.length, 20)
-    assert.ok(first.every((time, i) => i === 0 || time >= (first[i - 1] as number)), 'in issue order')
-    assert.ok(first.every((time) => time >= 5), 'never before the minimum latency')
+    assert.deepEqual(first.map((entry) => entry.sync), Array.from({ length: 20 }, (_, i) => i), 'callbacks in issue order')
+    for (const entry of first) {
+      assert.ok(entry.atMs >= entry.sync + 5, `sync ${entry.sync} never before the minimum latency`)
+      assert.ok(entry.durable.includes(`k${String(entry.sync).padStart(2, '0')}`), `sync ${entry.sync} made its write durable before calling back`)
+    }
+    assert.ok(new Set(first.map((entry) => entry.atMs - entry.sync)).size > 1, 'latencies are drawn, not constant')
     assert.deepEqual(completions(3), first, 'same seed, same latencies')
+    assert.notDeepEqual(completions(4).map((entry) => entry.atMs), first.map((entry) => entry.atMs), 'another seed, other latencies')
   })
 
   it('lists entries by prefix in key order, up to a limit, and copies values', () => {

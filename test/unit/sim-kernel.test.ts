@@ -101,16 +101,68 @@ describe('SimKernel', () => {
     assert.equal(kernel.stats().eventsDeferred, 3)
   })
 
-  it('a crash during a pause drops the held events', () => {
+  it('a crash during a pause drops the held events, and the restarted node is not paused', () => {
     const kernel = new SimKernel()
     const owner = kernel.addNode('n')
-    let fired = false
-    kernel.schedule(10, () => { fired = true }, owner)
+    const fired: string[] = []
+    kernel.schedule(10, () => { fired.push('held') }, owner)
+    kernel.schedule(150, () => { fired.push('due after the pause') }, owner)
     kernel.pause('n', 100)
     kernel.runFor(50)
+    assert.equal(kernel.stats().eventsDeferred, 1)
     kernel.crash('n')
+    assert.equal(kernel.isPaused('n'), false)
+    const next = kernel.restart('n')
+    kernel.schedule(10, () => { fired.push(`new incarnation at ${kernel.now()}`) }, next)
     kernel.runFor(200)
-    assert.equal(fired, false)
+    assert.deepEqual(fired, ['new incarnation at 60'], 'nothing of the old incarnation fires, the new one is not held')
+    assert.equal(kernel.stats().eventsDropped, 2)
+  })
+
+  it('overlapping pauses end at the later end, and a shorter one does not cut a longer one short', () => {
+    const kernel = new SimKernel()
+    const owner = kernel.addNode('n')
+    const firedAt: number[] = []
+    kernel.schedule(1, () => { firedAt.push(kernel.now()) }, owner)
+    kernel.pause('n', 100)
+    kernel.runFor(10)
+    kernel.pause('n', 20)
+    kernel.runFor(80)
+    assert.equal(kernel.isPaused('n'), true, 'still paused at 90')
+    assert.deepEqual(firedAt, [])
+    kernel.pause('n', 60)
+    kernel.runFor(20)
+    assert.equal(kernel.isPaused('n'), true, 'extended to 150')
+    kernel.runFor(40)
+    assert.deepEqual(firedAt, [150])
+    assert.equal(kernel.isPaused('n'), false)
+  })
+
+  it('pausing a crashed node does nothing', () => {
+    const kernel = new SimKernel()
+    kernel.addNode('n')
+    kernel.crash('n')
+    kernel.pause('n', 100)
+    assert.equal(kernel.isPaused('n'), false)
+    assert.equal(kernel.isUp('n'), false)
+  })
+
+  it('world timers belong to no incarnation: a pause does not hold them, a crash does not drop them', () => {
+    const kernel = new SimKernel()
+    const owner = kernel.addNode('n')
+    const world = kernel.worldTimers()
+    const node = kernel.timersFor(owner)
+    const fired: string[] = []
+    world.setTimer(10, () => { fired.push(`world@${kernel.now()}`) })
+    node.setTimer(10, () => { fired.push(`node@${kernel.now()}`) })
+    world.setTimer(100, () => { fired.push(`world after crash@${kernel.now()}`) })
+    const cancelled = world.setTimer(100, () => { fired.push('cancelled') })
+    world.clearTimer(cancelled)
+    kernel.pause('n', 50)
+    kernel.runFor(60)
+    kernel.crash('n')
+    kernel.runFor(100)
+    assert.deepEqual(fired, ['world@10', 'node@50', 'world after crash@100'])
   })
 
   it('hashes the trace deterministically, and reading the hash changes nothing', () => {

@@ -62,6 +62,18 @@ describe('SimNetwork partitions', () => {
     for (const side of ['a', 'b', 'd', 'e']) assert.ok(network.canReach('c', side) && network.canReach(side, 'c'))
   })
 
+  it('acts at send time: a packet already on the wire when a partition starts still arrives', () => {
+    const { kernel, network, inbox } = setup({ latency: { kind: 'constant', ms: 10 } })
+    assert.equal(network.send('a', 'b', { label: 'x', seq: 1 }), 'sent')
+    network.partition([['a'], ['b']])
+    assert.equal(network.send('a', 'b', { label: 'x', seq: 2 }), 'blocked')
+    assert.equal(network.send('b', 'a', { label: 'x', seq: 3 }), 'blocked')
+    kernel.runFor(100)
+    assert.deepEqual(inbox.get('b'), [{ from: 'a', seq: 1 }])
+    assert.deepEqual(inbox.get('a'), [])
+    assert.deepEqual(network.activePartitions().map((partition) => partition.kind), ['symmetric'])
+  })
+
   it('heal(id) removes one partition, heal() all; blocked packets are dropped and counted', () => {
     const { kernel, network, inbox } = setup()
     const first = network.partitionOneWay(['a'], ['b'])
@@ -92,6 +104,21 @@ describe('SimNetwork delivery', () => {
     assert.deepEqual(inbox.get('b')?.map((entry) => entry.seq), Array.from({ length: 1_000 }, (_, seq) => seq))
   })
 
+  it('stays FIFO per directed link with duplication on and reordering off: a copy never arrives after a later packet', () => {
+    const { kernel, network, inbox } = setup({ latency: spread, duplicateProbability: 0.3 })
+    for (let seq = 0; seq < 1_000; seq++) {
+      network.send('a', 'b', { label: 'p', seq })
+      if (seq % 10 === 0) kernel.runFor(1)
+    }
+    kernel.runFor(10_000)
+    const seqs = inbox.get('b')?.map((entry) => entry.seq) ?? []
+    const duplicated = network.stats().duplicated
+    assert.ok(duplicated > 200, `duplicates happened (${duplicated})`)
+    assert.equal(seqs.length, 1_000 + duplicated)
+    const firstOutOfOrder = seqs.findIndex((seq, i) => i > 0 && seq < (seqs[i - 1] as number))
+    assert.equal(firstOutOfOrder, -1, `out of order at index ${firstOutOfOrder}: ${seqs.slice(Math.max(0, firstOutOfOrder - 3), firstOutOfOrder + 2).join(',')}`)
+  })
+
   it('lets some packets be overtaken when reordering is on', () => {
     const { kernel, network, inbox } = setup({ latency: { kind: 'constant', ms: 5 }, reorderProbability: 0.2, reorderDelayMsMax: 50 })
     for (let seq = 0; seq < 1_000; seq++) {
@@ -106,8 +133,8 @@ describe('SimNetwork delivery', () => {
     assert.deepEqual([...seqs].sort((x, y) => x - y), Array.from({ length: 1_000 }, (_, seq) => seq))
   })
 
-  it('loses and duplicates close to the configured rates (fixed seed)', () => {
-    const { kernel, network, inbox } = setup({ lossProbability: 0.1, duplicateProbability: 0.05 }, 42)
+  it('loses, duplicates and reorders close to the configured rates (fixed seed)', () => {
+    const { kernel, network, inbox } = setup({ lossProbability: 0.1, duplicateProbability: 0.05, reorderProbability: 0.2 }, 42)
     const count = 20_000
     for (let seq = 0; seq < count; seq++) network.send('a', 'b', { label: 'p', seq })
     kernel.runFor(10_000)
@@ -116,6 +143,9 @@ describe('SimNetwork delivery', () => {
     const duplicateRate = stats.duplicated / (count - stats.lost)
     assert.ok(Math.abs(lossRate - 0.1) < 0.01, `loss rate ${lossRate}`)
     assert.ok(Math.abs(duplicateRate - 0.05) < 0.01, `duplicate rate ${duplicateRate}`)
+    const reorderRate = stats.reordered / stats.sent
+    assert.equal(stats.sent, count - stats.lost)
+    assert.ok(Math.abs(reorderRate - 0.2) < 0.015, `reorder rate ${reorderRate}`)
     assert.equal(inbox.get('b')?.length, count - stats.lost + stats.duplicated)
     assert.equal(stats.delivered, count - stats.lost + stats.duplicated)
   })
