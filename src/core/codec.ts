@@ -107,3 +107,8 @@ export class MessageRegistry {
     return parsed.data
   }
 }
+
+/** Schema for a byte string field (CBOR major type 2). */
+export function bytesField (): z.ZodType<Uint8Array> {
+  return z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes')
+}

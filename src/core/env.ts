@@ -56,6 +56,13 @@ export interface LinkInfo {
   readonly framesReceived: number
 }
 
+/** Encodes and decodes any message type the node's services speak (for messages inside messages). */
+export interface MessageCodec {
+  encode (message: Message): Uint8Array
+  /** Throws a `CoreError` for bytes that are not a valid message. */
+  decode (bytes: Uint8Array): Message
+}
+
 export interface Env {
   readonly self: NodeId
   /** Every member of the network config, this node included, sorted. */
@@ -69,6 +76,7 @@ export interface Env {
   readonly disk: Disk
   readonly log: Logger
   links (): readonly LinkInfo[]
+  readonly codec: MessageCodec
 }
 
 /** A protocol: synchronous handlers, an event in, state changes and effects out. */

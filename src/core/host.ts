@@ -39,6 +39,7 @@ export class NodeHost {
     }
     const { self, clock, timers, random, disk, log, transport } = init
     const members = [...new Set(init.members)].sort()
+    const registry = registryFor(init.services)
     this.env = {
       self,
       members,
@@ -49,7 +50,8 @@ export class NodeHost {
       clearTimer: (id) => { timers.clearTimer(id) },
       disk,
       log,
-      links: () => transport.links()
+      links: () => transport.links(),
+      codec: { encode: (message) => registry.encode(message), decode: (bytes) => registry.decode(bytes) }
     }
   }
 

@@ -39,7 +39,10 @@ export interface Libp2pTransportInit {
   self: NodeId
   seed: Uint8Array
   listen: string
+  /** Every member of the network config: the only peers allowed past the handshake. */
   peers: readonly Libp2pPeer[]
+  /** The overlay neighbours to keep links with; all other members by default. */
+  linkPeers?: readonly NodeId[]
   registry: MessageRegistry
   log: Logger
   limits?: Partial<TransportLimits>
@@ -69,6 +72,8 @@ export class Libp2pTransport implements Transport {
   private readonly now: () => number
   private readonly links_ = new Map<NodeId, PeerLink>()
   private readonly byPeerId = new Map<string, PeerLink>()
+  /** Peer ids of every member, links or not, for the connection gater. */
+  private readonly memberPeerIds = new Set<string>()
   private readonly counters: TransportStats = emptyTransportStats()
   private node: Libp2p | null = null
   private handlers: TransportHandlers | null = null
@@ -88,9 +93,12 @@ export class Libp2pTransport implements Transport {
   async start (handlers: TransportHandlers): Promise<void> {
     this.handlers = handlers
     this.stopping = false
+    const linkPeers = new Set(this.init.linkPeers ?? this.init.peers.map((peer) => peer.id))
     for (const peer of this.init.peers) {
       if (peer.id === this.self) continue
       const peerId = peerIdFromPublicKey(publicKeyFromRaw(peer.publicKey))
+      this.memberPeerIds.add(peerId.toString())
+      if (!linkPeers.has(peer.id)) continue
       const link: PeerLink = {
         peer, peerId, dialer: this.self < peer.id, outbound: null, opening: false, everConnected: false,
         sinceMs: this.now(), framesSent: 0, framesReceived: 0, redialDelayMs: this.limits.reconnectDelayMsMin, redialTimer: null, batch: [], batchBytes: 0
@@ -206,7 +214,7 @@ export class Libp2pTransport implements Transport {
   }
 
   private refuseUnknown (peerId: PeerId, direction: 'inbound' | 'outbound'): boolean {
-    if (this.byPeerId.has(peerId.toString())) return false
+    if (this.memberPeerIds.has(peerId.toString())) return false
     this.counters.refusedPeers++
     this.init.log.warn({ peerId: peerId.toString(), direction }, 'refused a peer that is not in the network config')
     return true

@@ -21,6 +21,8 @@ export interface ServiceContext {
   readonly id: NodeId
   /** 1 for the first incarnation, then one more per restart. */
   readonly boot: number
+  /** Every node id, sorted: the network config. */
+  readonly members: readonly NodeId[]
 }
 
 /** Builds a fresh set of services for each incarnation of a node. */
@@ -38,6 +40,10 @@ export interface SimClusterInit {
   random: Prng
   nodeCount: number
   services?: ServiceFactory
+  /** The overlay neighbours each node keeps links with; every other member by default. */
+  linkPeers?: (id: NodeId, members: readonly NodeId[]) => NodeId[]
+  /** Probability that a received message is lost above the transport (see SimTransportInit.messageLoss). */
+  messageLossRate?: number
   transportLimits?: Partial<SimTransportLimits>
   syncLatencyMsMin?: number
   syncLatencyMsMax?: number
@@ -158,9 +164,11 @@ export class SimCluster {
     const timers = kernel.timersFor(owner)
     const log = createTraceLogger(kernel, { node: shortId(node.id) }, this.init.logLevelMin)
     node.disk.reopen(timers)
-    const services = (this.init.services ?? helloServices)({ index: node.index, id: node.id, boot: node.boots })
+    const services = (this.init.services ?? helloServices)({ index: node.index, id: node.id, boot: node.boots, members: this.members })
     const transport = new SimTransport({
-      self: node.id, members: this.members, registry: registryFor(services), network, kernel, owner, log, limits: this.init.transportLimits
+      self: node.id, members: this.members, linkPeers: this.init.linkPeers?.(node.id, this.members),
+      messageLoss: (this.init.messageLossRate ?? 0) > 0 ? { rate: this.init.messageLossRate ?? 0, random: this.init.random.fork(`loss/${node.index}/${node.boots}`) } : undefined,
+      registry: registryFor(services), network, kernel, owner, log, limits: this.init.transportLimits
     })
     const host = new NodeHost({
       self: node.id,

@@ -20,7 +20,7 @@
 import {
   CoreError, TransportError, assert, defaultTransportLimits, emptyTransportStats, encodeWithinLimit, errorMessage,
   type Clock, type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId,
-  type SynodError, type TimerId, type Timers, type Transport, type TransportHandlers,
+  type Prng, type SynodError, type TimerId, type Timers, type Transport, type TransportHandlers,
   type TransportLimits, type TransportStats
 } from '../core/index.js'
 import type { EventOwner, SimKernel } from './kernel.js'
@@ -76,6 +76,14 @@ export interface SimTransportInit {
   self: NodeId
   /** The network config: the only ids allowed past the handshake, and the peers to dial. */
   members: readonly NodeId[]
+  /** The overlay neighbours to keep links with; all other members by default. */
+  linkPeers?: readonly NodeId[]
+  /**
+   * Loss above the transport: each received message is dropped with this probability, as when a
+   * connection resets with data in flight or the transport is datagram-based. The stream below
+   * stays reliable; this is what exercises protocols' own repair.
+   */
+  messageLoss?: { rate: number, random: Prng }
   registry: MessageRegistry
   network: SimNetwork<LinkPacket>
   kernel: SimKernel
@@ -131,8 +139,9 @@ export class SimTransport implements Transport {
     this.limits = { ...defaultSimTransportLimits, ...init.limits }
     this.allowed = new Set(init.members)
     this.timers = init.kernel.timersFor(init.owner)
+    const linkPeers = new Set(init.linkPeers ?? init.members)
     for (const member of [...new Set(init.members)].sort()) {
-      if (member !== init.self) this.peers.set(member, this.newPeerState(member))
+      if (member !== init.self && linkPeers.has(member)) this.peers.set(member, this.newPeerState(member))
     }
   }
 
@@ -445,6 +454,11 @@ export class SimTransport implements Transport {
       message = this.init.registry.decode(bytes)
     } catch (error) {
       this.badFrame(peer, error instanceof CoreError ? error : new TransportError('TRANSPORT_BAD_FRAME', `bad frame from ${peer.id}: ${errorMessage(error)}`, { peer: peer.id }))
+      return
+    }
+    const loss = this.init.messageLoss
+    if (loss !== undefined && loss.random.chance(loss.rate)) {
+      this.trace('message.lost', peer.id, message.type)
       return
     }
     peer.framesReceived++

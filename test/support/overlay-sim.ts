@@ -1,0 +1,97 @@
+/** A simulated cluster of overlay nodes on a chosen topology, for tests and the broadcast benchmark. */
+import { z } from 'zod'
+import { createPrng, defineMessage, type Message, type NodeId, type Service } from '../../src/core/index.js'
+import { OverlayService, buildTopology, overlayNeighbours, type BroadcastMode, type Graph, type OverlayLimits, type TopologySpecInput } from '../../src/net/index.js'
+import { SimCluster, SimKernel, SimNetwork, type LinkPacket } from '../../src/sim/index.js'
+
+export interface OverlaySimInit {
+  nodes: number
+  topology: TopologySpecInput
+  seed: number
+  messageLossRate?: number
+  limits?: Partial<OverlayLimits>
+  broadcastMode?: BroadcastMode
+}
+
+export interface OverlaySim {
+  kernel: SimKernel
+  network: SimNetwork<LinkPacket>
+  cluster: SimCluster
+  graph: Graph
+  members: readonly NodeId[]
+  overlay: (id: NodeId) => OverlayService | undefined
+  /** Every up node routes to every other up node it can reach in the live graph. */
+  routesSettled: () => boolean
+  /** Notes delivered by broadcast (topic "notes") and by routed send, in delivery order. */
+  broadcasts: Received[]
+  routed: Received[]
+}
+
+export function makeOverlaySim (init: OverlaySimInit): OverlaySim {
+  const kernel = new SimKernel({ traceLinesKeptMax: 0 })
+  const random = createPrng(init.seed)
+  const network = new SimNetwork<LinkPacket>(kernel, random.fork('network'))
+  const graph = buildTopology(init.topology, init.nodes)
+  const broadcasts: Received[] = []
+  const routed: Received[] = []
+  const cluster = new SimCluster({
+    kernel,
+    network,
+    random: random.fork('cluster'),
+    nodeCount: init.nodes,
+    messageLossRate: init.messageLossRate,
+    linkPeers: (id, members) => overlayNeighbours(graph.adjacency, members, id),
+    services: ({ id, members }) => {
+      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, members, id), limits: init.limits, broadcastMode: init.broadcastMode })
+      const record = (into: Received[]) => (message: Message, delivery: { origin: NodeId, hops: number }): void => {
+        into.push({ at: id, origin: delivery.origin, seq: (message as TestNote).seq, hops: delivery.hops, atMs: kernel.now() })
+      }
+      overlay.subscribe('notes', record(broadcasts))
+      overlay.onRouted('test.note', record(routed))
+      return [overlay, new NoteService()]
+    }
+  })
+  cluster.start()
+  const members = cluster.members
+  const overlay = (id: NodeId): OverlayService | undefined =>
+    cluster.isUp(id) ? cluster.node(id).services.find((service): service is OverlayService => service instanceof OverlayService) : undefined
+  const routesSettled = (): boolean => {
+    const up = members.filter((id) => cluster.isUp(id))
+    const upIndex = new Set(up.map((id) => members.indexOf(id)))
+    for (const id of up) {
+      const reachable = liveComponent(graph, members.indexOf(id), upIndex)
+      const routes = new Set(overlay(id)?.routes().map((route) => route.destination))
+      for (const index of reachable) if (index !== members.indexOf(id) && !routes.has(members[index] as NodeId)) return false
+      if (routes.size !== reachable.size - 1) return false
+    }
+    return true
+  }
+  return { kernel, network, cluster, graph, members, overlay, routesSettled, broadcasts, routed }
+}
+
+/** Nodes reachable from `start` through up nodes only. */
+export function liveComponent (graph: Graph, start: number, up: ReadonlySet<number>): Set<number> {
+  const seen = new Set<number>([start])
+  const queue = [start]
+  for (let index = 0; index < queue.length; index++) {
+    for (const next of graph.adjacency[queue[index] as number] ?? []) {
+      if (up.has(next) && !seen.has(next)) { seen.add(next); queue.push(next) }
+    }
+  }
+  return seen
+}
+
+/** The application message the tests send and broadcast. */
+export const testNote = defineMessage('test.note', { seq: z.number().int().nonnegative() })
+export type TestNote = { type: 'test.note', seq: number }
+export const note = (seq: number): TestNote => ({ type: 'test.note', seq })
+
+/** Registers the test message type; the overlay does the rest. */
+class NoteService implements Service {
+  readonly name = 'notes'
+  readonly messages = [testNote]
+  start (): void {}
+  onMessage (): void {}
+}
+
+export interface Received { at: NodeId, origin: NodeId, seq: number, hops: number, atMs: number }
