@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
 import { CoreError } from '../core/index.js'
+import { NetError, buildTopology, parseTopologySpec, type TopologySpecInput } from '../net/index.js'
 import { generateKeyFile, writeKeyFile, type Member, type NetworkConfig, type NodeConfig } from '../node/index.js'
 
 export interface InitOptions {
@@ -11,6 +12,8 @@ export interface InitOptions {
   hosts?: string[]
   basePort: number
   networkId: string
+  /** The overlay topology; full mesh by default. */
+  topology?: TopologySpecInput
   force?: boolean
 }
 
@@ -48,6 +51,7 @@ export function initNetwork (options: InitOptions): InitResult {
   if (existsSync(networkFile) && options.force !== true) {
     throw new CoreError('CORE_CONFIG_INVALID', `${networkFile} already exists; choose another --out or remove it`, { file: networkFile })
   }
+  const topology = checkedTopology(options.topology ?? { kind: 'full-mesh' }, nodes)
   const hosts = options.hosts ?? []
   const spread = hosts.length > 0
   const members: Member[] = []
@@ -77,7 +81,18 @@ export function initNetwork (options: InitOptions): InitResult {
     writeFileSync(nodeFile, JSON.stringify(nodeConfig, null, 2) + '\n')
     nodeFiles.push(nodeFile)
   }
-  const network: NetworkConfig = { version: 1, networkId: options.networkId, members }
+  const network: NetworkConfig = { version: 1, networkId: options.networkId, members, topology }
   writeFileSync(networkFile, JSON.stringify(network, null, 2) + '\n')
   return { dir, networkFile, nodeFiles, members }
+}
+
+function checkedTopology (input: TopologySpecInput, nodes: number): NetworkConfig['topology'] {
+  try {
+    const spec = parseTopologySpec(input)
+    buildTopology(spec, nodes)
+    return spec
+  } catch (error) {
+    if (error instanceof NetError) throw new CoreError('CORE_CONFIG_INVALID', `--topology: ${error.message}`, { field: 'topology' })
+    throw error
+  }
 }

@@ -8,7 +8,8 @@ import { initNetwork } from './init.js'
 import { up } from './up.js'
 import { fetchStatus, formatStatus } from './status.js'
 import { simCommand } from './sim.js'
-import { integerOption as integer } from './options.js'
+import { integerOption as integer, topologyOption } from './options.js'
+import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
 const print = (line: string): void => { process.stdout.write(line + '\n') }
 
@@ -22,9 +23,10 @@ program.command('init')
   .option('--hosts <list>', 'comma-separated hosts, one per machine; nodes are spread over them')
   .option('--base-port <port>', 'first p2p port; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--network-id <id>', 'network name', 'synod')
-  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string }) => {
+  .option('--topology <name>', `overlay topology: ${topologyNames.join(', ')}`, topologyOption, 'full-mesh')
+  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string, topology: TopologyName }) => {
     const hosts = options.hosts?.split(',').map((host) => host.trim()).filter((host) => host.length > 0)
-    const result = initNetwork({ nodes: options.nodes, out: options.out, hosts, basePort: options.basePort, networkId: options.networkId })
+    const result = initNetwork({ nodes: options.nodes, out: options.out, hosts, basePort: options.basePort, networkId: options.networkId, topology: defaultSpecFor(options.topology) })
     print(`wrote ${result.networkFile}`)
     for (const [index, file] of result.nodeFiles.entries()) print(`wrote ${file}  (node ${result.members[index]?.id ?? ''}, api ${result.members[index]?.api ?? ''})`)
   })
@@ -54,7 +56,8 @@ program.command('up')
   .option('--data-dir <dir>', 'where configs, keys, data and logs live', '.synod')
   .option('--base-port <port>', 'first p2p port on first start; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--ready-timeout-ms <ms>', 'how long to wait for the cluster', integer('--ready-timeout-ms', 1_000, 600_000), 30_000)
-  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number }) => {
+  .option('--topology <name>', `overlay topology for a new network: ${topologyNames.join(', ')}`, topologyOption)
+  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName }) => {
     await up({ ...options, print })
   })
 

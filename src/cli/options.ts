@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander'
+import { isTopologyName, topologyNames, type TopologyName } from '../net/index.js'
 
 /** A commander parser for an integer flag within [min, max]. */
 export function integerOption (name: string, min: number, max: number) {
@@ -7,4 +8,9 @@ export function integerOption (name: string, min: number, max: number) {
     if (!Number.isInteger(value) || value < min || value > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`)
     return value
   }
+}
+
+export function topologyOption (text: string): TopologyName {
+  if (!isTopologyName(text)) throw new InvalidArgumentError(`expected one of ${topologyNames.join(', ')}`)
+  return text
 }

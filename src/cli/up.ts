@@ -9,10 +9,13 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
 import { initNetwork } from './init.js'
+import { defaultSpecFor, type TopologyName } from '../net/index.js'
 import { CliError } from './errors.js'
 
 export interface UpOptions {
   nodes: number
+  /** Topology name for a new network (ignored, with a note, when the data directory exists). */
+  topology?: TopologyName
   dataDir: string
   basePort: number
   /** Milliseconds to wait for the cluster to become healthy. */
@@ -45,27 +48,28 @@ function startChild (configFile: string, logDir: string): Child {
 
 interface StatusBody { peers?: Array<{ state?: string }> }
 
-async function linkedPeers (apiUrl: string): Promise<number | null> {
+/** Whether every overlay link of the node is up; null while the node does not answer. */
+async function allLinksUp (apiUrl: string): Promise<boolean | null> {
   try {
     const response = await fetch(`${apiUrl}/v1/status`, { signal: AbortSignal.timeout(1_000) })
     if (!response.ok) return null
-    const body = await response.json() as StatusBody
-    return (body.peers ?? []).filter((peer) => peer.state === 'connected').length
+    const peers = (await response.json() as StatusBody).peers ?? []
+    return peers.every((peer) => peer.state === 'connected')
   } catch {
     return null
   }
 }
 
-/** Polls until every node is linked to all others; stops early when `failure()` names a reason. */
+/** Polls until every node has all its overlay links up; stops early when `failure()` names a reason. */
 export async function waitForCluster (apis: string[], timeoutMs: number, progress: (healthy: number, linked: number) => void, failure: () => string | null = () => null): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
     const reason = failure()
     if (reason !== null) throw new CliError('CLI_NODE_EXITED', reason)
-    const counts = await Promise.all(apis.map(linkedPeers))
-    const healthy = counts.filter((count) => count !== null).length
-    const linked = counts.filter((count) => count === apis.length - 1).length
+    const views = await Promise.all(apis.map(allLinksUp))
+    const healthy = views.filter((view) => view !== null).length
+    const linked = views.filter((view) => view === true).length
     const line = `${healthy}/${linked}`
     if (line !== last) { progress(healthy, linked); last = line }
     if (linked === apis.length) return true
@@ -88,12 +92,17 @@ export async function up (options: UpOptions): Promise<void> {
   const { print } = options
   if (!existsSync(join(dir, 'network.json'))) {
     print(`initialising a ${options.nodes}-node network in ${dir}`)
-    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local' })
+    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local', topology: defaultSpecFor(options.topology ?? 'full-mesh') })
   }
   const files = nodeConfigFiles(dir)
   if (files.length !== options.nodes) {
     throw new CliError('CLI_DATA_DIR_MISMATCH', `${dir} holds a ${files.length}-node network, not ${options.nodes}; pass --nodes ${files.length} or another --data-dir`, { dir })
   }
+  const existing = loadNodeConfig(files[0] as string).network.topology?.kind ?? 'full-mesh'
+  if (options.topology !== undefined && options.topology !== existing) {
+    print(`note: ${dir} already holds a ${existing} network; --topology ${options.topology} applies only to a new data directory`)
+  }
+  print(`topology: ${existing}`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   const children = files.map((file) => startChild(file, logDir))
@@ -122,7 +131,7 @@ export async function up (options: UpOptions): Promise<void> {
   let ready: boolean
   try {
     ready = await waitForCluster(apis, options.readyTimeoutMs, (healthy, linked) => {
-      print(`  ${healthy}/${children.length} nodes healthy, ${linked}/${children.length} linked to all peers`)
+      print(`  ${healthy}/${children.length} nodes healthy, ${linked}/${children.length} with all overlay links up`)
     }, exitedEarly)
   } catch (error) {
     await stopAll()

@@ -9,5 +9,7 @@ export type NetErrorCode =
   | 'NET_UNREACHABLE'
   | 'NET_HOP_LIMIT'
   | 'NET_NOT_A_NEIGHBOUR'
+  | 'NET_NOT_A_MEMBER'
+  | 'NET_BAD_REQUEST'
 
 export class NetError extends SynodError<NetErrorCode> {}

@@ -1,7 +1,7 @@
 /**
  * The "hello" service: the smallest protocol that proves the whole path in both worlds. Each node
- * greets every other member on an interval, answers greetings, and keeps a view of the peers it
- * currently reaches (heard from within `peerTimeoutMs`). It counts its own boots on disk, so a
+ * greets every peer it has a link with (its overlay neighbours) on an interval, answers greetings,
+ * and keeps a view of the peers it currently reaches (heard from within `peerTimeoutMs`). It counts its own boots on disk, so a
  * restart shows that synced data survived. The overlay and membership services absorb it later.
  */
 import { z } from 'zod'
@@ -106,7 +106,7 @@ export class HelloService implements Service {
   status (): HelloStatus {
     const env = this.env
     const now = env?.now() ?? 0
-    const peers = (env?.members ?? []).filter((member) => member !== env?.self).map((peer): PeerView => {
+    const peers = (env?.links() ?? []).map((link) => link.peer).sort().map((peer): PeerView => {
       const record = this.heard.get(peer)
       return {
         peer,
@@ -136,7 +136,7 @@ export class HelloService implements Service {
     const env = this.env
     if (env === null) return
     this.timer = env.setTimer(this.limits.greetIntervalMs, () => {
-      for (const member of env.members) if (member !== env.self) this.greet(member)
+      for (const link of env.links()) if (link.state === 'connected') this.greet(link.peer)
       this.scheduleGreeting()
     })
   }

@@ -377,7 +377,7 @@ export class OverlayService implements Service {
     const env = this.requireEnv()
     if (!echo.isReply) {
       try {
-        this.send(delivery.origin, { type: 'net.echo', nonce: echo.nonce, isReply: true, requestPath: [...delivery.path, env.self] } satisfies NetEcho)
+        this.send(delivery.origin, { type: 'net.echo', nonce: echo.nonce, isReply: true, requestPath: pathTo(delivery.path, env.self) } satisfies NetEcho)
       } catch (error) {
         env.log.debug({ to: delivery.origin, reason: errorMessage(error) }, 'echo reply unroutable')
       }
@@ -387,7 +387,7 @@ export class OverlayService implements Service {
     if (pending === undefined || pending.target !== delivery.origin) return
     this.echoes.delete(echo.nonce)
     env.clearTimer(pending.timer)
-    pending.done({ target: pending.target, rttMs: env.now() - pending.sentMs, requestPath: echo.requestPath, replyPath: [...delivery.path, env.self] })
+    pending.done({ target: pending.target, rttMs: env.now() - pending.sentMs, requestPath: echo.requestPath, replyPath: pathTo(delivery.path, env.self) })
   }
 
   private decodeInner (payload: Uint8Array, origin: NodeId): Message | null {
@@ -420,6 +420,11 @@ export class OverlayService implements Service {
     if (this.env === null) throw new Error('overlay used before start')
     return this.env
   }
+}
+
+/** The full path of a delivered message: the nodes it left, then the node it reached. */
+function pathTo (path: readonly NodeId[], destination: NodeId): NodeId[] {
+  return path[path.length - 1] === destination ? [...path] : [...path, destination]
 }
 
 function emptyBroadcastStats (): BroadcastStats {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { z } from 'zod'
 import { CoreError, errorMessage, fromHex, nodeIdFromPublicKey, type NodeId } from '../core/index.js'
+import { NetError, buildTopology, topologySpecSchema, type Graph } from '../net/index.js'
 
 const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `${bytes * 2} lowercase hex digits`)
 const multiaddrText = z.string().regex(/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d{1,5}$/, 'a multiaddr like /ip4/127.0.0.1/tcp/4101')
@@ -32,6 +33,9 @@ export const networkConfigSchema = z.strictObject({
   version: z.literal(1),
   networkId: z.string().min(1).max(64),
   members: z.array(memberSchema).min(1).max(1_024),
+  /** The overlay topology over the members sorted by node id; full mesh when absent. */
+  topology: topologySpecSchema.optional(),
+  routeMetric: z.enum(['hops', 'rtt']).optional(),
   limits: z.strictObject({ transport: transportLimitsSchema.optional() }).optional()
 })
 
@@ -94,6 +98,16 @@ export interface LoadedConfig {
   self: Member
 }
 
+/** The overlay graph of a network config, over its members sorted by node id. */
+export function topologyOf (file: string, network: NetworkConfig): Graph {
+  try {
+    return buildTopology(network.topology ?? { kind: 'full-mesh' }, network.members.length)
+  } catch (error) {
+    if (error instanceof NetError) throw configError(file, 'topology', error.message)
+    throw error
+  }
+}
+
 export function checkNetworkConfig (file: string, network: NetworkConfig): void {
   const seen = new Set<NodeId>()
   network.members.forEach((member, index) => {
@@ -103,6 +117,7 @@ export function checkNetworkConfig (file: string, network: NetworkConfig): void 
     if (seen.has(member.id)) throw configError(file, `members.${index}.id`, 'a node id listed once')
     seen.add(member.id)
   })
+  topologyOf(file, network)
 }
 
 export function loadNodeConfig (configFile: string): LoadedConfig {

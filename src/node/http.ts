@@ -15,7 +15,11 @@ const statusByCode: Record<string, number> = {
   CORE_CONFIG_INVALID: 400,
   CORE_DECODE_FAILED: 400,
   CORE_SCHEMA_MISMATCH: 400,
-  TRANSPORT_NOT_CONNECTED: 503
+  TRANSPORT_NOT_CONNECTED: 503,
+  NET_UNREACHABLE: 503,
+  NET_BAD_REQUEST: 400,
+  NET_NOT_A_MEMBER: 404,
+  NET_TOPOLOGY_INVALID: 400
 }
 
 export function httpStatusFor (code: string): number {

@@ -7,12 +7,13 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { createPrng, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
-import { HelloService } from '../net/index.js'
-import { loadNodeConfig, type LoadedConfig } from './config.js'
+import { HelloService, OverlayService, overlayNeighbours } from '../net/index.js'
+import { loadNodeConfig, topologyOf, type LoadedConfig } from './config.js'
 import { LmdbDisk } from './lmdb-disk.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
+import { registerOverlayMetrics, registerOverlayRoutes } from './overlay-api.js'
 import { createApiServer } from './http.js'
 import { SYNOD_VERSION } from './version.js'
 
@@ -24,6 +25,7 @@ export interface RunningNode {
   readonly api: FastifyInstance
   readonly apiUrl: string
   readonly log: Logger
+  readonly overlay: OverlayService
   stop (): Promise<void>
 }
 
@@ -65,14 +67,18 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const startedMs = wallClock.now()
   mkdirSync(config.dataDir, { recursive: true })
   const disk = new LmdbDisk(join(config.dataDir, 'lmdb'), log.child({ component: 'disk' }))
+  const members = config.network.members.map((member) => member.id).sort()
+  const neighbours = overlayNeighbours(topologyOf(config.networkFile, config.network).adjacency, members, config.node.nodeId)
+  const overlay = new OverlayService({ neighbours, routeMetric: config.network.routeMetric })
   const hello = new HelloService()
-  const services = options.services ?? [hello]
+  const services = options.services ?? [overlay, hello]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
     seed: fromHex(config.key.seed),
     listen: config.node.listen.p2p,
     peers: config.network.members.map((member) => ({ id: member.id, publicKey: fromHex(member.publicKey), address: member.p2p })),
+    linkPeers: neighbours,
     registry,
     log: log.child({ component: 'transport' }),
     limits: config.network.limits?.transport ?? {},
@@ -94,6 +100,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const metrics = createMetrics(transport, services.includes(hello)
     ? [{ name: 'synod_hello_peers_reachable', help: 'Peers the hello service heard from within peerTimeoutMs.', read: () => hello.reachable().length }]
     : [])
+  registerOverlayMetrics(metrics, overlay)
   const api = createApiServer({
     health: () => ({ status: 'ok', nodeId: config.node.nodeId }),
     status: () => ({
@@ -107,6 +114,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
       services: host.status()
     })
   }, metrics, log.child({ component: 'http' }))
+  registerOverlayRoutes(api, overlay, config)
 
   try {
     await host.start()
@@ -124,7 +132,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
 
   let stopped = false
   return {
-    config, transport, host, disk, api, log,
+    config, transport, host, disk, api, log, overlay,
     apiUrl: `http://${apiHost}:${apiPort}`,
     async stop () {
       if (stopped) return

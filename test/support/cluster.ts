@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { initNetwork, API_PORT_OFFSET, type InitResult } from '../../src/cli/init.js'
+import type { TopologySpecInput } from '../../src/net/index.js'
 
 export const SYNOD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
 
@@ -49,9 +50,9 @@ export class TestCluster {
     this.init = init
   }
 
-  static async create (nodes: number): Promise<TestCluster> {
+  static async create (nodes: number, topology?: TopologySpecInput): Promise<TestCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'synod-cluster-'))
-    const init = initNetwork({ nodes, out: dir, basePort: await freeBasePort(nodes), networkId: 'synod-test' })
+    const init = initNetwork({ nodes, out: dir, basePort: await freeBasePort(nodes), networkId: 'synod-test', topology })
     return new TestCluster(dir, init)
   }
 

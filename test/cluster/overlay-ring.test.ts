@@ -1,0 +1,68 @@
+/**
+ * Five real node processes on a ring overlay: a routed message from node 1 to node 3 takes the
+ * two hops through node 2; with node 2 killed it goes the other way round, in three hops.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { TestCluster } from '../support/cluster.js'
+import { waitUntil } from '../support/ports.js'
+
+interface EchoBody { requestHops: number, replyHops: number, requestPath: string[], replyPath: string[] }
+interface TopologyBody { links: Array<{ peer: string, state: string }>, routes: Array<{ destination: string, hops: number }> }
+
+const TIMEOUT_MS = 15_000
+
+describe('a 5-node ring of real processes', () => {
+  let cluster: TestCluster
+  // On a ring the overlay order is the members sorted by node id.
+  const ordered = (): string[] => cluster.init.members.map((member) => member.id).sort()
+  const indexOf = (id: string): number => cluster.init.members.findIndex((member) => member.id === id)
+  const api = (ringPosition: number): string => cluster.api(indexOf(ordered()[ringPosition] as string))
+
+  async function topology (ringPosition: number): Promise<TopologyBody | null> {
+    try {
+      const response = await fetch(`${api(ringPosition)}/v1/topology`, { signal: AbortSignal.timeout(2_000) })
+      return response.ok ? await response.json() as TopologyBody : null
+    } catch { return null }
+  }
+
+  async function echo (fromPosition: number, toPosition: number): Promise<{ status: number, body: EchoBody & { code?: string } }> {
+    const response = await fetch(`${api(fromPosition)}/v1/net/echo/${ordered()[toPosition] ?? ''}?timeoutMs=3000`, { method: 'POST', signal: AbortSignal.timeout(5_000) })
+    return { status: response.status, body: await response.json() as EchoBody & { code?: string } }
+  }
+
+  before(async () => {
+    cluster = await TestCluster.create(5, { kind: 'ring' })
+    cluster.startAll()
+  })
+  after(async () => { await cluster.destroy() })
+
+  it('links each node to its two ring neighbours only, and routes to all four others', async () => {
+    await waitUntil(async () => {
+      const views = await Promise.all([0, 1, 2, 3, 4].map(topology))
+      return views.every((view) => view !== null && view.links.length === 2 && view.links.every((link) => link.state === 'connected') && view.routes.length === 4)
+    }, TIMEOUT_MS, 'ring links up and routes to every member')
+    const first = await topology(0)
+    assert.deepEqual(first?.links.map((link) => link.peer).sort(), [ordered()[1], ordered()[4]].sort())
+    assert.equal(first?.routes.find((route) => route.destination === ordered()[2])?.hops, 2)
+  })
+
+  it('sends from node 1 to node 3 in two hops, through node 2', async () => {
+    const { status, body } = await echo(0, 2)
+    assert.equal(status, 200)
+    assert.equal(body.requestHops, 2)
+    assert.deepEqual(body.requestPath, [ordered()[0], ordered()[1], ordered()[2]])
+  })
+
+  it('goes the other way round, in three hops, once node 2 is killed', async () => {
+    await cluster.kill(indexOf(ordered()[1] as string), 'SIGKILL')
+    await waitUntil(async () => (await topology(0))?.routes.find((route) => route.destination === ordered()[2])?.hops === 3, TIMEOUT_MS, 'route to node 3 recomputed around node 2')
+    const { status, body } = await echo(0, 2)
+    assert.equal(status, 200)
+    assert.equal(body.requestHops, 3)
+    assert.deepEqual(body.requestPath, [ordered()[0], ordered()[4], ordered()[3], ordered()[2]])
+    const toDead = await echo(0, 1)
+    assert.equal(toDead.status, 503)
+    assert.equal(toDead.body.code, 'NET_UNREACHABLE')
+  })
+})
