@@ -8,5 +8,5 @@ export type { OverlayInit, OverlayLimits, OverlayStats, DropCause, Delivery, Ech
 export { RoutingTable } from './routing.js'
 export type { Route, RouteMetric } from './routing.js'
 export { PlumtreeBroadcast, defaultBroadcastLimits } from './plumtree.js'
-export type { BroadcastLimits, BroadcastMode, BroadcastStats } from './plumtree.js'
+export type { BroadcastLimits, BroadcastMode, BroadcastPort, BroadcastStats } from './plumtree.js'
 export * from './overlay-messages.js'
