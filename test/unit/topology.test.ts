@@ -104,12 +104,12 @@ describe('graph helpers', () => {
   it('next hops agree with distances from each neighbour (property)', () => {
     const graphArbitrary = fc.integer({ min: 1, max: 16 }).chain((nodeCount) => fc.record({
       nodeCount: fc.constant(nodeCount),
-      edgeList: fc.array(fc.tuple(fc.nat(nodeCount - 1), fc.nat(nodeCount - 1)).filter(([a, b]) => a !== b), { maxLength: 40 }),
+      edgeList: fc.array(fc.tuple(fc.nat(nodeCount - 1), fc.nat(nodeCount - 1)), { maxLength: 40 }),
       downEdges: fc.array(fc.tuple(fc.nat(nodeCount - 1), fc.nat(nodeCount - 1)), { maxLength: 6 }),
       source: fc.nat(nodeCount - 1)
     }))
     fc.assert(fc.property(graphArbitrary, ({ nodeCount, edgeList, downEdges, source }) => {
-      const graph = graphFromEdges(nodeCount, edgeList)
+      const graph = graphFromEdges(nodeCount, edgeList.filter(([a, b]) => a !== b))
       const down = new Set(downEdges.flatMap(([a, b]) => [`${a}-${b}`, `${b}-${a}`]))
       const isEdgeUp: EdgeUp = (from, to) => !down.has(`${from}-${to}`)
       const distances = bfsDistances(graph, source, isEdgeUp)
