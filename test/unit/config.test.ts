@@ -70,6 +70,19 @@ describe('config loading', () => {
     try { rejects(init.networkFile, 'members.2.p2p') } finally { restore() }
   })
 
+  it('names a topology that cannot be built for these members', () => {
+    const restore = edit(init.networkFile, (value) => { value.topology = { kind: 'random-regular', degree: 3, seed: 1 } })
+    try {
+      rejects(init.networkFile, 'topology')
+      assert.throws(() => loadNodeConfig(nodeFile()), (error: unknown) => error instanceof CoreError && /degree/.test(error.message))
+    } finally { restore() }
+  })
+
+  it('names an unknown topology kind', () => {
+    const restore = edit(init.networkFile, (value) => { value.topology = { kind: 'hypercube' } })
+    try { rejects(init.networkFile, 'topology.kind') } finally { restore() }
+  })
+
   it('says when the file is not JSON', () => {
     const original = readFileSync(nodeFile(), 'utf8')
     writeFileSync(nodeFile(), '{ not json')
