@@ -22,30 +22,32 @@ export interface GaugeSource {
   read: () => number
 }
 
+/**
+ * A counter whose value is read from a protocol's own running totals at scrape time, per label
+ * value when `read` returns a record. Protocol code keeps plain counts; only this layer knows
+ * prom-client.
+ */
+export function collectedCounter (registry: Registry, name: string, help: string, read: () => number | Record<string, number>, labelName?: string): void {
+  new Counter({
+    name, help, registers: [registry], labelNames: labelName === undefined ? [] : [labelName],
+    collect () {
+      this.reset()
+      const value = read()
+      if (typeof value === 'number') { this.inc(value); return }
+      for (const [label, count] of Object.entries(value)) this.inc({ [labelName ?? 'label']: label }, count)
+    }
+  })
+}
+
+export function collectedGauge (registry: Registry, source: GaugeSource): void {
+  new Gauge({ name: source.name, help: source.help, registers: [registry], collect () { this.set(source.read()) } })
+}
+
 export function createMetrics (transport: Transport, gauges: readonly GaugeSource[] = []): Registry {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'synod_' })
-  for (const [field, name, help] of transportCounters) {
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect () {
-        this.reset()
-        this.inc(transport.stats()[field])
-      }
-    })
-  }
-  new Gauge({
-    name: 'synod_transport_links_connected',
-    help: 'Peers with a live link.',
-    registers: [registry],
-    collect () {
-      this.set(transport.links().filter((link) => link.state === 'connected').length)
-    }
-  })
-  for (const source of gauges) {
-    new Gauge({ name: source.name, help: source.help, registers: [registry], collect () { this.set(source.read()) } })
-  }
+  for (const [field, name, help] of transportCounters) collectedCounter(registry, name, help, () => transport.stats()[field])
+  collectedGauge(registry, { name: 'synod_transport_links_connected', help: 'Peers with a live link.', read: () => transport.links().filter((link) => link.state === 'connected').length })
+  for (const source of gauges) collectedGauge(registry, source)
   return registry
 }

@@ -1,8 +1,9 @@
 /** The overlay's HTTP routes (`/v1/topology`, `/v1/net/echo/:nodeId`) and Prometheus metrics. */
 import type { FastifyInstance } from 'fastify'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
 import { NetError, type EchoResult, type OverlayService, type OverlayStats } from '../net/index.js'
 import type { LoadedConfig } from './config.js'
+import { collectedCounter, collectedGauge } from './metrics.js'
 
 /** Longest an echo may wait for its reply. */
 export const ECHO_TIMEOUT_MS_MAX = 30_000
@@ -56,22 +57,10 @@ const broadcastCounters: Array<[keyof OverlayStats['broadcast'], string, string]
 ]
 
 export function registerOverlayMetrics (registry: Registry, overlay: OverlayService): void {
-  const counter = (name: string, help: string, read: (stats: OverlayStats) => number): void => {
-    new Counter({ name, help, registers: [registry], collect () { this.reset(); this.inc(read(overlay.stats())) } })
-  }
-  for (const [field, name, help] of plainCounters) counter(name, help, (stats) => stats[field])
-  for (const [field, name, help] of broadcastCounters) counter(name, help, (stats) => stats.broadcast[field])
-  const labelled = (name: string, help: string, label: string, read: (stats: OverlayStats) => Record<string, number>): void => {
-    new Counter({
-      name, help, labelNames: [label], registers: [registry],
-      collect () {
-        this.reset()
-        for (const [value, count] of Object.entries(read(overlay.stats()))) this.inc({ [label]: value }, count)
-      }
-    })
-  }
-  labelled('synod_net_dropped_total', 'Routed messages dropped, by cause.', 'cause', (stats) => stats.dropped)
-  labelled('synod_net_routed_delivered_by_hops_total', 'Routed messages delivered here, by hops taken.', 'hops', (stats) => stats.routedHops)
-  labelled('synod_net_broadcast_delivered_by_hops_total', 'Broadcasts delivered here, by hops from their origin.', 'hops', (stats) => stats.broadcastHops)
-  new Gauge({ name: 'synod_net_routes', help: 'Members this node has a route to.', registers: [registry], collect () { this.set(overlay.routes().length) } })
+  for (const [field, name, help] of plainCounters) collectedCounter(registry, name, help, () => overlay.stats()[field])
+  for (const [field, name, help] of broadcastCounters) collectedCounter(registry, name, help, () => overlay.stats().broadcast[field])
+  collectedCounter(registry, 'synod_net_dropped_total', 'Routed messages dropped, by cause.', () => overlay.stats().dropped, 'cause')
+  collectedCounter(registry, 'synod_net_routed_delivered_by_hops_total', 'Routed messages delivered here, by hops taken.', () => overlay.stats().routedHops, 'hops')
+  collectedCounter(registry, 'synod_net_broadcast_delivered_by_hops_total', 'Broadcasts delivered here, by hops from their origin.', () => overlay.stats().broadcastHops, 'hops')
+  collectedGauge(registry, { name: 'synod_net_routes', help: 'Members this node has a route to.', read: () => overlay.routes().length })
 }

@@ -52,6 +52,11 @@ describe('a 5-node ring of real processes', () => {
     assert.equal(status, 200)
     assert.equal(body.requestHops, 2)
     assert.deepEqual(body.requestPath, [ordered()[0], ordered()[1], ordered()[2]])
+    const metrics = await (await fetch(`${api(2)}/metrics`)).text()
+    assert.match(metrics, /^synod_net_routed_delivered_by_hops_total\{hops="2"\} [1-9]/m, 'the destination counts a 2-hop delivery')
+    assert.match(metrics, /^synod_net_routes 4$/m)
+    const relay = await (await fetch(`${api(1)}/metrics`)).text()
+    assert.match(relay, /^synod_net_routed_forwarded_total [1-9]/m, 'node 2 forwarded it')
   })
 
   it('goes the other way round, in three hops, once node 2 is killed', async () => {
