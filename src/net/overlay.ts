@@ -20,7 +20,7 @@ export interface OverlayLimits extends BroadcastLimits {
   pingIntervalMs: number
   /** A node re-announces its links at this interval even when nothing changed. */
   linkStateRefreshMs: number
-  /** Changes to this node's links are announced after this delay, so a burst makes one announcement. */
+  /** Changes to this node's links are announced after this delay, so a burst (a start) makes one announcement. */
   linkStateDelayMs: number
   /** Echo requests waiting for a reply. */
   echoesPendingMax: number
@@ -31,7 +31,7 @@ export const defaultOverlayLimits: Readonly<OverlayLimits> = Object.freeze({
   hopLimit: 32,
   pingIntervalMs: 1_000,
   linkStateRefreshMs: 120_000,
-  linkStateDelayMs: 20,
+  linkStateDelayMs: 100,
   echoesPendingMax: 1_024
 })
 
@@ -42,6 +42,12 @@ export interface OverlayInit {
   routeMetric?: RouteMetric
   /** Plumtree (the default) or plain flooding, the baseline it is measured against. */
   broadcastMode?: BroadcastMode
+  /**
+   * Link-state routing (the default). Without it the overlay only broadcasts, and `send` reaches
+   * direct neighbours only: for broadcast-only networks, and for measuring broadcast alone, since
+   * announcing link state costs one broadcast per node.
+   */
+  linkStateRouting?: boolean
   limits?: Partial<OverlayLimits>
 }
 
@@ -126,8 +132,10 @@ export class OverlayService implements Service {
     this.every(this.limits.pingIntervalMs, () => { this.pingAll() })
     // Jittered, so that nodes started together do not all refresh at once: concurrent broadcasts
     // from many origins make Plumtree prune its tree apart and graft it back.
-    this.every(this.limits.linkStateRefreshMs, () => { this.announceLinks() }, LINK_STATE_REFRESH_JITTER)
-    this.scheduleLinkState()
+    if (this.init.linkStateRouting !== false) {
+      this.every(this.limits.linkStateRefreshMs, () => { this.announceLinks() }, LINK_STATE_REFRESH_JITTER)
+      this.scheduleLinkState()
+    }
   }
 
   stop (): void {
@@ -300,7 +308,7 @@ export class OverlayService implements Service {
 
   private scheduleLinkState (): void {
     const env = this.env
-    if (env === null || this.linkStateTimer !== null) return
+    if (env === null || this.linkStateTimer !== null || this.init.linkStateRouting === false) return
     this.linkStateTimer = env.setTimer(this.limits.linkStateDelayMs, () => {
       this.linkStateTimer = null
       this.announceLinks()

@@ -11,6 +11,7 @@ export interface OverlaySimInit {
   messageLossRate?: number
   limits?: Partial<OverlayLimits>
   broadcastMode?: BroadcastMode
+  linkStateRouting?: boolean
 }
 
 export interface OverlaySim {
@@ -42,7 +43,7 @@ export function makeOverlaySim (init: OverlaySimInit): OverlaySim {
     messageLossRate: init.messageLossRate,
     linkPeers: (id, members) => overlayNeighbours(graph.adjacency, members, id),
     services: ({ id, members }) => {
-      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, members, id), limits: init.limits, broadcastMode: init.broadcastMode })
+      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, members, id), limits: init.limits, broadcastMode: init.broadcastMode, linkStateRouting: init.linkStateRouting })
       const record = (into: Received[]) => (message: Message, delivery: { origin: NodeId, hops: number }): void => {
         into.push({ at: id, origin: delivery.origin, seq: (message as TestNote).seq, hops: delivery.hops, atMs: kernel.now() })
       }
