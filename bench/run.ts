@@ -4,11 +4,13 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { broadcastBenchmark } from './broadcast.js'
 import { transportBenchmark } from './transport.js'
 import { formatTable, type BenchResult } from './util.js'
 
 const benchmarks: Record<string, (progress: (line: string) => void) => Promise<BenchResult>> = {
-  transport: transportBenchmark
+  transport: transportBenchmark,
+  broadcast: broadcastBenchmark
 }
 
 const requested = process.argv.slice(2)

@@ -23,6 +23,8 @@ export interface OverlaySim {
   overlay: (id: NodeId) => OverlayService | undefined
   /** Every up node routes to every other up node it can reach in the live graph. */
   routesSettled: () => boolean
+  /** Every up node has a live link to each of its up neighbours. */
+  linksSettled: () => boolean
   /** Notes delivered by broadcast (topic "notes") and by routed send, in delivery order. */
   broadcasts: Received[]
   routed: Received[]
@@ -67,7 +69,12 @@ export function makeOverlaySim (init: OverlaySimInit): OverlaySim {
     }
     return true
   }
-  return { kernel, network, cluster, graph, members, overlay, routesSettled, broadcasts, routed }
+  const linksSettled = (): boolean => members.every((id) => {
+    const service = overlay(id)
+    if (service === undefined) return true
+    return service.neighbourViews().every((view) => view.state === 'connected' || !cluster.isUp(view.peer))
+  })
+  return { kernel, network, cluster, graph, members, overlay, routesSettled, linksSettled, broadcasts, routed }
 }
 
 /** Nodes reachable from `start` through up nodes only. */
