@@ -31,6 +31,12 @@ export interface BroadcastLimits {
   repairIntervalMs: number
   /** Messages sent in answer to one digest. */
   repairBatchMessagesMax: number
+  /**
+   * Digest repair leaves alone messages younger than this: they are most likely still travelling
+   * down the tree, and a repair copy that overtakes the tree copy makes the tree copy a duplicate,
+   * which prunes a real tree link.
+   */
+  repairMinAgeMs: number
 }
 
 export const defaultBroadcastLimits: Readonly<BroadcastLimits> = Object.freeze({
@@ -42,7 +48,8 @@ export const defaultBroadcastLimits: Readonly<BroadcastLimits> = Object.freeze({
   graftTimeoutMs: 400,
   graftRetryMs: 200,
   repairIntervalMs: 1_000,
-  repairBatchMessagesMax: 128
+  repairBatchMessagesMax: 128,
+  repairMinAgeMs: 2_000
 })
 
 /** `flood` pushes every message on every link and never prunes: the baseline Plumtree is measured against. */
@@ -186,7 +193,7 @@ export class PlumtreeBroadcast {
       let sent = 0
       for (const [id, cached] of this.cache) {
         if (sent >= this.limits.repairBatchMessagesMax) break
-        if (theirs.has(id) || !this.fresh(cached)) continue
+        if (theirs.has(id) || !this.repairable(cached)) continue
         this.port.sendGossip(from, { ...cached.gossip, repair: true })
         sent++
       }
@@ -225,8 +232,10 @@ export class PlumtreeBroadcast {
     return false
   }
 
-  private fresh (cached: Cached): boolean {
-    return this.port.now() - cached.storedMs <= this.limits.messageCacheMs
+  /** Old enough to have finished its trip down the tree, young enough to be in the repair window. */
+  private repairable (cached: Cached): boolean {
+    const ageMs = this.port.now() - cached.storedMs
+    return ageMs >= this.limits.repairMinAgeMs && ageMs <= this.limits.messageCacheMs
   }
 
   private graftNext (id: string): void {
@@ -274,7 +283,7 @@ export class PlumtreeBroadcast {
     const peers = [...this.eager, ...this.lazy].sort()
     if (peers.length === 0) return
     const recent: string[] = []
-    for (const [id, cached] of this.cache) if (this.fresh(cached)) recent.push(id)
+    for (const [id, cached] of this.cache) if (this.repairable(cached)) recent.push(id)
     const ids = recent.slice(-IDS_PER_MESSAGE_MAX)
     this.stats.digestsSent++
     this.port.sendDigest(this.port.pick(peers), { type: 'net.digest', ids, complete: ids.length === recent.length })

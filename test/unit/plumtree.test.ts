@@ -86,10 +86,13 @@ describe('Plumtree', () => {
   })
 
   it('repairs by digest: sends what the peer lacks and grafts what it lacks itself', () => {
-    const { tree, sent } = harness()
+    const { tree, sent, advance } = harness()
     tree.linkUp('p')
     tree.onGossip('p', gossip('a'))
     tree.onGossip('p', gossip('b'))
+    tree.onDigest('p', { type: 'net.digest', ids: ['a'], complete: true })
+    assert.deepEqual(sent.filter((s) => s.kind === 'repair'), [], 'a message still travelling down the tree is left to the tree')
+    advance(defaultBroadcastLimits.repairMinAgeMs)
     tree.onDigest('p', { type: 'net.digest', ids: ['a', 'c'], complete: true })
     assert.deepEqual(sent.filter((s) => s.kind === 'repair').map((s) => s.detail), ['b'])
     assert.deepEqual(sent.filter((s) => s.kind === 'graft').map((s) => s.detail), ['c'])
