@@ -41,7 +41,10 @@ describe('a 5-node ring of real processes', () => {
     await waitUntil(async () => {
       const views = await Promise.all([0, 1, 2, 3, 4].map(topology))
       return views.every((view) => view !== null && view.links.length === 2 && view.links.every((link) => link.state === 'connected') && view.routes.length === 4)
-    }, TIMEOUT_MS, 'ring links up and routes to every member')
+    }, TIMEOUT_MS, 'ring links up and routes to every member').catch(async (error: unknown) => {
+      const views = await Promise.all([0, 1, 2, 3, 4].map(topology))
+      throw new Error(`${String(error)}\nviews: ${JSON.stringify(views.map((view) => view === null ? null : { links: view.links, routes: view.routes.length }))}\n${cluster.logs()}`)
+    })
     const first = await topology(0)
     assert.deepEqual(first?.links.map((link) => link.peer).sort(), [ordered()[1], ordered()[4]].sort())
     assert.equal(first?.routes.find((route) => route.destination === ordered()[2])?.hops, 2)
@@ -69,5 +72,14 @@ describe('a 5-node ring of real processes', () => {
     const toDead = await echo(0, 1)
     assert.equal(toDead.status, 503)
     assert.equal(toDead.body.code, 'NET_UNREACHABLE')
+  })
+
+  it('refuses a non-member target and a bad timeout with typed errors', async () => {
+    const stranger = await fetch(`${api(0)}/v1/net/echo/${'0'.repeat(20)}`, { method: 'POST' })
+    assert.equal(stranger.status, 404)
+    assert.equal((await stranger.json() as { code: string }).code, 'NET_NOT_A_MEMBER')
+    const badTimeout = await fetch(`${api(0)}/v1/net/echo/${ordered()[2] ?? ''}?timeoutMs=soon`, { method: 'POST' })
+    assert.equal(badTimeout.status, 400)
+    assert.equal((await badTimeout.json() as { code: string }).code, 'NET_BAD_REQUEST')
   })
 })

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { NetError, bfsDistances, type TopologySpecInput } from '../../src/net/index.js'
+import { NetError, bfsDistances, type NetRouted, type TopologySpecInput } from '../../src/net/index.js'
 import { liveComponent, makeOverlaySim, note, type OverlaySim } from '../support/overlay-sim.js'
 
 const SEEDS = Array.from({ length: process.env.SYNOD_LONG === '1' ? 60 : 8 }, (_, i) => 1_000 + i)
@@ -139,5 +139,27 @@ describe('overlay under faults', () => {
     assert.equal(sim.routed.some((entry) => entry.seq === 9), false)
     const drops = sim.members.reduce((sum, id) => sum + (sim.overlay(id)?.stats().dropped.hop_limit ?? 0), 0)
     assert.equal(drops, 1)
+  })
+})
+
+describe('overlay input checks', () => {
+  it('drops and counts envelopes with a forged path, a loop, or a payload that does not decode', () => {
+    const sim = makeOverlaySim({ nodes: 5, topology: { kind: 'ring' }, seed: 11 })
+    settle(sim, 11)
+    const [a, b, c] = sim.members as [string, string, string]
+    const overlayB = sim.overlay(b)
+    assert.ok(overlayB !== undefined)
+    const envelope: NetRouted = { type: 'net.routed', id: 'forged/1', src: a, dst: c, path: [a], hopsLeft: 8, payload: new Uint8Array([0xff]) }
+    overlayB.onMessage(c, envelope)
+    assert.equal(overlayB.stats().dropped.bad_path, 1, 'the path must end with the neighbour it came from')
+    const looped: NetRouted = { ...envelope, path: [c, b, a] }
+    overlayB.onMessage(a, looped)
+    assert.equal(overlayB.stats().dropped.loop, 1, 'a path through this node is a loop')
+    const garbled: NetRouted = { ...envelope, dst: b }
+    overlayB.onMessage(a, garbled)
+    assert.equal(overlayB.stats().dropped.bad_payload, 1, 'a payload that is not a message')
+    assert.equal(sim.routed.length, 0, 'nothing reached the application')
+    sim.kernel.runFor(1_000)
+    assert.equal(sim.routesSettled(), true, 'the node keeps working')
   })
 })

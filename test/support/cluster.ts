@@ -21,10 +21,14 @@ async function portFree (port: number): Promise<boolean> {
   })
 }
 
-/** A base port such that base..base+count and the API ports above them are all free. */
+/**
+ * A base port such that base..base+count and the API ports above them are all free. Drawn below
+ * Linux's ephemeral range (32768 and up), so an outgoing connection cannot take a port between
+ * this check and the node binding it.
+ */
 export async function freeBasePort (count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000)
+    const base = 20_000 + Math.floor(Math.random() * (32_000 - 20_000 - API_PORT_OFFSET - count))
     const ports = Array.from({ length: count }, (_, i) => [base + i, base + API_PORT_OFFSET + i]).flat()
     const free = await Promise.all(ports.map(portFree))
     if (free.every(Boolean)) return base
@@ -97,6 +101,11 @@ export class TestCluster {
   async connectedPeers (index: number): Promise<string[]> {
     const status = await this.status(index)
     return (status?.peers ?? []).filter((peer) => peer.state === 'connected').map((peer) => peer.peer).sort()
+  }
+
+  /** Every node's log, for a failure message. */
+  logs (): string {
+    return [...this.children.keys()].map((index) => `--- node ${index}\n${this.log(index).split('\n').slice(-15).join('\n')}`).join('\n')
   }
 
   log (index: number): string {

@@ -56,19 +56,19 @@ describe('routing table', () => {
   })
 
   it('weights by RTT when asked', () => {
-    const table = new RoutingTable('a', 'rtt')
-    table.setOwnLinks(new Map([['b', 100], ['c', 5]]))
-    table.accept('b', 1, links(['a', 100], ['d', 1]), 0)
-    table.accept('c', 1, links(['a', 5], ['d', 5]), 0)
-    table.accept('d', 1, links(['b', 1], ['c', 5]), 0)
-    assert.equal(table.route('d')?.nextHop, 'c')
-    assert.equal(table.route('d')?.cost, 10)
-    assert.equal(table.route('b')?.nextHop, 'c', 'three cheap hops beat one expensive hop')
-    const byHops = new RoutingTable('a', 'hops')
-    byHops.setOwnLinks(new Map([['b', 100], ['c', 5]]))
-    byHops.accept('b', 1, links(['a', 100], ['d', 1]), 0)
-    byHops.accept('c', 1, links(['a', 5], ['d', 5]), 0)
-    byHops.accept('d', 1, links(['b', 1], ['c', 5]), 0)
-    assert.equal(byHops.route('b')?.nextHop, 'b')
+    // a-b is slow (100 ms), a-c-d-b is fast (5 + 5 + 1 ms).
+    const diamond = (metric: 'hops' | 'rtt'): RoutingTable => {
+      const table = new RoutingTable('a', metric)
+      table.setOwnLinks(new Map([['b', 100], ['c', 5]]))
+      table.accept('b', 1, links(['a', 100], ['d', 1]), 0)
+      table.accept('c', 1, links(['a', 5], ['d', 5]), 0)
+      table.accept('d', 1, links(['b', 1], ['c', 5]), 0)
+      return table
+    }
+    const byRtt = diamond('rtt')
+    assert.equal(byRtt.route('d')?.nextHop, 'c')
+    assert.equal(byRtt.route('d')?.cost, 10)
+    assert.equal(byRtt.route('b')?.nextHop, 'c', 'three cheap hops beat one expensive hop')
+    assert.equal(diamond('hops').route('b')?.nextHop, 'b')
   })
 })
