@@ -64,7 +64,9 @@ describe('a 5-node ring of real processes', () => {
 
   it('goes the other way round, in three hops, once node 2 is killed', async () => {
     await cluster.kill(indexOf(ordered()[1] as string), 'SIGKILL')
-    await waitUntil(async () => (await topology(0))?.routes.find((route) => route.destination === ordered()[2])?.hops === 3, TIMEOUT_MS, 'route to node 3 recomputed around node 2')
+    // Both ends must have noticed: the request goes 1 -> 5 -> 4 -> 3 and the reply 3 -> 4 -> 5 -> 1.
+    await waitUntil(async () => (await topology(0))?.routes.find((route) => route.destination === ordered()[2])?.hops === 3 &&
+      (await topology(2))?.routes.find((route) => route.destination === ordered()[0])?.hops === 3, TIMEOUT_MS, 'routes between nodes 1 and 3 recomputed around node 2')
     const { status, body } = await echo(0, 2)
     assert.equal(status, 200)
     assert.equal(body.requestHops, 3)
