@@ -262,12 +262,12 @@ export class OverlayService implements Service {
   }
 
   status (): object {
-    const env = this.env
+    const routes = this.routes()
     return {
-      self: env?.self ?? null,
+      self: this.env?.self ?? null,
       neighbours: this.neighbourViews(),
-      reachable: this.routes().map((route) => route.destination),
-      routes: this.routes(),
+      reachable: routes.map((route) => route.destination),
+      routes,
       stats: this.stats()
     }
   }

@@ -287,11 +287,8 @@ export class Libp2pTransport implements Transport {
     if (link !== undefined) this.linkLost(link)
   }
 
+  /** Marks the link down (a no-op when it already is) and arranges for it to come back. */
   private linkLost (link: PeerLink): void {
-    if (link.outbound === null) {
-      this.scheduleRedial(link)
-      return
-    }
     this.markDown(link)
     this.scheduleRedial(link)
   }
@@ -336,8 +333,7 @@ export class Libp2pTransport implements Transport {
       : new TransportError('TRANSPORT_BAD_FRAME', `bad frame from ${link.peer.id}: ${errorMessage(cause)}`, { peer: link.peer.id })
     this.handlers?.onPeerMisbehaved?.(link.peer.id, error)
     this.init.log.warn({ peer: link.peer.id, code: error.code, reason: error.message }, 'dropping the link to a peer that sent a bad frame')
-    this.markDown(link)
+    this.linkLost(link)
     connection.abort(error)
-    this.scheduleRedial(link)
   }
 }
