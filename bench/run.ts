@@ -5,12 +5,14 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
+import { membershipBenchmark } from './membership.js'
 import { transportBenchmark } from './transport.js'
 import { formatTable, type BenchResult } from './util.js'
 
 const benchmarks: Record<string, (progress: (line: string) => void) => Promise<BenchResult>> = {
   transport: transportBenchmark,
-  broadcast: broadcastBenchmark
+  broadcast: broadcastBenchmark,
+  membership: membershipBenchmark
 }
 
 const requested = process.argv.slice(2)

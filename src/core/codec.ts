@@ -112,3 +112,8 @@ export class MessageRegistry {
 export function bytesField (): z.ZodType<Uint8Array> {
   return z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes')
 }
+
+/** A node id on the wire: 20 lowercase hex digits (see `nodeIdFromPublicKey`). */
+export function nodeIdField (): z.ZodType<string> {
+  return z.string().regex(/^[0-9a-f]{20}$/)
+}

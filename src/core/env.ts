@@ -6,6 +6,7 @@
 import type { NodeId } from './crypto.js'
 import type { Message, MessageSchema } from './codec.js'
 import type { Prng } from './prng.js'
+import type { SynodError } from './errors.js'
 
 export type { NodeId } from './crypto.js'
 
@@ -76,6 +77,13 @@ export interface Env {
   readonly disk: Disk
   readonly log: Logger
   links (): readonly LinkInfo[]
+  /**
+   * Disconnects `peer` and refuses links with it, both ways, until clock time `untilMs` (this
+   * env's `now`), for a peer that misbehaved; an `untilMs` at or before now lifts the refusal.
+   * The link comes back by itself once the refusal ends. Services may hear the link go down
+   * (`onLinkChange`) before this returns.
+   */
+  refusePeer (peer: NodeId, untilMs: number): void
   readonly codec: MessageCodec
 }
 
@@ -86,6 +94,8 @@ export interface Service {
   start (env: Env): void
   onMessage (from: NodeId, message: Message): void
   onLinkChange? (peer: NodeId, state: LinkState): void
+  /** A peer sent bytes that did not decode (the transport has dropped its link); for scoring. */
+  onPeerMisbehaved? (peer: NodeId, error: SynodError): void
   stop? (): void
   /** A JSON-friendly summary for `/v1/status` and the simulator's report. */
   status? (): object

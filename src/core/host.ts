@@ -51,6 +51,7 @@ export class NodeHost {
       disk,
       log,
       links: () => transport.links(),
+      refusePeer: (peer, untilMs) => { transport.refuse(peer, untilMs) },
       codec: { encode: (message) => registry.encode(message), decode: (bytes) => registry.decode(bytes) }
     }
   }
@@ -62,10 +63,7 @@ export class NodeHost {
     await this.init.transport.start({
       onMessage: (from, message) => { this.dispatch(from, message) },
       onLinkChange: (peer, state) => { this.linkChanged(peer, state) },
-      onPeerMisbehaved: (peer, error) => {
-        this.init.log.warn({ peer, code: error.code, reason: error.message }, 'peer sent a frame that does not decode')
-        this.init.onPeerMisbehaved?.(peer, error)
-      }
+      onPeerMisbehaved: (peer, error) => { this.peerMisbehaved(peer, error) }
     })
   }
 
@@ -94,5 +92,11 @@ export class NodeHost {
   private linkChanged (peer: NodeId, state: LinkState): void {
     this.init.log.info({ peer, state }, 'link changed')
     for (const service of this.init.services) service.onLinkChange?.(peer, state)
+  }
+
+  private peerMisbehaved (peer: NodeId, error: SynodError): void {
+    this.init.log.warn({ peer, code: error.code, reason: error.message }, 'peer sent a frame that does not decode')
+    for (const service of this.init.services) service.onPeerMisbehaved?.(peer, error)
+    this.init.onPeerMisbehaved?.(peer, error)
   }
 }

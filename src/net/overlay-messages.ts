@@ -1,6 +1,6 @@
 /** Wire messages of the overlay: link probes, routed envelopes, and the broadcast (Plumtree) protocol. */
 import { z } from 'zod'
-import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
+import { bytesField, defineMessage, nodeIdField, type MessageOf } from '../core/index.js'
 
 /** The most hops a routed message may ever be given; configs choose a smaller `hopLimit`. */
 export const HOP_LIMIT_MAX = 255
@@ -9,7 +9,7 @@ export const IDS_PER_MESSAGE_MAX = 1_024
 /** Links one link-state announcement may list. */
 export const LINKS_PER_ANNOUNCEMENT_MAX = 4_096
 
-const nodeId = z.string().regex(/^[0-9a-f]{20}$/)
+const nodeId = nodeIdField()
 const messageId = z.string().min(1).max(80)
 const bytes = bytesField()
 

@@ -4,6 +4,9 @@
  * network config get past the handshake (the connection gater runs once Noise has authenticated
  * the remote key). Each side sends on one long-lived outbound stream per peer, so per-link order
  * holds; frames are varint length-prefixed and bounded by `messageBytesMax` on both ends.
+ *
+ * A peer refused for misbehaviour (`refuse`) is hung up on, and the gater denies dialing it and
+ * its handshakes both ways until the refusal ends; the reconnect loop waits for that moment.
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
@@ -17,8 +20,8 @@ import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { FrameReader, encodeFrame } from './frames.js'
 import {
-  CoreError, TransportError, defaultTransportLimits, encodeWithinLimit, emptyTransportStats, errorMessage,
-  type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type Transport,
+  CoreError, PeerRefusals, TransportError, defaultTransportLimits, encodeWithinLimit, emptyTransportStats, errorMessage,
+  type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type PeerRefusal, type Transport,
   type TransportHandlers, type TransportLimits, type TransportStats
 } from '../core/index.js'
 
@@ -72,8 +75,10 @@ export class Libp2pTransport implements Transport {
   private readonly now: () => number
   private readonly links_ = new Map<NodeId, PeerLink>()
   private readonly byPeerId = new Map<string, PeerLink>()
-  /** Peer ids of every member, links or not, for the connection gater. */
-  private readonly memberPeerIds = new Set<string>()
+  /** Every member, links or not, by peer id (for the connection gater) and by node id. */
+  private readonly memberByPeerId = new Map<string, NodeId>()
+  private readonly memberPeerIds = new Map<NodeId, PeerId>()
+  private readonly refused = new PeerRefusals()
   private readonly counters: TransportStats = emptyTransportStats()
   private node: Libp2p | null = null
   private handlers: TransportHandlers | null = null
@@ -97,7 +102,8 @@ export class Libp2pTransport implements Transport {
     for (const peer of this.init.peers) {
       if (peer.id === this.self) continue
       const peerId = peerIdFromPublicKey(publicKeyFromRaw(peer.publicKey))
-      this.memberPeerIds.add(peerId.toString())
+      this.memberByPeerId.set(peerId.toString(), peer.id)
+      this.memberPeerIds.set(peer.id, peerId)
       if (!linkPeers.has(peer.id)) continue
       const link: PeerLink = {
         peer, peerId, dialer: this.self < peer.id, outbound: null, opening: false, everConnected: false,
@@ -121,8 +127,9 @@ export class Libp2pTransport implements Transport {
       services: { identify: identify() },
       connectionGater: {
         denyDialMultiaddr: () => false,
-        denyInboundEncryptedConnection: (peerId) => this.refuseUnknown(peerId, 'inbound'),
-        denyOutboundEncryptedConnection: (peerId) => this.refuseUnknown(peerId, 'outbound')
+        denyDialPeer: (peerId) => this.isRefused(this.memberByPeerId.get(peerId.toString())),
+        denyInboundEncryptedConnection: (peerId) => this.denyHandshake(peerId, 'inbound'),
+        denyOutboundEncryptedConnection: (peerId) => this.denyHandshake(peerId, 'outbound')
       }
     })
     this.node = node
@@ -134,10 +141,7 @@ export class Libp2pTransport implements Transport {
 
   async stop (): Promise<void> {
     this.stopping = true
-    for (const link of this.links_.values()) {
-      if (link.redialTimer !== null) clearTimeout(link.redialTimer)
-      link.redialTimer = null
-    }
+    for (const link of this.links_.values()) this.cancelRedial(link)
     const node = this.node
     this.node = null
     if (node !== null) await node.stop()
@@ -165,6 +169,25 @@ export class Libp2pTransport implements Transport {
 
   stats (): TransportStats {
     return { ...this.counters }
+  }
+
+  refuse (peer: NodeId, untilMs: number): void {
+    const change = this.refused.set(peer, untilMs, this.now())
+    if (change === 'none') return
+    const link = this.links_.get(peer)
+    // Any planned redial is replanned: for the end of the refusal, or now that it is lifted.
+    if (link !== undefined) this.cancelRedial(link)
+    if (change === 'lifted') {
+      if (link !== undefined) this.reconnect(link)
+      return
+    }
+    this.init.log.info({ peer, untilMs }, 'refusing a peer for misbehaviour')
+    if (link !== undefined) this.linkLost(link)
+    this.hangUp(peer)
+  }
+
+  refusals (): PeerRefusal[] {
+    return this.refused.list(this.now())
   }
 
   private writeFrame (to: NodeId, payload: Uint8Array): void {
@@ -213,11 +236,31 @@ export class Libp2pTransport implements Transport {
     }
   }
 
-  private refuseUnknown (peerId: PeerId, direction: 'inbound' | 'outbound'): boolean {
-    if (this.memberPeerIds.has(peerId.toString())) return false
-    this.counters.refusedPeers++
-    this.init.log.warn({ peerId: peerId.toString(), direction }, 'refused a peer that is not in the network config')
+  /** The connection gater's check once Noise has authenticated the remote key. */
+  private denyHandshake (peerId: PeerId, direction: 'inbound' | 'outbound'): boolean {
+    const member = this.memberByPeerId.get(peerId.toString())
+    if (member === undefined) {
+      this.counters.refusedPeers++
+      this.init.log.warn({ peerId: peerId.toString(), direction }, 'refused a peer that is not in the network config')
+      return true
+    }
+    if (!this.isRefused(member)) return false
+    this.counters.refusedBannedPeers++
+    this.init.log.debug({ peer: member, direction }, 'refused a peer that is refused for misbehaviour')
     return true
+  }
+
+  /** Closes every connection with a member (a connection that got past the gater before its refusal, say). */
+  private hangUp (peer: NodeId): void {
+    const peerId = this.memberPeerIds.get(peer)
+    if (peerId === undefined || this.node === null) return
+    this.node.hangUp(peerId).catch((error: unknown) => {
+      this.init.log.debug({ peer, reason: errorMessage(error) }, 'hanging up failed')
+    })
+  }
+
+  private isRefused (peer: NodeId | undefined): boolean {
+    return peer !== undefined && this.refused.isRefused(peer, this.now())
   }
 
   /**
@@ -228,6 +271,10 @@ export class Libp2pTransport implements Transport {
   private reconnect (link: PeerLink): void {
     const node = this.node
     if (node === null || this.stopping || link.outbound !== null || link.redialTimer !== null) return
+    if (this.isRefused(link.peer.id)) {
+      this.scheduleRedial(link)
+      return
+    }
     if (node.getConnections(link.peerId).some((connection) => connection.status === 'open')) {
       this.peerConnected(link.peerId.toString())
       return
@@ -246,10 +293,12 @@ export class Libp2pTransport implements Transport {
     )
   }
 
+  /** Plans the next reconnect: after the back-off delay, or when the peer's refusal ends. */
   private scheduleRedial (link: PeerLink): void {
     if (this.stopping || link.redialTimer !== null) return
-    const delayMs = link.redialDelayMs
-    link.redialDelayMs = Math.min(link.redialDelayMs * 2, this.limits.reconnectDelayMsMax)
+    const refusedForMs = this.refused.remainingMs(link.peer.id, this.now())
+    const delayMs = refusedForMs > 0 ? refusedForMs : link.redialDelayMs
+    if (refusedForMs === 0) link.redialDelayMs = Math.min(link.redialDelayMs * 2, this.limits.reconnectDelayMsMax)
     link.redialTimer = setTimeout(() => {
       link.redialTimer = null
       this.reconnect(link)
@@ -257,16 +306,27 @@ export class Libp2pTransport implements Transport {
     link.redialTimer.unref()
   }
 
+  private cancelRedial (link: PeerLink): void {
+    if (link.redialTimer !== null) clearTimeout(link.redialTimer)
+    link.redialTimer = null
+  }
+
   private peerConnected (peerIdText: string): void {
     const link = this.byPeerId.get(peerIdText)
     const node = this.node
     if (link === undefined || node === null || link.outbound !== null || link.opening) return
+    if (this.isRefused(link.peer.id)) {
+      this.hangUp(link.peer.id)
+      return
+    }
     const connection = node.getConnections(link.peerId).find((candidate) => candidate.status === 'open')
     if (connection === undefined) return
     link.opening = true
     connection.newStream(FRAME_PROTOCOL).then((stream) => {
       link.opening = false
       if (this.stopping) { stream.abort(new Error('transport stopping')); return }
+      // Refused while the stream was opening: the refusal has already planned the reconnect.
+      if (this.isRefused(link.peer.id)) { stream.abort(new Error('peer refused')); return }
       stream.maxWriteBufferLength = this.limits.sendQueueBytesMax
       stream.addEventListener('close', () => { if (link.outbound === stream) this.linkLost(link) })
       link.outbound = stream
@@ -304,8 +364,8 @@ export class Libp2pTransport implements Transport {
 
   private readInbound (stream: Stream, connection: Connection): void {
     const link = this.byPeerId.get(connection.remotePeer.toString())
-    if (link === undefined) {
-      stream.abort(new Error('not a member'))
+    if (link === undefined || this.isRefused(link.peer.id)) {
+      stream.abort(new Error(link === undefined ? 'not a member' : 'peer refused'))
       return
     }
     const reader = new FrameReader(this.limits.messageBytesMax)

@@ -11,6 +11,7 @@ const transportCounters: Array<[CounterName, string, string]> = [
   ['bytesReceived', 'synod_transport_bytes_received_total', 'Payload bytes received from peers.'],
   ['badFrames', 'synod_transport_bad_frames_total', 'Frames from peers that did not decode; the link was dropped.'],
   ['refusedPeers', 'synod_transport_refused_peers_total', 'Handshakes refused: the remote key is not in the network config.'],
+  ['refusedBannedPeers', 'synod_transport_refused_banned_peers_total', 'Handshakes refused: the peer is refused for misbehaviour.'],
   ['droppedFrames', 'synod_transport_dropped_frames_total', 'Frames dropped at send: no live link or the send queue was full.'],
   ['reconnects', 'synod_transport_reconnects_total', 'Links that came back after going down.']
 ]

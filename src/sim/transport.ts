@@ -16,11 +16,14 @@
  * Links die from a reset (the peer crashed, stopped, or dropped us), from a bad frame, or after
  * `linkIdleTimeoutMs` without any packet (a partition, a paused peer); keepalive frames, internal
  * to the transport, keep a quiet link alive. A send with no live link is dropped and counted.
+ *
+ * A peer refused for misbehaviour (`refuse`) loses its link, is not dialed, and its SYNs are
+ * reset as refused until the refusal ends; the redial is planned for that moment.
  */
 import {
-  CoreError, TransportError, assert, defaultTransportLimits, emptyTransportStats, encodeWithinLimit, errorMessage,
+  CoreError, PeerRefusals, TransportError, assert, defaultTransportLimits, emptyTransportStats, encodeWithinLimit, errorMessage,
   type Clock, type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId,
-  type Prng, type SynodError, type TimerId, type Timers, type Transport, type TransportHandlers,
+  type PeerRefusal, type Prng, type SynodError, type TimerId, type Timers, type Transport, type TransportHandlers,
   type TransportLimits, type TransportStats
 } from '../core/index.js'
 import type { EventOwner, SimKernel } from './kernel.js'
@@ -128,6 +131,7 @@ export class SimTransport implements Transport {
   private readonly allowed: ReadonlySet<NodeId>
   private readonly peers = new Map<NodeId, PeerState>()
   private readonly counters: TransportStats = emptyTransportStats()
+  private readonly refused = new PeerRefusals()
   private readonly timers: Clock & Timers
   private handlers: TransportHandlers | null = null
   private running = false
@@ -214,6 +218,28 @@ export class SimTransport implements Transport {
     return { ...this.counters }
   }
 
+  refuse (peer: NodeId, untilMs: number): void {
+    const change = this.refused.set(peer, untilMs, this.timers.now())
+    if (change === 'none') return
+    this.trace(`link.refuse-${change}`, peer, `until ${untilMs}`)
+    if (change === 'refused') this.init.log.info({ peer, untilMs }, 'refusing a peer for misbehaviour')
+    const state = this.peers.get(peer)
+    if (state === undefined) return
+    // Any planned redial is replanned: for the end of the refusal, or now that it is lifted.
+    this.cancelRedial(state)
+    if (change === 'lifted') {
+      this.dial(state)
+      return
+    }
+    this.abandonDial(state, 'refused')
+    this.closeLink(state, 'refused for misbehaviour', 'refused')
+    this.scheduleRedial(state)
+  }
+
+  refusals (): PeerRefusal[] {
+    return this.refused.list(this.timers.now())
+  }
+
   // --- sending ------------------------------------------------------------------------------
 
   private writeFrame (to: NodeId, bytes: Uint8Array): void {
@@ -283,6 +309,10 @@ export class SimTransport implements Transport {
 
   private dial (peer: PeerState): void {
     if (!this.running || peer.open !== null || peer.dialing !== null || peer.redialTimer !== null) return
+    if (this.refused.isRefused(peer.id, this.timers.now())) {
+      this.scheduleRedial(peer)
+      return
+    }
     const serial = ++this.dialSerial
     const incarnation = this.init.owner.epoch
     const connection = this.newConnection(`${shortId(this.self)}/${incarnation}/${serial}`, peer.id, 'dialing')
@@ -309,10 +339,12 @@ export class SimTransport implements Transport {
     if (resetReason !== null) this.sendReset(peer.id, connection.key, resetReason)
   }
 
+  /** Plans the next dial: after the back-off delay, or when the peer's refusal ends. */
   private scheduleRedial (peer: PeerState): void {
     if (!this.running || peer.open !== null || peer.dialing !== null || peer.redialTimer !== null) return
-    const delayMs = peer.redialDelayMs
-    peer.redialDelayMs = Math.min(delayMs * 2, this.limits.reconnectDelayMsMax)
+    const refusedForMs = this.refused.remainingMs(peer.id, this.timers.now())
+    const delayMs = refusedForMs > 0 ? refusedForMs : peer.redialDelayMs
+    if (refusedForMs === 0) peer.redialDelayMs = Math.min(delayMs * 2, this.limits.reconnectDelayMsMax)
     peer.redialTimer = this.timers.setTimer(delayMs, () => {
       peer.redialTimer = null
       this.dial(peer)
@@ -339,7 +371,11 @@ export class SimTransport implements Transport {
   private onSyn (from: NodeId, syn: SynPacket): void {
     const peer = this.allowed.has(from) && syn.dialer === from ? this.peers.get(from) : undefined
     if (peer === undefined) {
-      this.refuse(from, syn)
+      this.refuseSyn(from, syn, 'not-member')
+      return
+    }
+    if (this.refused.isRefused(from, this.timers.now())) {
+      this.refuseSyn(from, syn, 'misbehaved')
       return
     }
     if (peer.open?.key === syn.connection) {
@@ -368,10 +404,14 @@ export class SimTransport implements Transport {
     this.establish(peer, connection, () => { this.sendSynAck(peer, connection) })
   }
 
-  private refuse (from: NodeId, syn: SynPacket): void {
-    this.counters.refusedPeers++
-    this.trace('link.refused', from, syn.connection)
-    this.init.log.warn({ peer: from, dialer: syn.dialer }, 'refused a peer that is not in the network config')
+  private refuseSyn (from: NodeId, syn: SynPacket, why: 'not-member' | 'misbehaved'): void {
+    if (why === 'not-member') {
+      this.counters.refusedPeers++
+      this.init.log.warn({ peer: from, dialer: syn.dialer }, 'refused a peer that is not in the network config')
+    } else {
+      this.counters.refusedBannedPeers++
+    }
+    this.trace('link.refused', from, `${syn.connection} ${why}`)
     this.sendReset(from, syn.connection, 'refused')
   }
 

@@ -6,7 +6,11 @@
 import { transportComplianceSuite } from '../support/transport-compliance.js'
 import { SimWorld } from '../support/sim-world.js'
 
-transportComplianceSuite('simulated', () => new SimWorld())
+/** Virtual time is free: refusals outlast `linkIdleTimeoutMs`, so a lost reset cannot hide a refusal. */
+const REFUSAL_MS = 10_000
+const LINK_TIMEOUT_MS = 10_000
+
+transportComplianceSuite('simulated', () => new SimWorld(), LINK_TIMEOUT_MS, REFUSAL_MS)
 
 transportComplianceSuite('simulated, lossy network', () => new SimWorld({
   seed: 7,
@@ -17,4 +21,4 @@ transportComplianceSuite('simulated, lossy network', () => new SimWorld({
     reorderProbability: 0.2,
     reorderDelayMsMax: 80
   }
-}))
+}), LINK_TIMEOUT_MS, REFUSAL_MS)

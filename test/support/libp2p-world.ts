@@ -70,6 +70,9 @@ export class Libp2pWorld implements TransportWorld {
     transport.sendRawFrameForTesting(this.nodeId(to), bytes)
   }
 
+  /** The clock `Libp2pTransport` uses by default. */
+  now (): number { return performance.timeOrigin + performance.now() }
+
   async waitFor (condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
     await waitUntil(condition, timeoutMs, what)
   }

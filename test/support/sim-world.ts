@@ -78,6 +78,8 @@ export class SimWorld implements TransportWorld {
     this.node(from).transport.sendRawFrameForTesting(this.nodeId(to), bytes)
   }
 
+  now (): number { return this.kernel.now() }
+
   async waitFor (condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
     if (!this.kernel.runUntil(condition, timeoutMs)) {
       throw new Error(`timed out after ${timeoutMs} virtual ms waiting for: ${what}\nlast trace lines:\n${this.kernel.recentTrace().slice(-20).join('\n')}`)

@@ -44,6 +44,8 @@ export interface TransportWorld {
   sendRaw (from: number, to: number, bytes: Uint8Array): Promise<void>
   /** Resolves once `condition` holds; rejects with `what` after `timeoutMs` (virtual in the simulator). */
   waitFor (condition: () => boolean, timeoutMs: number, what: string): Promise<void>
+  /** The clock the world's transports read (virtual in the simulator): what `Transport.refuse` takes. */
+  now (): number
   close (): Promise<void>
 }
 
@@ -53,7 +55,12 @@ const pingsFrom = (recorder: NodeRecorder, from: NodeId): TestPing[] =>
 const connected = (transport: Transport, peer: NodeId): boolean =>
   transport.links().some((link) => link.peer === peer && link.state === 'connected')
 
-export function transportComplianceSuite (name: string, makeWorld: () => TransportWorld, linkTimeoutMs = 10_000): void {
+/**
+ * `refusalMs` is how long the refusal case refuses a peer: short where time is real, longer than
+ * `linkIdleTimeoutMs` where it is virtual, so the refused side notices the drop before the refusal
+ * ends even when the network eats the reset.
+ */
+export function transportComplianceSuite (name: string, makeWorld: () => TransportWorld, linkTimeoutMs = 10_000, refusalMs = 1_500): void {
   describe(`transport compliance: ${name}`, () => {
     let world: TransportWorld
     const allConnected = (count: number) => (): boolean => {
@@ -61,6 +68,33 @@ export function transportComplianceSuite (name: string, makeWorld: () => Transpo
         for (let j = 0; j < count; j++) if (i !== j && !connected(world.transport(i), world.nodeId(j))) return false
       }
       return true
+    }
+
+    /**
+     * Node `refuser` refuses node `refused` and checks the link goes down on both ends, stays down
+     * while the refusal lasts and other links do not notice, then comes back by itself.
+     */
+    const refuseUntilItEnds = async (refuser: number, refused: number): Promise<void> => {
+      const [transport, peerTransport, peer, self] = [world.transport(refuser), world.transport(refused), world.nodeId(refused), world.nodeId(refuser)]
+      const nodes = [0, 1, 2]
+      const eventsBefore = nodes.map((i) => world.recorder(i).linkEvents.length)
+      const untilMs = world.now() + refusalMs
+      transport.refuse(peer, untilMs)
+      assert.deepEqual(transport.refusals(), [{ peer, untilMs }], 'refusals() lists the refusal')
+      await world.waitFor(() => !connected(transport, peer) && !connected(peerTransport, self), linkTimeoutMs, 'both ends of the refused link down')
+      const checkMs = untilMs - refusalMs / 10
+      assert.ok(world.now() < checkMs, 'the refused link went down well before the refusal ends')
+      await world.waitFor(() => world.now() >= checkMs, refusalMs, 'most of the refusal to pass')
+      const eventsSince = nodes.map((i) => world.recorder(i).linkEvents.slice(eventsBefore[i]))
+      const isPair = (i: number, event: { peer: NodeId }): boolean => (i === refuser && event.peer === peer) || (i === refused && event.peer === self)
+      assert.ok(!nodes.some((i) => eventsSince[i]?.some((event) => isPair(i, event) && event.state === 'connected')), 'the refused link stays down while the refusal lasts')
+      assert.deepEqual(nodes.flatMap((i) => eventsSince[i]?.filter((event) => !isPair(i, event)) ?? []), [], 'other links do not notice')
+      assert.deepEqual(transport.refusals(), [{ peer, untilMs }], 'refusals() lists the refusal while it lasts')
+      await world.waitFor(allConnected(3), refusalMs + linkTimeoutMs * 2, 'the refused link back once the refusal ends')
+      assert.ok(world.now() >= untilMs, 'the refused link came back only once the refusal ended')
+      assert.deepEqual(transport.refusals(), [], 'an ended refusal is pruned')
+      transport.send(peer, ping(5150))
+      await world.waitFor(() => pingsFrom(world.recorder(refused), self).some((p) => p.seq === 5150), linkTimeoutMs, 'delivery after the refusal')
     }
 
     before(async () => {
@@ -121,6 +155,16 @@ export function transportComplianceSuite (name: string, makeWorld: () => Transpo
       assert.ok(!world.transport(0).links().some((link) => link.peer === outsider.id && link.state === 'connected'), 'no link to the outsider')
       assert.ok(!world.recorder(0).received.some((entry) => entry.from === outsider.id), 'nothing delivered from the outsider')
       await outsider.transport.stop()
+    })
+
+    it('refuses a peer until the refusal ends, then links with it again by itself', async () => {
+      const refusedHandshakes = (): number => world.transport(0).stats().refusedBannedPeers + world.transport(1).stats().refusedBannedPeers
+      const refusedBefore = refusedHandshakes()
+      // Both ways round: where only one side of a pair dials (libp2p), one round has the refuser
+      // wait out the refusal before dialing, the other has the refused peer dial and be refused.
+      await refuseUntilItEnds(0, 1)
+      await refuseUntilItEnds(1, 0)
+      assert.ok(refusedHandshakes() > refusedBefore, 'the refused peer dialed and its handshakes were refused and counted')
     })
 
     it('reconnects after a peer restarts', async () => {

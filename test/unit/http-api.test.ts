@@ -12,7 +12,9 @@ const transport: Transport = {
   stop: async () => {},
   send: () => {},
   links: () => links,
-  stats: () => ({ ...stats })
+  stats: () => ({ ...stats }),
+  refuse: () => {},
+  refusals: () => []
 }
 
 describe('node HTTP API', () => {
