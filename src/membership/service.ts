@@ -91,6 +91,8 @@ export interface MemberView {
   incarnation: number
   /** Clock time this node last received a message from the member, or null. */
   lastHeardMs: number | null
+  /** Clock time the member entered its current state in this node's view. */
+  stateSinceMs: number
   /** Clock time at which an unrefuted suspicion makes the member dead, or null. */
   suspicionDeadlineMs: number | null
   suspicionConfirmations: number
@@ -148,6 +150,7 @@ interface MemberRecord {
   state: MemberState
   incarnation: number
   lastHeardMs: number | null
+  stateSinceMs: number
   suspicion: Suspicion | null
 }
 
@@ -159,6 +162,8 @@ interface Suspicion {
   deadlineMs: number
   /** The expiry already fired late once and was given a grace period. */
   graced: boolean
+  /** This node has told the others it suspects the member too. */
+  accused: boolean
 }
 
 interface Probe {
@@ -198,6 +203,7 @@ export class MembershipService implements Service {
   private leaving = false
   private quorum = false
   private gossipFlushPending = false
+  private startedMs = 0
   private readonly counters: MembershipStats = {
     messagesSent: {}, messagesReceived: {}, probes: 0, probesFailed: 0, probesInconclusive: 0, indirectProbesSent: 0,
     probesOnLinkLoss: 0, suspicionsRaised: 0, refutations: 0, declaredDead: 0, sendsUnroutable: 0, ignoredFromBanned: 0,
@@ -220,6 +226,7 @@ export class MembershipService implements Service {
 
   start (env: Env): void {
     this.env = env
+    this.startedMs = env.now()
     this.queue = new UpdateQueue(() => retransmitLimit(this.limits.retransmitMultiplier, env.members.length))
     // Each boot takes a higher incarnation than any before it, so the cluster takes its word over
     // what it remembers of the previous boot.
@@ -230,7 +237,7 @@ export class MembershipService implements Service {
     for (const member of env.members) {
       if (member === env.self) continue
       // Not yet heard from: suspected locally (not gossiped), dead if nothing is heard in time.
-      const record: MemberRecord = { id: member, state: 'suspect', incarnation: 0, lastHeardMs: null, suspicion: null }
+      const record: MemberRecord = { id: member, state: 'suspect', incarnation: 0, lastHeardMs: null, stateSinceMs: env.now(), suspicion: null }
       this.records.set(member, record)
       this.startSuspicion(record, 0, this.limits.suspicionTimeoutMsMax)
     }
@@ -302,7 +309,7 @@ export class MembershipService implements Service {
     const members: MemberView[] = env.members.map((id) => {
       const score = this.scores.view(id, now)
       if (id === env.self) {
-        return { id, state: this.leaving ? 'left' : 'alive', incarnation: this.incarnation, lastHeardMs: now, suspicionDeadlineMs: null, suspicionConfirmations: 0, reachable: true, score: score.score, bannedUntilMs: null }
+        return { id, state: this.leaving ? 'left' : 'alive', incarnation: this.incarnation, lastHeardMs: now, stateSinceMs: this.startedMs, suspicionDeadlineMs: null, suspicionConfirmations: 0, reachable: true, score: score.score, bannedUntilMs: null }
       }
       const record = this.records.get(id) as MemberRecord
       return {
@@ -310,6 +317,7 @@ export class MembershipService implements Service {
         state: record.state,
         incarnation: record.incarnation,
         lastHeardMs: record.lastHeardMs,
+        stateSinceMs: record.stateSinceMs,
         suspicionDeadlineMs: record.suspicion?.deadlineMs ?? null,
         suspicionConfirmations: record.suspicion?.confirmations.size ?? 0,
         reachable: this.isReachable(id),
@@ -628,6 +636,7 @@ export class MembershipService implements Service {
     const env = this.requireEnv()
     const previous = record.state
     this.clearSuspicion(record)
+    if (previous !== state) record.stateSinceMs = env.now()
     record.state = state
     record.incarnation = incarnation
     if (state === 'suspect') {
@@ -646,7 +655,7 @@ export class MembershipService implements Service {
 
   private startSuspicion (record: MemberRecord, confirmations: number, fixedTimeoutMs: number | null, confirmer?: NodeId): void {
     const env = this.requireEnv()
-    const suspicion: Suspicion = { incarnation: record.incarnation, startedMs: env.now(), confirmations: new Set(), timer: null, deadlineMs: 0, graced: false }
+    const suspicion: Suspicion = { incarnation: record.incarnation, startedMs: env.now(), confirmations: new Set(), timer: null, deadlineMs: 0, graced: false, accused: confirmer === env.self }
     if (confirmations > 0 && confirmer !== undefined) suspicion.confirmations.add(confirmer)
     record.suspicion = suspicion
     this.armSuspicion(record, suspicion, fixedTimeoutMs)
@@ -655,7 +664,17 @@ export class MembershipService implements Service {
   private confirm (record: MemberRecord, update: MemberUpdate): void {
     const suspicion = record.suspicion
     const env = this.requireEnv()
-    if (suspicion === null || update.from === env.self || suspicion.confirmations.has(update.from)) return
+    if (suspicion === null) return
+    if (update.from === env.self) {
+      // This node's own probe failed too: that is a confirmation for everyone else (not for itself).
+      if (!suspicion.accused) {
+        suspicion.accused = true
+        this.queue?.enqueue({ ...update })
+        this.gossipSoon()
+      }
+      return
+    }
+    if (suspicion.confirmations.has(update.from)) return
     suspicion.confirmations.add(update.from)
     // Pass the confirmation on, so every holder of the suspicion shortens it alike.
     this.queue?.enqueue({ ...update })

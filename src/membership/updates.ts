@@ -1,7 +1,9 @@
 /**
  * The dissemination queue: the newest claim about each member, each passed on at most
  * `transmitsMax` times, the least sent first. Updates ride on probes and acks for free; the
- * gossip timer sends the rest. A newer claim about a member replaces the older one.
+ * gossip timer sends the rest. A newer claim about a member replaces the older ones, except that
+ * suspicions of one member from different accusers are kept side by side: each is a confirmation
+ * that shortens the suspicion elsewhere.
  */
 import type { NodeId } from '../core/index.js'
 import type { MemberUpdate } from './messages.js'
@@ -9,7 +11,8 @@ import type { MemberUpdate } from './messages.js'
 interface Queued { update: MemberUpdate, transmits: number, order: number }
 
 export class UpdateQueue {
-  private readonly queued = new Map<NodeId, Queued>()
+  /** By member, or member/accuser for suspicions. */
+  private readonly queued = new Map<string, Queued>()
   private order = 0
 
   constructor (private readonly transmitsMax: () => number) {}
@@ -17,7 +20,10 @@ export class UpdateQueue {
   get size (): number { return this.queued.size }
 
   enqueue (update: MemberUpdate): void {
-    this.queued.set(update.member, { update, transmits: 0, order: ++this.order })
+    for (const [key, entry] of this.queued) {
+      if (entry.update.member === update.member && (update.state !== 'suspect' || entry.update.state !== 'suspect')) this.queued.delete(key)
+    }
+    this.queued.set(keyOf(update), { update, transmits: 0, order: ++this.order })
   }
 
   /**
@@ -29,8 +35,7 @@ export class UpdateQueue {
     if (this.queued.size === 0 || countMax <= 0) return []
     const chosen: Queued[] = []
     for (const member of first) {
-      const entry = this.queued.get(member)
-      if (entry !== undefined && !chosen.includes(entry)) chosen.push(entry)
+      for (const entry of this.queued.values()) if (entry.update.member === member && !chosen.includes(entry)) chosen.push(entry)
     }
     if (chosen.length < countMax) {
       const rest = [...this.queued.values()].filter((entry) => !chosen.includes(entry))
@@ -44,10 +49,15 @@ export class UpdateQueue {
   sent (updates: readonly MemberUpdate[]): void {
     const limit = this.transmitsMax()
     for (const update of updates) {
-      const entry = this.queued.get(update.member)
+      const key = keyOf(update)
+      const entry = this.queued.get(key)
       if (entry === undefined || entry.update !== update) continue
       entry.transmits++
-      if (entry.transmits >= limit) this.queued.delete(update.member)
+      if (entry.transmits >= limit) this.queued.delete(key)
     }
   }
+}
+
+function keyOf (update: MemberUpdate): string {
+  return update.state === 'suspect' ? `${update.member}/${update.from}` : update.member
 }

@@ -29,6 +29,22 @@ export const transportLimitsSchema = z.strictObject({
   keepaliveIntervalMs: z.number().int().min(50)
 }).partial()
 
+const positiveMs = z.number().int().min(1)
+/** Membership timings a network may tune; score penalties keep their defaults. */
+export const membershipLimitsSchema = z.strictObject({
+  probeIntervalMs: positiveMs,
+  probeTimeoutMs: positiveMs,
+  indirectProbes: z.number().int().min(0).max(16),
+  suspicionTimeoutMsMin: positiveMs,
+  suspicionTimeoutMsMax: positiveMs,
+  suspicionConfirmationsExpected: z.number().int().min(0).max(64),
+  gossipIntervalMs: positiveMs,
+  gossipFanout: z.number().int().min(1).max(64),
+  scoreBanThreshold: z.number().max(0),
+  banDurationMsMin: positiveMs,
+  banDurationMsMax: positiveMs
+}).partial()
+
 export const networkConfigSchema = z.strictObject({
   version: z.literal(1),
   networkId: z.string().min(1).max(64),
@@ -36,7 +52,7 @@ export const networkConfigSchema = z.strictObject({
   /** The overlay topology over the members sorted by node id; full mesh when absent. */
   topology: topologySpecSchema.optional(),
   routeMetric: z.enum(['hops', 'rtt']).optional(),
-  limits: z.strictObject({ transport: transportLimitsSchema.optional() }).optional()
+  limits: z.strictObject({ transport: transportLimitsSchema.optional(), membership: membershipLimitsSchema.optional() }).optional()
 })
 
 export const nodeConfigSchema = z.strictObject({

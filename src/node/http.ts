@@ -19,7 +19,9 @@ const statusByCode: Record<string, number> = {
   NET_UNREACHABLE: 503,
   NET_BAD_REQUEST: 400,
   NET_NOT_A_MEMBER: 404,
-  NET_TOPOLOGY_INVALID: 400
+  NET_TOPOLOGY_INVALID: 400,
+  MEMBERSHIP_NO_QUORUM: 503,
+  MEMBERSHIP_UNKNOWN_MEMBER: 404
 }
 
 export function httpStatusFor (code: string): number {

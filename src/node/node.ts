@@ -8,12 +8,14 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import { createPrng, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
 import { HelloService, OverlayService, overlayNeighbours } from '../net/index.js'
+import { MembershipService } from '../membership/index.js'
 import { loadNodeConfig, topologyOf, type LoadedConfig } from './config.js'
 import { LmdbDisk } from './lmdb-disk.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger } from './logger.js'
 import { createMetrics } from './metrics.js'
 import { registerOverlayMetrics, registerOverlayRoutes } from './overlay-api.js'
+import { registerMembershipMetrics, registerMembershipRoutes } from './membership-api.js'
 import { createApiServer } from './http.js'
 import { SYNOD_VERSION } from './version.js'
 
@@ -26,11 +28,13 @@ export interface RunningNode {
   readonly apiUrl: string
   readonly log: Logger
   readonly overlay: OverlayService
+  readonly membership: MembershipService
+  /** Announces a graceful leave to the cluster, then stops. */
   stop (): Promise<void>
 }
 
 export interface StartNodeOptions {
-  /** Services to run; the hello service by default. */
+  /** Services to run; the overlay, membership and hello services by default. */
   services?: Service[]
   log?: Logger
 }
@@ -70,8 +74,9 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const members = config.network.members.map((member) => member.id).sort()
   const neighbours = overlayNeighbours(topologyOf(config.networkFile, config.network).adjacency, members, config.node.nodeId)
   const overlay = new OverlayService({ neighbours, routeMetric: config.network.routeMetric })
+  const membership = new MembershipService({ net: overlay, limits: config.network.limits?.membership ?? {} })
   const hello = new HelloService()
-  const services = options.services ?? [overlay, hello]
+  const services = options.services ?? [overlay, membership, hello]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -101,6 +106,8 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     ? [{ name: 'synod_hello_peers_reachable', help: 'Peers the hello service heard from within peerTimeoutMs.', read: () => hello.reachable().length }]
     : [])
   registerOverlayMetrics(metrics, overlay)
+  const withMembership = services.includes(membership)
+  if (withMembership) registerMembershipMetrics(metrics, membership)
   const api = createApiServer({
     health: () => ({ status: 'ok', nodeId: config.node.nodeId }),
     status: () => ({
@@ -115,6 +122,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     })
   }, metrics, log.child({ component: 'http' }))
   registerOverlayRoutes(api, overlay, config)
+  if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
 
   try {
     await host.start()
@@ -132,11 +140,12 @@ export async function startNode (configFile: string, options: StartNodeOptions =
 
   let stopped = false
   return {
-    config, transport, host, disk, api, log, overlay,
+    config, transport, host, disk, api, log, overlay, membership,
     apiUrl: `http://${apiHost}:${apiPort}`,
     async stop () {
       if (stopped) return
       stopped = true
+      if (withMembership) await new Promise<void>((resolve) => { membership.leave(resolve) })
       await api.close()
       timers.clearAll()
       await host.stop()

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { initNetwork, API_PORT_OFFSET, type InitResult } from '../../src/cli/init.js'
 import type { TopologySpecInput } from '../../src/net/index.js'
+import { waitUntil } from './ports.js'
 
 export const SYNOD_MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url))
 
@@ -36,6 +37,9 @@ export async function freeBasePort (count: number): Promise<number> {
   throw new Error('no free port range found')
 }
 
+/** How long a starting node may take to answer `/v1/health`. */
+export const HEALTHY_TIMEOUT_MS = 20_000
+
 export interface PeerLinkStatus { peer: string, state: string }
 export interface NodeStatusBody {
   nodeId: string
@@ -49,7 +53,7 @@ export class TestCluster {
   readonly init: InitResult
   private readonly children = new Map<number, ChildProcess>()
 
-  private constructor (dir: string, init: InitResult) {
+  protected constructor (dir: string, init: InitResult) {
     this.dir = dir
     this.init = init
   }
@@ -69,7 +73,8 @@ export class TestCluster {
   start (index: number, configFile = this.init.nodeFiles[index]): ChildProcess {
     if (configFile === undefined) throw new Error(`no node ${index}`)
     const log = createWriteStream(join(this.dir, `node-${index}.log`), { flags: 'a' })
-    const child = spawn(process.execPath, [SYNOD_MAIN, 'node', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, ...args] = this.nodeCommand(index, [process.execPath, SYNOD_MAIN, 'node', '--config', configFile])
+    const child = spawn(command ?? process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     child.stdout?.pipe(log)
     child.stderr?.pipe(log)
     this.children.set(index, child)
@@ -78,6 +83,42 @@ export class TestCluster {
 
   startAll (): void {
     for (let index = 0; index < this.size; index++) this.start(index)
+  }
+
+  /** Starts every node and waits until each answers `/v1/health`. */
+  async startAllHealthy (timeoutMs = HEALTHY_TIMEOUT_MS): Promise<void> {
+    this.startAll()
+    await Promise.all(Array.from({ length: this.size }, async (_, index) => { await this.waitHealthy(index, timeoutMs) }))
+  }
+
+  /** Stops a node (SIGTERM: a clean stop by default), starts it again and waits until it is healthy. */
+  async restart (index: number, signal: NodeJS.Signals = 'SIGTERM', timeoutMs = HEALTHY_TIMEOUT_MS): Promise<void> {
+    await this.kill(index, signal)
+    this.start(index)
+    await this.waitHealthy(index, timeoutMs)
+  }
+
+  /**
+   * Waits until node `index` answers `/v1/health`. Fails at once if its process exits, and on
+   * failure names the node and shows the end of its log.
+   */
+  async waitHealthy (index: number, timeoutMs = HEALTHY_TIMEOUT_MS): Promise<void> {
+    const child = this.children.get(index)
+    const api = this.api(index)
+    const exited = (): boolean => child === undefined || child.exitCode !== null || child.signalCode !== null
+    try {
+      await waitUntil(async () => {
+        if (exited()) throw new Error(`its process exited (${child?.exitCode ?? child?.signalCode ?? 'not started'})`)
+        try {
+          return (await fetch(`${api}/v1/health`, { signal: AbortSignal.timeout(1_000) })).ok
+        } catch {
+          return false
+        }
+      }, timeoutMs, `${api}/v1/health`, 100)
+    } catch (error) {
+      throw new Error(`node ${index} (${this.nodeId(index)}) did not become healthy: ${error instanceof Error ? error.message : String(error)}\n` +
+        `--- last lines of ${join(this.dir, `node-${index}.log`)}\n${this.logTail(index)}`)
+    }
   }
 
   async kill (index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
@@ -90,9 +131,14 @@ export class TestCluster {
   }
 
   async status (index: number, api = this.api(index)): Promise<NodeStatusBody | null> {
+    return await this.getJson<NodeStatusBody>(index, '/v1/status', api)
+  }
+
+  /** `GET path` on node `index`'s API: the JSON body, or null on any error or non-2xx answer. */
+  async getJson<T> (index: number, path: string, api = this.api(index)): Promise<T | null> {
     try {
-      const response = await fetch(`${api}/v1/status`, { signal: AbortSignal.timeout(2_000) })
-      return response.ok ? await response.json() as NodeStatusBody : null
+      const response = await fetch(`${api}${path}`, { signal: AbortSignal.timeout(2_000) })
+      return response.ok ? await response.json() as T : null
     } catch {
       return null
     }
@@ -105,16 +151,28 @@ export class TestCluster {
 
   /** Every node's log, for a failure message. */
   logs (): string {
-    return [...this.children.keys()].map((index) => `--- node ${index}\n${this.log(index).split('\n').slice(-15).join('\n')}`).join('\n')
+    return [...this.children.keys()].map((index) => `--- node ${index}\n${this.logTail(index)}`).join('\n')
   }
 
   log (index: number): string {
     try { return readFileSync(join(this.dir, `node-${index}.log`), 'utf8') } catch { return '' }
   }
 
+  logTail (index: number, lines = 15): string {
+    return this.log(index).split('\n').slice(-lines).join('\n')
+  }
+
   async destroy (): Promise<void> {
     await Promise.all([...this.children.keys()].map(async (index) => { await this.kill(index) }))
     rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  /**
+   * The command line that runs node `index`, given the plain one (`node main.js node --config
+   * FILE`); a subclass may wrap it, for example to run the node in a network namespace.
+   */
+  protected nodeCommand (_index: number, plain: string[]): string[] {
+    return plain
   }
 
   private member (index: number): InitResult['members'][number] {
