@@ -43,11 +43,21 @@ export const memberNack = defineMessage('member.nack', { seq: sequence, target: 
 /** Updates only, sent to a few random members while updates are fresh. */
 export const memberGossip = defineMessage('member.gossip', { incarnation, updates: updates.min(1) })
 
+/** Members one state sync may carry: every member of the largest network config. */
+export const SYNC_MEMBERS_MAX = 1_024
+/**
+ * Anti-entropy (memberlist's push-pull): this node's whole view, sent to one random member now
+ * and then; the receiver merges it and, if `reply`, answers with its own. Heals what gossip with
+ * bounded retransmission missed.
+ */
+export const memberSync = defineMessage('member.sync', { incarnation, reply: z.boolean(), updates: z.array(memberUpdateSchema).max(SYNC_MEMBERS_MAX) })
+
 export type MemberPing = MessageOf<typeof memberPing>
 export type MemberAck = MessageOf<typeof memberAck>
 export type MemberPingReq = MessageOf<typeof memberPingReq>
 export type MemberNack = MessageOf<typeof memberNack>
 export type MemberGossip = MessageOf<typeof memberGossip>
-export type MembershipMessage = MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip
+export type MemberSync = MessageOf<typeof memberSync>
+export type MembershipMessage = MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip | MemberSync
 
-export const membershipMessages = [memberPing, memberAck, memberPingReq, memberNack, memberGossip]
+export const membershipMessages = [memberPing, memberAck, memberPingReq, memberNack, memberGossip, memberSync]

@@ -19,7 +19,7 @@ import type { Env, LinkState, Message, NodeId, Service, SynodError, TimerId } fr
 import { MembershipError } from './errors.js'
 import {
   membershipMessages, UPDATES_PER_MESSAGE_MAX,
-  type MemberAck, type MemberGossip, type MemberNack, type MemberPing, type MemberPingReq, type MemberState, type MemberUpdate
+  type MemberAck, type MemberGossip, type MemberNack, type MemberPing, type MemberPingReq, type MemberState, type MemberSync, type MemberUpdate
 } from './messages.js'
 import { PeerScores, defaultScoreLimits, type Offence, type ScoreLimits } from './scores.js'
 import { retransmitLimit, suspicionTimeoutMs } from './suspicion.js'
@@ -53,6 +53,8 @@ export interface MembershipLimits extends ScoreLimits {
   helperProbesMax: number
   /** After `leave`, gossip continues this long before the caller should stop the node. */
   leavePropagationMs: number
+  /** Interval of the full-view exchange with one random member (anti-entropy). */
+  syncIntervalMs: number
 }
 
 export const defaultMembershipLimits: Readonly<MembershipLimits> = Object.freeze({
@@ -70,7 +72,8 @@ export const defaultMembershipLimits: Readonly<MembershipLimits> = Object.freeze
   awarenessMax: 8,
   stallToleranceMs: 250,
   helperProbesMax: 256,
-  leavePropagationMs: 500
+  leavePropagationMs: 500,
+  syncIntervalMs: 10_000
 })
 
 /** What membership needs from the overlay: routed sends to any member and handlers by type. */
@@ -151,6 +154,8 @@ interface MemberRecord {
   incarnation: number
   lastHeardMs: number | null
   stateSinceMs: number
+  /** Who made the claim this record holds (for `left`, the member itself). */
+  claimedBy: NodeId
   suspicion: Suspicion | null
 }
 
@@ -200,6 +205,7 @@ export class MembershipService implements Service {
   private roundRobin: NodeId[] = []
   private probeTimer: TimerId | null = null
   private gossipTimer: TimerId | null = null
+  private syncTimer: TimerId | null = null
   private leaving = false
   private quorum = false
   private gossipFlushPending = false
@@ -237,7 +243,7 @@ export class MembershipService implements Service {
     for (const member of env.members) {
       if (member === env.self) continue
       // Not yet heard from: suspected locally (not gossiped), dead if nothing is heard in time.
-      const record: MemberRecord = { id: member, state: 'suspect', incarnation: 0, lastHeardMs: null, stateSinceMs: env.now(), suspicion: null }
+      const record: MemberRecord = { id: member, state: 'suspect', incarnation: 0, lastHeardMs: null, stateSinceMs: env.now(), claimedBy: env.self, suspicion: null }
       this.records.set(member, record)
       this.startSuspicion(record, 0, this.limits.suspicionTimeoutMsMax)
     }
@@ -245,6 +251,8 @@ export class MembershipService implements Service {
     this.quorum = this.computeQuorum()
     this.scheduleProbe(env.random.int(0, this.limits.probeIntervalMs))
     this.gossipTimer = env.setTimer(this.limits.gossipIntervalMs, () => { this.gossipTick() })
+    // A (re)started node compares views early, then at a jittered interval.
+    this.scheduleSync(this.limits.probeIntervalMs + env.random.int(0, this.limits.probeIntervalMs))
     env.log.info({ incarnation: this.incarnation, members: env.members.length }, 'membership started')
   }
 
@@ -253,6 +261,8 @@ export class MembershipService implements Service {
     if (env === null) return
     if (this.probeTimer !== null) env.clearTimer(this.probeTimer)
     if (this.gossipTimer !== null) env.clearTimer(this.gossipTimer)
+    if (this.syncTimer !== null) env.clearTimer(this.syncTimer)
+    this.syncTimer = null
     for (const probe of this.probes.values()) for (const timer of probe.timers) env.clearTimer(timer)
     for (const helper of this.helperProbes.values()) for (const timer of helper.timers) env.clearTimer(timer)
     for (const record of this.records.values()) this.clearSuspicion(record)
@@ -491,7 +501,7 @@ export class MembershipService implements Service {
       return
     }
     record.lastHeardMs = env.now()
-    const typed = message as MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip
+    const typed = message as MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip | MemberSync
     // Hearing from a member is news of it being alive at the incarnation it states.
     this.apply({ member: origin, state: 'alive', incarnation: typed.incarnation, from: origin }, origin, hops)
     if ('updates' in typed) for (const update of typed.updates) this.apply(update, origin, hops)
@@ -501,6 +511,7 @@ export class MembershipService implements Service {
       case 'member.ping-req': this.onPingReq(typed, origin); break
       case 'member.nack': this.onNack(typed, origin); break
       case 'member.gossip': break
+      case 'member.sync': if (typed.reply) this.send(origin, this.syncMessage(false)); break
     }
   }
 
@@ -579,6 +590,11 @@ export class MembershipService implements Service {
       this.violation(sender, hops, `update about ${update.member}, which is not a member`)
       return
     }
+    if (update.incarnation < record.incarnation && update.state !== 'alive' && sender !== env.self) {
+      // The sender holds an outdated accusation: tell it what this node knows (a correction).
+      this.send(sender, { type: 'member.gossip', incarnation: this.incarnation, updates: [{ member: record.id, state: record.state, incarnation: record.incarnation, from: record.claimedBy }] })
+      return
+    }
     switch (update.state) {
       case 'alive':
         if (update.incarnation > record.incarnation) this.transition(record, 'alive', update.incarnation, update)
@@ -639,6 +655,7 @@ export class MembershipService implements Service {
     if (previous !== state) record.stateSinceMs = env.now()
     record.state = state
     record.incarnation = incarnation
+    record.claimedBy = update.from
     if (state === 'suspect') {
       this.counters.suspicionsRaised++
       this.startSuspicion(record, update.from === env.self ? 0 : 1, null, update.from)
@@ -768,15 +785,37 @@ export class MembershipService implements Service {
     }
   }
 
+  private scheduleSync (afterMs: number): void {
+    const env = this.requireEnv()
+    this.syncTimer = env.setTimer(afterMs, () => {
+      this.syncTimer = null
+      const peers = [...this.records.values()].filter((record) => record.state === 'alive' && !this.isBanned(record.id)).map((record) => record.id)
+      if (peers.length > 0 && !this.leaving) this.send(env.random.pick(peers), this.syncMessage(true))
+      this.scheduleSync(Math.round(this.limits.syncIntervalMs * (0.5 + env.random.float())))
+    })
+  }
+
+  /** This node's whole view as claims, itself included. */
+  private syncMessage (reply: boolean): MemberSync {
+    const env = this.requireEnv()
+    const updates: MemberUpdate[] = [{ member: env.self, state: this.leaving ? 'left' : 'alive', incarnation: this.incarnation, from: env.self }]
+    for (const record of this.records.values()) {
+      // A local guess about a member never heard from is not news.
+      if (record.incarnation === 0 && record.state === 'suspect') continue
+      updates.push({ member: record.id, state: record.state, incarnation: record.incarnation, from: record.claimedBy })
+    }
+    return { type: 'member.sync', incarnation: this.incarnation, reply, updates }
+  }
+
   // --- plumbing ------------------------------------------------------------------------------
 
   /** Sends through the overlay; false when there is no route now. */
-  private send (to: NodeId, message: MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip): boolean {
+  private send (to: NodeId, message: MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip | MemberSync): boolean {
     if (message.type === 'member.gossip' && message.updates.length === 0) return false
     try {
       this.init.net.send(to, message)
       this.counters.messagesSent[message.type] = (this.counters.messagesSent[message.type] ?? 0) + 1
-      if ('updates' in message) this.queue?.sent(message.updates)
+      if ('updates' in message && message.type !== 'member.sync') this.queue?.sent(message.updates)
       return true
     } catch {
       this.counters.sendsUnroutable++

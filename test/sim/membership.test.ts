@@ -5,7 +5,8 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import type { NodeId } from '../../src/core/index.js'
+import type { Env, NodeId, Service } from '../../src/core/index.js'
+import type { OverlayService } from '../../src/net/index.js'
 import { forSeeds, makeMembershipSim, percentile, type MembershipSim } from '../support/membership-sim.js'
 
 const LONG = process.env.SYNOD_LONG === '1'
@@ -109,6 +110,67 @@ describe('membership in the simulator', () => {
       sim.network.heal()
       assert.ok(sim.runUntil(() => sim.allAlive() && new Set(sim.views()).size === 1, 20_000), `views did not converge: ${sim.views().join(' | ')}`)
       assert.ok(sim.members.every((id) => quorumOf(id) === true), 'everyone has quorum after healing')
+    })
+  })
+})
+
+/** A Byzantine node: sends membership messages bare on its links and forges a leave for another member. */
+class Misbehaver implements Service {
+  readonly name = 'misbehaver'
+  readonly messages = []
+  private env: Env | null = null
+  constructor (private readonly overlay: OverlayService) {}
+  start (env: Env): void {
+    this.env = env
+    const victim = env.members.find((member) => member !== env.self) as NodeId
+    const tick = (): void => {
+      for (const link of env.links()) {
+        if (link.state !== 'connected') continue
+        env.send(link.peer, { type: 'member.ping', seq: 1, target: link.peer, incarnation: 1, updates: [] })
+        try {
+          this.overlay.send(link.peer, { type: 'member.gossip', incarnation: 1, updates: [{ member: victim, state: 'left', incarnation: 99, from: env.self }] })
+        } catch {}
+      }
+      env.setTimer(200, tick)
+    }
+    env.setTimer(2_000, tick)
+  }
+  onMessage (): void {}
+  stop (): void { this.env = null }
+}
+
+describe('misbehaving peers in the simulator', () => {
+  it('scores down, disconnects and refuses a peer that sends invalid messages, and leaves honest peers alone', () => {
+    forSeeds(seeds(4, 400), (seed) => {
+      let byzantine: NodeId | null = null
+      const sim = makeMembershipSim({
+        nodes: 5,
+        seed,
+        extraServices: (context, overlay) => {
+          if (context.index !== seed % 5) return []
+          byzantine = context.id
+          return [new Misbehaver(overlay)]
+        }
+      })
+      const bad = byzantine as unknown as NodeId
+      const honest = sim.members.filter((id) => id !== bad)
+      assert.ok(sim.runUntil(() => honest.every((id) => sim.membership(id)?.isBanned(bad) === true), 20_000), 'every honest node bans the misbehaving peer')
+      sim.kernel.runFor(5_000)
+      for (const id of honest) {
+        const view = sim.membership(id)?.view()
+        const held = view?.members.find((member) => member.id === bad)
+        assert.ok(held !== undefined && held.bannedUntilMs !== null && held.bannedUntilMs > sim.kernel.now() && !held.reachable, `${id} holds the misbehaving peer banned and unreachable`)
+        const link = sim.cluster.node(id).transport?.links().find((entry) => entry.peer === bad)
+        assert.equal(link?.state, 'disconnected', `${id} has no link to the banned peer`)
+        for (const other of honest) {
+          const peer = view?.members.find((member) => member.id === other)
+          assert.ok(peer !== undefined && peer.state === 'alive' && peer.score === 0 && peer.bannedUntilMs === null, `${id} keeps honest ${other} alive with a clean score`)
+        }
+        assert.ok(sim.events.some((entry) => entry.at === id && entry.event.kind === 'ban' && entry.event.member === bad), `${id} emitted a ban event`)
+        // The forged leave never took: only a member may announce its own leave.
+        assert.ok(honest.every((other) => sim.membership(id)?.stateOf(other) === 'alive'))
+        assert.equal(sim.membership(id)?.hasQuorum(), true)
+      }
     })
   })
 })
