@@ -24,7 +24,8 @@ import type { TopologySpecInput } from '../src/net/index.js'
 import { makeMembershipSim, type MembershipSim } from '../test/support/membership-sim.js'
 import { percentile, type BenchResult } from './util.js'
 
-const SIZES = [5, 50, 500]
+/** `MEMBERSHIP_BENCH_SIZES=5,50` runs a subset; n = 500 takes long in the simulator (see docs/membership.md). */
+const SIZES = (process.env.MEMBERSHIP_BENCH_SIZES ?? '5,50,500').split(',').map(Number).filter((size) => Number.isInteger(size) && size >= 3)
 const SEED = 1
 const CRASH_TRIALS = 6
 const DEGREE = 8
