@@ -396,10 +396,15 @@ export class MembershipService implements Service {
     return { ...this.counters, messagesSent: { ...this.counters.messagesSent }, messagesReceived: { ...this.counters.messagesReceived } }
   }
 
+  /** Updates still waiting to be passed on: zero once news has spread and the cluster is quiet. */
+  updatesQueued (): number {
+    return this.queue?.size ?? 0
+  }
+
   status (): object {
     if (this.env === null) return {}
     const view = this.view()
-    return { incarnation: view.incarnation, hasQuorum: view.hasQuorum, reachable: view.reachable.length, awareness: view.awareness, states: countStates(view.members), stats: this.stats() }
+    return { incarnation: view.incarnation, hasQuorum: view.hasQuorum, reachable: view.reachable.length, awareness: view.awareness, updatesQueued: this.updatesQueued(), states: countStates(view.members), stats: this.stats() }
   }
 
   // --- probing -------------------------------------------------------------------------------

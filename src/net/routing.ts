@@ -36,9 +36,12 @@ export class RoutingTable {
 
   /** This node's live links, from its transport. */
   setOwnLinks (links: ReadonlyMap<NodeId, number>): void {
+    // Routes are recomputed lazily and only when an input that matters to the metric changed:
+    // a fresh RTT sample changes nothing under hop routing.
+    const changed = !this.sameLinks(this.ownLinks, links)
     this.ownLinks.clear()
     for (const [peer, rtt] of links) this.ownLinks.set(peer, rtt)
-    this.routes = null
+    if (changed) this.routes = null
   }
 
   /** Takes an announcement if it is newer than the one held; returns whether it was. */
@@ -46,8 +49,10 @@ export class RoutingTable {
     if (origin === this.self) return false
     const held = this.states.get(origin)
     if (held !== undefined && held.seq >= seq) return false
-    this.states.set(origin, { seq, links: new Map(links.map((link) => [link.peer, link.rttMs])), receivedMs: nowMs })
-    this.routes = null
+    const entry = { seq, links: new Map(links.map((link) => [link.peer, link.rttMs])), receivedMs: nowMs }
+    this.states.set(origin, entry)
+    // A periodic refresh that repeats the held links leaves every route as it was.
+    if (held === undefined || !this.sameLinks(held.links, entry.links)) this.routes = null
     return true
   }
 
@@ -138,6 +143,16 @@ export class RoutingTable {
       }
     }
     return best
+  }
+
+  /** Whether two link sets give the same routes: the same peers, and under RTT routing the same RTTs. */
+  private sameLinks (a: ReadonlyMap<NodeId, number>, b: ReadonlyMap<NodeId, number>): boolean {
+    if (a.size !== b.size) return false
+    for (const [peer, rtt] of b) {
+      const held = a.get(peer)
+      if (held === undefined || (this.metric === 'rtt' && held !== rtt)) return false
+    }
+    return true
   }
 
   private linkCost (rttMs: number): number {

@@ -46,6 +46,7 @@ export function registerMembershipMetrics (registry: Registry, membership: Membe
   collectedGauge(registry, { name: 'synod_membership_has_quorum', help: '1 when this node reaches a strict majority of the configured members.', read: () => membership.hasQuorum() ? 1 : 0 })
   collectedGauge(registry, { name: 'synod_membership_reachable_members', help: 'Members this node reaches, itself included.', read: () => membership.reachable().length })
   collectedGauge(registry, { name: 'synod_membership_awareness', help: 'Lifeguard local health score: 0 is healthy; probe intervals stretch by 1 + score.', read: () => membership.view().awareness })
+  collectedGauge(registry, { name: 'synod_membership_updates_queued', help: 'Membership updates waiting to be gossiped on; zero in a quiet cluster.', read: () => membership.updatesQueued() })
   collectedGauge(registry, { name: 'synod_membership_incarnation', help: "This node's incarnation number.", read: () => membership.view().incarnation })
   new Gauge({
     name: 'synod_membership_members', help: 'Members by the state this node holds them in.', registers: [registry], labelNames: ['state'],

@@ -2,6 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import { encode as cborEncode, rfc8949EncodeOptions } from 'cborg'
 import { z } from 'zod'
 import { CoreError, MessageRegistry, decodeCanonical, defineMessage, encodeCanonical, toHex } from '../../src/core/index.js'
 
@@ -21,6 +22,18 @@ describe('canonical CBOR', () => {
       const again = encodeCanonical(decodeCanonical(bytes))
       assert.equal(toHex(again), toHex(bytes))
     }), { numRuns: 300 })
+  })
+
+  it('orders map keys exactly as cborg\'s RFC 8949 sorter does (the ASCII fast path included)', () => {
+    // Keys of every kind: ASCII of equal and unequal length, non-ASCII, astral characters.
+    const key = fc.oneof(fc.string({ maxLength: 6 }), fc.string({ unit: 'binary', maxLength: 4 }), fc.constantFrom('', 'a', 'b', 'aa', 'é', '\u{1F600}', '\uE000', 'z'.repeat(30)))
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof({ depthSize: 'small' }, fc.integer(), fc.string(), fc.dictionary(key, tie('node'), { maxKeys: 8 }), fc.array(tie('node'), { maxLength: 3 }))
+    })).node
+    fc.assert(fc.property(value, (input) => {
+      assert.equal(toHex(encodeCanonical(input)), toHex(cborEncode(input, rfc8949EncodeOptions)))
+    }), { numRuns: 500 })
+    assert.equal(toHex(encodeCanonical({ bb: 1, c: 2, a: 3 })), 'a3616103616302626262' + '01', 'shorter keys first, then bytewise')
   })
 
   it('refuses undefined at encode time with a typed error', () => {

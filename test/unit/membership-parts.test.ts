@@ -1,6 +1,7 @@
 /** The pure parts of membership: Lifeguard's suspicion timeout, the update queue, peer scores. */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { PeerScores, UpdateQueue, defaultScoreLimits, quorumSize, retransmitLimit, suspicionTimeoutMs, type MemberUpdate } from '../../src/membership/index.js'
 
 const a = 'aaaaaaaaaaaaaaaaaaaa'
@@ -39,6 +40,56 @@ describe('update queue', () => {
     assert.equal(queue.size, 1, 'sent twice with a limit of 2: gone')
     queue.enqueue(update(a, 'dead', 1, b))
     assert.deepEqual(queue.select(10).map((entry) => entry.state), ['dead'], 'a death replaces every suspicion of the member')
+  })
+
+  it('selects exactly what a plain sort of the whole queue selects, over random histories', () => {
+    /** The obvious model: a list, filtered and sorted on every call. */
+    class Model {
+      entries: Array<{ update: MemberUpdate, transmits: number, order: number }> = []
+      order = 0
+      constructor (readonly limit: number) {}
+      key (update: MemberUpdate): string { return update.state === 'suspect' ? `${update.member}/${update.from}` : update.member }
+      enqueue (update: MemberUpdate): void {
+        this.entries = this.entries.filter((entry) => entry.update.member !== update.member || (this.key(entry.update) !== this.key(update) && update.state === 'suspect' && entry.update.state === 'suspect'))
+        this.entries.push({ update, transmits: 0, order: ++this.order })
+      }
+      select (countMax: number, first: string[]): { lead: MemberUpdate[], rest: MemberUpdate[] } {
+        const lead = first.flatMap((wanted) => this.entries.filter((entry) => entry.update.member === wanted)).slice(0, countMax)
+        const rest = this.entries.filter((entry) => !lead.includes(entry)).sort((x, y) => x.transmits - y.transmits || y.order - x.order)
+        return { lead: lead.map((entry) => entry.update), rest: rest.slice(0, countMax - lead.length).map((entry) => entry.update) }
+      }
+      sent (updates: MemberUpdate[]): void {
+        for (const update of updates) {
+          const entry = this.entries.find((held) => held.update === update)
+          if (entry !== undefined && ++entry.transmits >= this.limit) this.entries = this.entries.filter((held) => held !== entry)
+        }
+      }
+    }
+    const member = fc.constantFrom(a, b, c, 'dddddddddddddddddddd')
+    const step = fc.oneof(
+      fc.record({ op: fc.constant('enqueue' as const), member, from: member, state: fc.constantFrom<MemberUpdate['state']>('alive', 'suspect', 'dead', 'left'), incarnation: fc.nat(5) }),
+      fc.record({ op: fc.constant('send' as const), countMax: fc.integer({ min: 0, max: 5 }), first: fc.subarray([a, b, c]) })
+    )
+    fc.assert(fc.property(fc.integer({ min: 1, max: 4 }), fc.array(step, { maxLength: 60 }), (limit, steps) => {
+      const queue = new UpdateQueue(() => limit)
+      const model = new Model(limit)
+      for (const next of steps) {
+        if (next.op === 'enqueue') {
+          const update: MemberUpdate = { member: next.member, state: next.state, incarnation: next.incarnation, from: next.from }
+          queue.enqueue(update)
+          model.enqueue(update)
+        } else {
+          const chosen = queue.select(next.countMax, next.first)
+          const expected = model.select(next.countMax, next.first)
+          assert.equal(chosen.length, expected.lead.length + expected.rest.length)
+          assert.deepEqual(new Set(chosen.slice(0, expected.lead.length)), new Set(expected.lead), 'the recipient and sender lead')
+          assert.deepEqual(chosen.slice(expected.lead.length), expected.rest, 'then least transmitted, newest first')
+          queue.sent(chosen)
+          model.sent(chosen)
+        }
+        assert.equal(queue.size, model.entries.length)
+      }
+    }), { numRuns: 300 })
   })
 })
 
