@@ -8,6 +8,7 @@ import { initNetwork } from './init.js'
 import { up } from './up.js'
 import { fetchStatus, formatStatus } from './status.js'
 import { simCommand } from './sim.js'
+import { powCommand } from './pow.js'
 import { integerOption as integer, topologyOption } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
@@ -71,6 +72,7 @@ program.command('status')
   })
 
 simCommand(program, print)
+powCommand(program, print)
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof SynodError) {

@@ -1,0 +1,5 @@
+export * from './compact.js'
+export * from './work.js'
+export * from './header.js'
+export * from './params.js'
+export * from './verify-headers.js'
