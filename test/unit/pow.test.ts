@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import fc from 'fast-check'
 import { fromHex, toHex } from '../../src/core/index.js'
 import {
-  BITCOIN_MAINNET, decodeCompact, decodeWorkHeader, displayHash, encodeCompact, encodeWorkHeader, nextBits, verifyHeaders, workHash, workOf,
+  BITCOIN_MAINNET, PowScanner, decodeCompact, hashToNumber, meetsTarget, decodeWorkHeader, displayHash, encodeCompact, encodeWorkHeader, nextBits, verifyHeaders, workHash, workOf,
   type HeaderInput, type VerifySummary
 } from '../../src/ledger/index.js'
 import { SYNOD_MAIN } from '../support/cluster.js'
@@ -86,6 +86,50 @@ describe('work headers', () => {
       assert.equal(displayHash(workHash(bytes)), header.hash, `block ${header.height}`)
       assert.equal(toHex(encodeWorkHeader(decodeWorkHeader(bytes))), header.hex)
     }
+  })
+})
+
+describe('the WebAssembly mining kernel', () => {
+  const scanner = new PowScanner()
+
+  it('finds the real nonce of real blocks, searching from below it', () => {
+    for (const header of headers.slice(0, 12)) {
+      const bytes = fromHex(header.hex)
+      const nonce = new DataView(bytes.buffer).getUint32(76, true)
+      scanner.setTemplate(bytes, decodeCompact(new DataView(bytes.buffer).getUint32(72, true)).target)
+      const start = Math.max(0, nonce - 20_000)
+      assert.equal(scanner.scan(start, Math.min(40_000, 2 ** 32 - start)), nonce, `block ${header.height}`)
+    }
+  })
+
+  it('returns the first nonce node:crypto accepts, for random headers and targets', () => {
+    fc.assert(fc.property(fc.uint8Array({ minLength: 80, maxLength: 80 }), fc.integer({ min: 1, max: 0xffffffff }), fc.bigInt({ min: 0n, max: (1n << 224n) - 1n }), fc.nat(2 ** 32 - 400), (header, top, low, start) => {
+      const target = (BigInt(top) << 224n) | low
+      scanner.setTemplate(header, target)
+      let expected: number | null = null
+      for (let nonce = start; nonce < start + 300 && expected === null; nonce++) {
+        if (meetsTarget(workHash(scanner.headerWith(nonce)), target)) expected = nonce
+      }
+      assert.equal(scanner.scan(start, 300), expected)
+    }), { numRuns: 60 })
+  })
+
+  it('checks every candidate in full: a hash whose top word equals the target\'s but is above it is passed over', () => {
+    const header = fromHex(headers[5]?.hex as string)
+    scanner.setTemplate(header, 0n)
+    const hash = hashToNumber(workHash(scanner.headerWith(7)))
+    scanner.setTemplate(header, hash - 1n)
+    const rejectedBefore = scanner.candidatesRejected
+    assert.equal(scanner.scan(7, 1), null)
+    assert.equal(scanner.candidatesRejected, rejectedBefore + 1)
+    scanner.setTemplate(header, hash)
+    assert.equal(scanner.scan(7, 1), 7, 'a hash equal to the target meets it')
+  })
+
+  it('refuses nonce ranges outside 32 bits', () => {
+    assert.throws(() => scanner.scan(2 ** 32 - 1, 2), RangeError)
+    assert.throws(() => scanner.scan(-1, 1), RangeError)
+    assert.equal(scanner.scan(2 ** 32 - 1, 0), null)
   })
 })
 
