@@ -7,13 +7,6 @@ import { LedgerError } from '../../errors.js'
 import { NONCE_OFFSET, WORK_HEADER_BYTES, meetsTarget, workHash } from './header.js'
 import { KERNEL_LAYOUT, kernelModuleBytes } from './sha256-wasm.js'
 
-/** The part of the WebAssembly API used here (Node's type definitions for v20 leave it out). */
-interface WebAssemblyApi {
-  Module: new (bytes: Uint8Array) => object
-  Instance: new (module: object, imports: object) => { exports: unknown }
-}
-const wasm = (globalThis as unknown as { WebAssembly: WebAssemblyApi }).WebAssembly
-
 interface KernelExports {
   memory: { buffer: ArrayBuffer }
   scan: (start: number, count: number) => number
@@ -23,7 +16,7 @@ interface KernelExports {
 /** Nonces are 32-bit. */
 export const NONCE_SPACE = 2 ** 32
 
-let kernelModule: object | null = null
+let kernelModule: WebAssembly.Module | null = null
 
 export class PowScanner {
   private readonly kernel: KernelExports
@@ -34,8 +27,8 @@ export class PowScanner {
   candidatesRejected = 0
 
   constructor () {
-    kernelModule ??= new wasm.Module(kernelModuleBytes())
-    this.kernel = new wasm.Instance(kernelModule, {}).exports as KernelExports
+    kernelModule ??= new WebAssembly.Module(kernelModuleBytes())
+    this.kernel = new WebAssembly.Instance(kernelModule, {}).exports as KernelExports
     this.words = new DataView(this.kernel.memory.buffer)
   }
 
