@@ -6,13 +6,15 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
 import { membershipBenchmark } from './membership.js'
+import { powBenchmark } from './pow.js'
 import { transportBenchmark } from './transport.js'
 import { formatTable, type BenchResult } from './util.js'
 
 const benchmarks: Record<string, (progress: (line: string) => void) => Promise<BenchResult>> = {
   transport: transportBenchmark,
   broadcast: broadcastBenchmark,
-  membership: membershipBenchmark
+  membership: membershipBenchmark,
+  pow: powBenchmark
 }
 
 const requested = process.argv.slice(2)

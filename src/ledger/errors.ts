@@ -12,6 +12,10 @@ export type LedgerErrorCode =
   | 'LEDGER_BAD_PARENT'
   /** A timestamp not above the median of the previous blocks, or too far in the future. */
   | 'LEDGER_BAD_TIME'
+  /** A signature that does not verify against the signer's key. */
+  | 'LEDGER_BAD_SIGNATURE'
+  /** A transaction or block for another chain. */
+  | 'LEDGER_WRONG_CHAIN'
   | 'LEDGER_CONFIG_INVALID'
 
 export class LedgerError extends SynodError<LedgerErrorCode> {}

@@ -11,3 +11,5 @@ export { loadNodeConfig, readJsonFile, checkNetworkConfig, configError, networkC
 export type { NetworkConfig, NodeConfig, KeyFile, Member, LoadedConfig } from './config.js'
 export { generateKeyFile, writeKeyFile, keyPairOf } from './keys.js'
 export { SYNOD_VERSION } from './version.js'
+export { MinerPool, MINER_THREADS_MAX } from './miner.js'
+export type { MiningJob, MinedSeal, MinerPoolInit, MinerStats } from './miner.js'

@@ -4,7 +4,7 @@
  * compact target bits and nonce, integers little-endian. Its hash is double SHA-256; hashes are
  * compared as little-endian 256-bit numbers and shown byte-reversed, as Bitcoin does.
  */
-import { doubleSha256, toHex } from '../../../core/index.js'
+import { doubleSha256, sha256, toHex } from '../../../core/index.js'
 import { LedgerError } from '../../errors.js'
 
 export const WORK_HEADER_BYTES = 80
@@ -50,6 +50,22 @@ export function decodeWorkHeader (bytes: Uint8Array): WorkHeader {
     bits: view.getUint32(72, true),
     nonce: view.getUint32(NONCE_OFFSET, true)
   }
+}
+
+/** Extra nonces are whole numbers below 2^53, written as 8 bytes big-endian. */
+export const EXTRA_NONCE_BYTES = 8
+
+/**
+ * The commitment a work header carries: SHA-256 of the block's own commitment and an extra
+ * nonce. A miner that has tried all 2^32 nonces rolls the extra nonce, which gives a fresh
+ * header without rebuilding the block.
+ */
+export function workCommitment (base: Uint8Array, extraNonce: number): Uint8Array {
+  if (!Number.isSafeInteger(extraNonce) || extraNonce < 0) throw new RangeError(`extra nonce ${extraNonce} is not a whole number below 2^53`)
+  const input = new Uint8Array(base.length + EXTRA_NONCE_BYTES)
+  input.set(base)
+  new DataView(input.buffer).setBigUint64(base.length, BigInt(extraNonce), false)
+  return sha256(input)
 }
 
 /** Double SHA-256 of the 80 bytes, internal byte order. */

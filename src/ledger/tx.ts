@@ -1,0 +1,84 @@
+/**
+ * Accounts and transactions. An address is the first 20 bytes of SHA-256 of an Ed25519 public
+ * key, in hex. A transaction names its chain (no replay across networks), the sender's next
+ * nonce (no replay within one), a fee and a typed body; the sender signs the canonical CBOR of
+ * everything but the signature, under a domain tag. The staking and voting bodies of the next
+ * engines join the `body` union; validation and application dispatch on `body.kind`.
+ */
+import { z } from 'zod'
+import { encodeCanonical, sha256, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
+import { LedgerError } from './errors.js'
+
+export type Address = string
+
+export const ADDRESS_BYTES = 20
+export const ADDRESS_PATTERN = /^[0-9a-f]{40}$/
+/** Amounts, fees and balances are whole units below 2^64, carried as bigint. */
+export const AMOUNT_MAX = (1n << 64n) - 1n
+/** The longest memo a transfer may carry, in bytes. */
+export const MEMO_BYTES_MAX = 256
+const SIGNING_DOMAIN = 'synod/tx/v1'
+
+export function addressFromPublicKey (publicKey: Uint8Array): Address {
+  return toHex(sha256(publicKey).subarray(0, ADDRESS_BYTES))
+}
+
+/** CBOR decodes integers up to 2^53 as numbers and larger ones as bigints: both become bigint. */
+const amount = z.union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]).transform((value) => BigInt(value)).pipe(z.bigint().min(0n).max(AMOUNT_MAX))
+const address = z.string().regex(ADDRESS_PATTERN)
+const bytes = (length: number): z.ZodType<Uint8Array> => z.instanceof(Uint8Array).refine((value) => value.length === length, `must be ${length} bytes`)
+
+export const transferBodySchema = z.strictObject({
+  kind: z.literal('transfer'),
+  to: address,
+  amount,
+  memo: z.string().max(MEMO_BYTES_MAX).optional()
+})
+export const txBodySchema = z.discriminatedUnion('kind', [transferBodySchema])
+export type TxBody = z.infer<typeof txBodySchema>
+
+export const unsignedTxSchema = z.strictObject({
+  chainId: z.string().min(1).max(64),
+  /** The sender's Ed25519 public key; the sender's address derives from it. */
+  publicKey: bytes(32),
+  nonce: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  fee: amount,
+  body: txBodySchema
+})
+export const signedTxSchema = unsignedTxSchema.extend({ signature: bytes(64) })
+
+export type UnsignedTx = z.infer<typeof unsignedTxSchema>
+export type SignedTx = z.infer<typeof signedTxSchema>
+
+function signingBytes (tx: UnsignedTx): Uint8Array {
+  return encodeCanonical({ domain: SIGNING_DOMAIN, tx })
+}
+
+export function signTx (tx: UnsignedTx, keyPair: Ed25519KeyPair): SignedTx {
+  if (toHex(tx.publicKey) !== toHex(keyPair.publicKey)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the key pair does not match the transaction public key')
+  return { ...tx, signature: sign(keyPair, signingBytes(tx)) }
+}
+
+/** The canonical bytes of a signed transaction: what blocks carry and hashes cover. */
+export function encodeTx (tx: SignedTx): Uint8Array {
+  return encodeCanonical(tx)
+}
+
+export function txHash (tx: SignedTx): string {
+  return toHex(sha256(encodeTx(tx)))
+}
+
+export function senderOf (tx: UnsignedTx): Address {
+  return addressFromPublicKey(tx.publicKey)
+}
+
+/** Checks shape and signature; throws LEDGER_MALFORMED or LEDGER_BAD_SIGNATURE. */
+export function checkTx (candidate: unknown, chainId: string): SignedTx {
+  const parsed = signedTxSchema.safeParse(candidate)
+  if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
+  const tx = parsed.data
+  if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
+  const { signature, ...unsigned } = tx
+  if (!verify(tx.publicKey, signingBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
+  return tx
+}
