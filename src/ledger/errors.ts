@@ -16,6 +16,20 @@ export type LedgerErrorCode =
   | 'LEDGER_BAD_SIGNATURE'
   /** A transaction or block for another chain. */
   | 'LEDGER_WRONG_CHAIN'
+  /** Mempool refusals, one code per reason. */
+  | 'LEDGER_TX_DUPLICATE'
+  | 'LEDGER_TX_TOO_LARGE'
+  | 'LEDGER_TX_FEE_TOO_LOW'
+  /** The nonce was used by an earlier transaction of the sender. */
+  | 'LEDGER_TX_NONCE_TOO_LOW'
+  /** The nonce is too far ahead of the sender's account nonce. */
+  | 'LEDGER_TX_NONCE_GAP'
+  /** A replacement whose fee does not beat the held transaction by the minimum bump. */
+  | 'LEDGER_TX_UNDERPRICED'
+  | 'LEDGER_TX_SENDER_LIMIT'
+  | 'LEDGER_TX_INSUFFICIENT_FUNDS'
+  /** The pool is full and the transaction pays no more than what it could evict. */
+  | 'LEDGER_TX_POOL_FULL'
   | 'LEDGER_CONFIG_INVALID'
 
 export class LedgerError extends SynodError<LedgerErrorCode> {}

@@ -1,0 +1,243 @@
+/**
+ * The mempool: signed transactions waiting for a block. Bounded by count and bytes; each
+ * sender's transactions kept in nonce order; blocks take the best fee per byte among the
+ * senders' next executable transactions (so nonce order is never broken); when full, the
+ * cheapest sender tail (a highest-nonce transaction, so no gap opens) makes room for a better
+ * one; a transaction with the same sender and nonce replaces the held one only with a fee at
+ * least `replaceFeeBumpPercentMin` higher; transactions expire after `txLifetimeMs`. Every
+ * refusal is a `LedgerError` with its own code.
+ *
+ * Pure: the caller passes the time and a view of the accounts at the current head.
+ */
+import { LedgerError, type LedgerErrorCode } from './errors.js'
+import type { Account } from './account-tree.js'
+import { senderOf, txHash, type Address, type SignedTx } from './tx.js'
+
+export interface MempoolLimits {
+  mempoolTxsMax: number
+  mempoolBytesMax: number
+  /** Pending transactions one sender may hold. */
+  senderTxsMax: number
+  /** How far past the account's nonce a transaction may be queued. */
+  nonceGapMax: number
+  /** A replacement (same sender and nonce) must pay at least this much more, in percent. */
+  replaceFeeBumpPercentMin: number
+  /** Transactions older than this leave the pool (with the sender's later ones). */
+  txLifetimeMs: number
+  /** The smallest fee accepted. */
+  feeMin: bigint
+  txBytesMax: number
+}
+
+export const defaultMempoolLimits: Readonly<MempoolLimits> = Object.freeze({
+  mempoolTxsMax: 10_000,
+  mempoolBytesMax: 32 * 1024 * 1024,
+  senderTxsMax: 64,
+  nonceGapMax: 64,
+  replaceFeeBumpPercentMin: 10,
+  txLifetimeMs: 3 * 60 * 60 * 1000,
+  feeMin: 1n,
+  txBytesMax: 16 * 1024
+})
+
+export interface PendingTx {
+  tx: SignedTx
+  hash: string
+  sender: Address
+  bytes: number
+  /** Amount moved plus fee: what the sender's balance must cover. */
+  cost: bigint
+  addedMs: number
+}
+
+export type AccountView = (address: Address) => Account
+
+export interface MempoolStats {
+  size: number
+  bytes: number
+  senders: number
+  added: number
+  replaced: number
+  evicted: number
+  expired: number
+  rejected: Partial<Record<LedgerErrorCode, number>>
+}
+
+/** What a transaction costs its sender: its amount (for transfers) plus its fee. */
+export function txCost (tx: SignedTx): bigint {
+  switch (tx.body.kind) {
+    case 'transfer': return tx.body.amount + tx.fee
+  }
+}
+
+/** a pays a better fee per byte than b. */
+const betterRate = (a: PendingTx, b: PendingTx): boolean => a.tx.fee * BigInt(b.bytes) > b.tx.fee * BigInt(a.bytes)
+
+export class Mempool {
+  private readonly limits: MempoolLimits
+  /** sender -> nonce -> pending */
+  private readonly bySender = new Map<Address, Map<number, PendingTx>>()
+  private readonly byHash = new Map<string, PendingTx>()
+  private totalBytes = 0
+  private readonly counters = { added: 0, replaced: 0, evicted: 0, expired: 0, rejected: {} as Partial<Record<LedgerErrorCode, number>> }
+
+  constructor (limits: Partial<MempoolLimits> = {}) {
+    this.limits = { ...defaultMempoolLimits, ...limits }
+  }
+
+  get size (): number { return this.byHash.size }
+
+  has (hash: string): boolean { return this.byHash.has(hash) }
+
+  get (hash: string): PendingTx | undefined { return this.byHash.get(hash) }
+
+  /**
+   * Admits a transaction already checked for shape, chain and signature (`checkTx`); `bytes` is
+   * its encoded size. Returns the pending entry; throws a LedgerError saying why not.
+   */
+  add (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
+    try {
+      return this.admit(tx, bytes, nowMs, accounts)
+    } catch (error) {
+      if (error instanceof LedgerError) this.counters.rejected[error.code] = (this.counters.rejected[error.code] ?? 0) + 1
+      throw error
+    }
+  }
+
+  /**
+   * Up to `countMax` transactions (and `bytesMax` bytes) for a block, best fee per byte first,
+   * each sender's in nonce order from its account nonce.
+   */
+  select (countMax: number, bytesMax: number, accounts: AccountView): SignedTx[] {
+    const heads: PendingTx[] = []
+    for (const [sender, queue] of this.bySender) {
+      const head = queue.get(accounts(sender).nonce)
+      if (head !== undefined) heads.push(head)
+    }
+    const chosen: SignedTx[] = []
+    let bytes = 0
+    while (heads.length > 0 && chosen.length < countMax) {
+      let bestIndex = 0
+      for (let index = 1; index < heads.length; index++) if (betterRate(heads[index] as PendingTx, heads[bestIndex] as PendingTx)) bestIndex = index
+      const best = heads[bestIndex] as PendingTx
+      heads.splice(bestIndex, 1)
+      if (bytes + best.bytes > bytesMax) continue
+      chosen.push(best.tx)
+      bytes += best.bytes
+      const next = this.bySender.get(best.sender)?.get(best.tx.nonce + 1)
+      if (next !== undefined) heads.push(next)
+    }
+    return chosen
+  }
+
+  /** After a new head: drops transactions whose nonce is used, and expired ones. */
+  update (nowMs: number, accounts: AccountView): void {
+    for (const [sender, queue] of [...this.bySender]) {
+      const accountNonce = accounts(sender).nonce
+      for (const pending of [...queue.values()]) if (pending.tx.nonce < accountNonce) this.remove(pending)
+    }
+    this.expire(nowMs)
+  }
+
+  /** Removes transactions older than the lifetime, with the sender's later ones (they could not run). */
+  expire (nowMs: number): void {
+    for (const queue of [...this.bySender.values()]) {
+      const sorted = [...queue.values()].sort((a, b) => a.tx.nonce - b.tx.nonce)
+      const firstExpired = sorted.findIndex((pending) => nowMs - pending.addedMs >= this.limits.txLifetimeMs)
+      if (firstExpired < 0) continue
+      for (const pending of sorted.slice(firstExpired)) {
+        this.remove(pending)
+        this.counters.expired++
+      }
+    }
+  }
+
+  /** Removes one transaction (it was included, or its block's rival won). */
+  remove (pending: PendingTx): void {
+    const queue = this.bySender.get(pending.sender)
+    if (queue?.get(pending.tx.nonce) !== pending) return
+    queue.delete(pending.tx.nonce)
+    if (queue.size === 0) this.bySender.delete(pending.sender)
+    this.byHash.delete(pending.hash)
+    this.totalBytes -= pending.bytes
+  }
+
+  pending (): PendingTx[] {
+    return [...this.byHash.values()]
+  }
+
+  stats (): MempoolStats {
+    return { size: this.byHash.size, bytes: this.totalBytes, senders: this.bySender.size, added: this.counters.added, replaced: this.counters.replaced, evicted: this.counters.evicted, expired: this.counters.expired, rejected: { ...this.counters.rejected } }
+  }
+
+  private admit (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
+    const limits = this.limits
+    const hash = txHash(tx)
+    if (this.byHash.has(hash)) throw new LedgerError('LEDGER_TX_DUPLICATE', 'this transaction is already pending', { hash })
+    if (bytes > limits.txBytesMax) throw new LedgerError('LEDGER_TX_TOO_LARGE', `transaction of ${bytes} bytes, limit ${limits.txBytesMax}`, { bytes, txBytesMax: limits.txBytesMax })
+    if (tx.fee < limits.feeMin) throw new LedgerError('LEDGER_TX_FEE_TOO_LOW', `fee ${tx.fee} is below the minimum ${limits.feeMin}`, { fee: tx.fee.toString(), feeMin: limits.feeMin.toString() })
+    const sender = senderOf(tx)
+    const account = accounts(sender)
+    if (tx.nonce < account.nonce) throw new LedgerError('LEDGER_TX_NONCE_TOO_LOW', `nonce ${tx.nonce} is used; the account is at ${account.nonce}`, { nonce: tx.nonce, accountNonce: account.nonce })
+    if (tx.nonce > account.nonce + limits.nonceGapMax) throw new LedgerError('LEDGER_TX_NONCE_GAP', `nonce ${tx.nonce} is more than ${limits.nonceGapMax} ahead of the account's ${account.nonce}`, { nonce: tx.nonce, accountNonce: account.nonce })
+    const queue = this.bySender.get(sender)
+    const held = queue?.get(tx.nonce)
+    const pending: PendingTx = { tx, hash, sender, bytes, cost: txCost(tx), addedMs: nowMs }
+    if (held !== undefined) {
+      const needed = held.tx.fee + (held.tx.fee * BigInt(limits.replaceFeeBumpPercentMin) + 99n) / 100n
+      if (tx.fee < needed) throw new LedgerError('LEDGER_TX_UNDERPRICED', `replacing nonce ${tx.nonce} needs a fee of at least ${needed} (held: ${held.tx.fee})`, { feeNeeded: needed.toString(), heldHash: held.hash })
+    } else if ((queue?.size ?? 0) >= limits.senderTxsMax) {
+      throw new LedgerError('LEDGER_TX_SENDER_LIMIT', `the sender already has ${limits.senderTxsMax} pending transactions`, { sender })
+    }
+    // Every pending transaction of the sender up to this nonce must be affordable together.
+    let committed = pending.cost
+    for (const other of queue?.values() ?? []) if (other.tx.nonce < tx.nonce) committed += other.cost
+    if (committed > account.balance) throw new LedgerError('LEDGER_TX_INSUFFICIENT_FUNDS', `the sender's pending transactions up to nonce ${tx.nonce} cost ${committed}, the balance is ${account.balance}`, { cost: committed.toString(), balance: account.balance.toString() })
+    this.makeRoom(pending, held)
+    if (held !== undefined) {
+      this.remove(held)
+      this.counters.replaced++
+    }
+    let senderQueue = this.bySender.get(sender)
+    if (senderQueue === undefined) this.bySender.set(sender, senderQueue = new Map())
+    senderQueue.set(tx.nonce, pending)
+    this.byHash.set(hash, pending)
+    this.totalBytes += bytes
+    this.counters.added++
+    return pending
+  }
+
+  /** Evicts the cheapest sender tails until `incoming` fits; refuses it if it is not better than them. */
+  private makeRoom (incoming: PendingTx, replacing: PendingTx | undefined): void {
+    const freed = replacing === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: replacing.bytes }
+    const fits = (): boolean => this.byHash.size - freed.count < this.limits.mempoolTxsMax && this.totalBytes - freed.bytes + incoming.bytes <= this.limits.mempoolBytesMax
+    const victims: PendingTx[] = []
+    const excluded = new Set<PendingTx>(replacing === undefined ? [] : [replacing])
+    while (!fits()) {
+      const cheapest = this.cheapestTail(excluded, incoming.sender)
+      if (cheapest === undefined || !betterRate(incoming, cheapest)) {
+        throw new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction pays no more per byte than the cheapest it could replace', { size: this.byHash.size, bytes: this.totalBytes })
+      }
+      victims.push(cheapest)
+      excluded.add(cheapest)
+      freed.count++
+      freed.bytes += cheapest.bytes
+    }
+    for (const victim of victims) {
+      this.remove(victim)
+      this.counters.evicted++
+    }
+  }
+
+  /** The cheapest highest-nonce transaction of any sender (not counting `excluded` ones). */
+  private cheapestTail (excluded: ReadonlySet<PendingTx>, incomingSender: Address): PendingTx | undefined {
+    let cheapest: PendingTx | undefined
+    for (const [sender, queue] of this.bySender) {
+      if (sender === incomingSender) continue
+      let tail: PendingTx | undefined
+      for (const pending of queue.values()) if (!excluded.has(pending) && (tail === undefined || pending.tx.nonce > tail.tx.nonce)) tail = pending
+      if (tail !== undefined && (cheapest === undefined || betterRate(cheapest, tail))) cheapest = tail
+    }
+    return cheapest
+  }
+}

@@ -1,0 +1,118 @@
+/** Transactions and the mempool. */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { decodeCanonical, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../../src/core/index.js'
+import {
+  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, signTx, txHash,
+  type Account, type MempoolLimits, type SignedTx
+} from '../../src/ledger/index.js'
+
+const CHAIN = 'synod-test'
+const key = (index: number): Ed25519KeyPair => keyPairFromSeed(sha256(Uint8Array.of(index)))
+const alice = key(1)
+const bob = key(2)
+const carol = key(3)
+
+function transfer (from: Ed25519KeyPair, nonce: number, fee: bigint, amount = 10n, to = addressFromPublicKey(bob.publicKey)): SignedTx {
+  return signTx({ chainId: CHAIN, publicKey: from.publicKey, nonce, fee, body: { kind: 'transfer', to, amount } }, from)
+}
+
+const isCode = (code: string) => (error: unknown): boolean => error instanceof LedgerError && error.code === code
+
+describe('transactions', () => {
+  it('round-trip through canonical CBOR and verify; the hash covers the signature', () => {
+    const tx = transfer(alice, 0, 5n)
+    const decoded = checkTx(decodeCanonical(encodeTx(tx)), CHAIN)
+    assert.equal(decoded.fee, 5n)
+    assert.equal(txHash(decoded), txHash(tx))
+    const big = transfer(alice, 1, (1n << 64n) - 1n, (1n << 63n) + 5n)
+    assert.equal(checkTx(decodeCanonical(encodeTx(big)), CHAIN).fee, (1n << 64n) - 1n, 'amounts above 2^53 survive as bigints')
+  })
+
+  it('refuses another chain, a changed field, a foreign signature and malformed shapes', () => {
+    const tx = transfer(alice, 0, 5n)
+    assert.throws(() => checkTx(tx, 'other-chain'), isCode('LEDGER_WRONG_CHAIN'))
+    assert.throws(() => checkTx({ ...tx, fee: 6n }, CHAIN), isCode('LEDGER_BAD_SIGNATURE'))
+    assert.throws(() => checkTx({ ...tx, publicKey: bob.publicKey }, CHAIN), isCode('LEDGER_BAD_SIGNATURE'))
+    assert.throws(() => checkTx({ ...tx, body: { kind: 'mint', amount: 5n } }, CHAIN), isCode('LEDGER_MALFORMED'))
+    assert.throws(() => checkTx({ ...tx, fee: -1n }, CHAIN), isCode('LEDGER_MALFORMED'))
+    assert.throws(() => checkTx({ ...tx, fee: 1n << 64n }, CHAIN), isCode('LEDGER_MALFORMED'))
+    assert.throws(() => checkTx('junk', CHAIN), isCode('LEDGER_MALFORMED'))
+  })
+})
+
+describe('mempool', () => {
+  const rich: Account = { balance: 1_000_000n, nonce: 0 }
+  const make = (limits: Partial<MempoolLimits> = {}, accounts: Record<string, Account> = {}) => {
+    const pool = new Mempool(limits)
+    const view = (address: string): Account => accounts[address] ?? rich
+    const add = (tx: SignedTx, nowMs = 0) => pool.add(tx, encodeTx(tx).length, nowMs, view)
+    return { pool, view, add }
+  }
+
+  it('selects the best fee per byte first, never breaking a sender\'s nonce order', () => {
+    const { pool, view, add } = make()
+    add(transfer(alice, 1, 100n))
+    add(transfer(alice, 0, 1n))
+    add(transfer(bob, 0, 50n))
+    add(transfer(carol, 0, 20n))
+    const order = pool.select(10, 1 << 20, view).map((tx) => [addressFromPublicKey(tx.publicKey), tx.nonce])
+    assert.deepEqual(order, [
+      [addressFromPublicKey(bob.publicKey), 0], [addressFromPublicKey(carol.publicKey), 0],
+      [addressFromPublicKey(alice.publicKey), 0], [addressFromPublicKey(alice.publicKey), 1]
+    ], 'alice 1 pays most but waits for alice 0')
+    assert.equal(pool.select(2, 1 << 20, view).length, 2)
+  })
+
+  it('refuses duplicates, used nonces, gaps, low fees, oversize and unaffordable transactions, each with its code', () => {
+    const { add } = make({ nonceGapMax: 3, feeMin: 2n, txBytesMax: 400 }, { [addressFromPublicKey(carol.publicKey)]: { balance: 25n, nonce: 0 }, [addressFromPublicKey(bob.publicKey)]: { balance: 1000n, nonce: 5 } })
+    const tx = transfer(alice, 0, 5n)
+    add(tx)
+    assert.throws(() => add(tx), isCode('LEDGER_TX_DUPLICATE'))
+    assert.throws(() => add(transfer(bob, 4, 5n)), isCode('LEDGER_TX_NONCE_TOO_LOW'))
+    assert.throws(() => add(transfer(alice, 4, 5n)), isCode('LEDGER_TX_NONCE_GAP'))
+    assert.throws(() => add(transfer(alice, 1, 1n)), isCode('LEDGER_TX_FEE_TOO_LOW'))
+    assert.throws(() => add(signTx({ chainId: CHAIN, publicKey: alice.publicKey, nonce: 1, fee: 5n, body: { kind: 'transfer', to: addressFromPublicKey(bob.publicKey), amount: 1n, memo: 'x'.repeat(256) } }, alice)), isCode('LEDGER_TX_TOO_LARGE'))
+    add(transfer(carol, 0, 5n, 10n))
+    assert.throws(() => add(transfer(carol, 1, 5n, 10n)), isCode('LEDGER_TX_INSUFFICIENT_FUNDS'), '15 + 15 > 25: the pending one counts')
+  })
+
+  it('replaces by fee only with the minimum bump', () => {
+    const { pool, add } = make({ replaceFeeBumpPercentMin: 10 })
+    const first = add(transfer(alice, 0, 100n))
+    assert.throws(() => add(transfer(alice, 0, 109n, 11n)), isCode('LEDGER_TX_UNDERPRICED'))
+    const second = add(transfer(alice, 0, 110n, 12n))
+    assert.equal(pool.size, 1)
+    assert.equal(pool.has(first.hash), false)
+    assert.equal(pool.has(second.hash), true)
+    assert.equal(pool.stats().replaced, 1)
+  })
+
+  it('when full, evicts the cheapest sender tail for a better transaction, and refuses a worse one', () => {
+    const { pool, add } = make({ mempoolTxsMax: 3 })
+    add(transfer(alice, 0, 10n))
+    add(transfer(alice, 1, 5n))
+    add(transfer(bob, 0, 8n))
+    assert.throws(() => add(transfer(carol, 0, 4n)), isCode('LEDGER_TX_POOL_FULL'))
+    const carols = add(transfer(carol, 0, 6n))
+    assert.equal(pool.size, 3)
+    assert.ok(pool.has(carols.hash))
+    assert.deepEqual(pool.pending().map((entry) => [entry.tx.nonce, entry.tx.fee]).sort(), [[0, 10n], [0, 6n], [0, 8n]].sort(), 'alice 1 (the cheapest tail) went; alice 0 stayed')
+    assert.equal(pool.stats().evicted, 1)
+    assert.equal(pool.stats().rejected.LEDGER_TX_POOL_FULL, 1)
+  })
+
+  it('drops transactions whose nonce a block used, and expired ones with the sender\'s later ones', () => {
+    const { pool, add } = make({ txLifetimeMs: 1_000 })
+    add(transfer(alice, 0, 5n), 0)
+    add(transfer(alice, 1, 5n), 500)
+    add(transfer(alice, 2, 5n), 900)
+    add(transfer(bob, 0, 5n), 900)
+    const aliceAddress = addressFromPublicKey(alice.publicKey)
+    pool.update(950, (address) => address === aliceAddress ? { balance: 1000n, nonce: 1 } : rich)
+    assert.equal(pool.size, 3, 'alice 0 was included')
+    pool.expire(1_500)
+    assert.deepEqual(pool.pending().map((entry) => entry.sender), [addressFromPublicKey(bob.publicKey)], 'alice 1 expired and took alice 2 with it')
+    assert.equal(pool.stats().expired, 2)
+  })
+})
