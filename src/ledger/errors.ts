@@ -16,6 +16,8 @@ export type LedgerErrorCode =
   | 'LEDGER_BAD_SIGNATURE'
   /** A transaction or block for another chain. */
   | 'LEDGER_WRONG_CHAIN'
+  /** A block that breaks a rule: limits, transaction root, a transaction that cannot execute, state root. */
+  | 'LEDGER_BAD_BLOCK'
   /** Mempool refusals, one code per reason. */
   | 'LEDGER_TX_DUPLICATE'
   | 'LEDGER_TX_TOO_LARGE'

@@ -1,0 +1,84 @@
+/**
+ * Blocks: a header (chain id, height, parent, time, transaction root, state root after the
+ * block, proposer, and the engine's seal) and the transactions. A block's hash is SHA-256 of its
+ * header's canonical CBOR; the engine seals the header's hash with the seal left out
+ * (`sealingHash`), so a seal can never cover itself.
+ */
+import { z } from 'zod'
+import { encodeCanonical, sha256, toHex } from '../core/index.js'
+import { LedgerError } from './errors.js'
+import { merkleLeafHash, merkleRoot } from './merkle.js'
+import { ADDRESS_PATTERN, checkTx, encodeTx, type Address, type SignedTx } from './tx.js'
+
+export const HASH_HEX_PATTERN = /^[0-9a-f]{64}$/
+export const ZERO_HASH = '0'.repeat(64)
+export const ZERO_ADDRESS = '0'.repeat(40)
+
+const hashHex = z.string().regex(HASH_HEX_PATTERN)
+
+export const blockHeaderSchema = z.strictObject({
+  chainId: z.string().min(1).max(64),
+  height: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  parent: hashHex,
+  timeMs: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  txRoot: hashHex,
+  stateRoot: hashHex,
+  proposer: z.string().regex(ADDRESS_PATTERN),
+  /** Engine-specific; each engine checks its own shape. Null in genesis and while sealing. */
+  seal: z.unknown()
+})
+export type BlockHeader = z.infer<typeof blockHeaderSchema>
+
+export interface Block {
+  header: BlockHeader
+  txs: SignedTx[]
+}
+
+export interface BlockLimits {
+  blockTxsMax: number
+  blockBytesMax: number
+}
+
+export const defaultBlockLimits: Readonly<BlockLimits> = Object.freeze({ blockTxsMax: 2_000, blockBytesMax: 1024 * 1024 })
+
+export function blockHash (header: BlockHeader): string {
+  return toHex(sha256(encodeCanonical(header)))
+}
+
+/** What a seal commits to: the header with the seal left out. */
+export function sealingHash (header: BlockHeader): Uint8Array {
+  return sha256(encodeCanonical({ ...header, seal: null }))
+}
+
+export function txRootOf (txs: readonly SignedTx[]): string {
+  return toHex(merkleRoot(txs.map((tx) => merkleLeafHash(encodeTx(tx)))))
+}
+
+export function encodeBlock (block: Block): Uint8Array {
+  return encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx) })
+}
+
+/**
+ * Checks a block's shape, limits, transaction signatures and transaction root (what can be
+ * checked without the parent's state); throws `LEDGER_MALFORMED`, `LEDGER_BAD_SIGNATURE`,
+ * `LEDGER_WRONG_CHAIN` or `LEDGER_BAD_BLOCK`.
+ */
+export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown): Block {
+  const header = blockHeaderSchema.safeParse(candidate.header)
+  if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
+  if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
+  if (!Array.isArray(candidate.txs)) throw new LedgerError('LEDGER_MALFORMED', 'block transactions are not a list')
+  if (candidate.txs.length > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${candidate.txs.length} transactions, limit ${limits.blockTxsMax}`)
+  const txs = candidate.txs.map((raw) => checkTx(decodeTx(raw), chainId))
+  const block = { header: header.data, txs }
+  const bytes = encodeBlock(block).length
+  if (bytes > limits.blockBytesMax) throw new LedgerError('LEDGER_BAD_BLOCK', `block of ${bytes} bytes, limit ${limits.blockBytesMax}`)
+  if (txRootOf(txs) !== header.data.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
+  return block
+}
+
+export interface GenesisSpec {
+  chainId: string
+  timeMs: number
+  allocations: Array<{ address: Address, balance: bigint }>
+}
