@@ -1,0 +1,311 @@
+/**
+ * The chain store and fork choice. Every valid block is kept (blocks and their fork-choice
+ * weight on disk, headers in memory); the head is the block with the greatest total weight, the
+ * first one seen among equals. A block on top of the head is executed at once and must produce
+ * its header's state root. A block on a side branch gets the header checks only, and is executed
+ * when its branch becomes the heaviest: the store then rolls the state back to the fork point and
+ * forward along the new branch (a reorganisation); if a block of that branch turns out invalid,
+ * the branch is marked invalid and the old chain restored.
+ *
+ * Account state is derived: on start the store replays the main chain from genesis (with
+ * progress), so only blocks and the head pointer need to be durable. A block whose parent is not
+ * stored waits in a bounded orphan pool until the parent arrives.
+ */
+import { decodeCanonical, encodeCanonical, type Disk } from '../core/index.js'
+import { ZERO_ADDRESS, ZERO_HASH, blockHash, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
+import type { ConsensusEngine, HeaderLookup } from './engine.js'
+import { LedgerError } from './errors.js'
+import { LedgerState, type BlockUndo } from './state.js'
+import { checkTx, encodeTx } from './tx.js'
+
+export interface ChainLimits {
+  /** The deepest reorganisation the store performs; a heavier branch forking deeper is refused. */
+  reorgDepthMax: number
+  /** Blocks waiting for their parent. */
+  orphanBlocksMax: number
+}
+
+export const defaultChainLimits: Readonly<ChainLimits> = Object.freeze({ reorgDepthMax: 1_000, orphanBlocksMax: 256 })
+
+export interface StoredHeader {
+  hash: string
+  header: BlockHeader
+  /** Total fork-choice weight of the branch up to and including this block. */
+  weight: bigint
+  /** Known invalid (or built on an invalid block): never chosen. */
+  invalid: boolean
+}
+
+export type AddOutcome =
+  | { status: 'known', hash: string }
+  | { status: 'orphan', hash: string, missingParent: string }
+  | { status: 'side', hash: string }
+  | { status: 'head', hash: string, reverted: Block[], applied: Block[] }
+
+export interface ChainInit {
+  genesis: GenesisSpec
+  engine: ConsensusEngine
+  disk: Disk
+  limits?: Partial<ChainLimits>
+}
+
+const BLOCK_KEY = 'ledger/block/'
+const HEAD_KEY = 'ledger/head'
+
+export class ChainStore implements HeaderLookup {
+  readonly engine: ConsensusEngine
+  readonly genesisHash: string
+  private readonly limits: ChainLimits
+  private readonly disk: Disk
+  private readonly headers = new Map<string, StoredHeader>()
+  private readonly children = new Map<string, string[]>()
+  private readonly orphans = new Map<string, Block>()
+  /** Main chain hashes by height. */
+  private readonly mainChain: string[] = []
+  private readonly undos = new Map<string, BlockUndo>()
+  private undosPrunedBelow = 1
+  private ledger: LedgerState
+  private readonly genesis: GenesisSpec
+
+  constructor (init: ChainInit) {
+    this.engine = init.engine
+    this.disk = init.disk
+    this.genesis = init.genesis
+    this.limits = { ...defaultChainLimits, ...init.limits }
+    this.ledger = LedgerState.fromGenesis(init.genesis)
+    const header = genesisHeader(init.genesis, this.ledger.root())
+    this.genesisHash = blockHash(header)
+    this.remember({ hash: this.genesisHash, header, weight: 0n, invalid: false })
+    this.mainChain.push(this.genesisHash)
+  }
+
+  /**
+   * Loads stored blocks and replays the main chain up to the stored head. `progress` hears of
+   * every `progressEveryBlocks` blocks replayed. Returns the head height.
+   */
+  load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000): number {
+    const stored = new Map<string, { block: Block, weight: bigint }>()
+    for (const [, bytes] of this.disk.entries(BLOCK_KEY)) {
+      const record = decodeStored(bytes)
+      stored.set(blockHash(record.block.header), record)
+    }
+    // Index every stored block, parents before children.
+    const pending = [...stored.entries()].sort(([, a], [, b]) => a.block.header.height - b.block.header.height)
+    for (const [hash, record] of pending) {
+      if (this.headers.has(record.block.header.parent)) this.remember({ hash, header: record.block.header, weight: record.weight, invalid: false })
+    }
+    const headBytes = this.disk.get(HEAD_KEY)
+    const headHash = headBytes === undefined ? this.genesisHash : new TextDecoder().decode(headBytes)
+    const path: string[] = []
+    for (let at = this.headers.get(headHash); at !== undefined && at.hash !== this.genesisHash; at = this.headers.get(at.header.parent)) path.push(at.hash)
+    path.reverse()
+    for (const [index, hash] of path.entries()) {
+      const block = (stored.get(hash) as { block: Block }).block
+      this.undos.set(hash, this.ledger.apply(block, this.engine.rewardAt(block.header.height)))
+      this.mainChain.push(hash)
+      if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
+    }
+    this.pruneUndos()
+    return this.mainChain.length - 1
+  }
+
+  head (): StoredHeader {
+    return this.headers.get(this.mainChain[this.mainChain.length - 1] as string) as StoredHeader
+  }
+
+  /** Account state at the head. */
+  state (): LedgerState {
+    return this.ledger
+  }
+
+  header (hash: string): BlockHeader | undefined {
+    return this.headers.get(hash)?.header
+  }
+
+  stored (hash: string): StoredHeader | undefined {
+    return this.headers.get(hash)
+  }
+
+  /** The main-chain block hash at `height`, or undefined above the head. */
+  hashAt (height: number): string | undefined {
+    return this.mainChain[height]
+  }
+
+  isOnMainChain (hash: string): boolean {
+    const stored = this.headers.get(hash)
+    return stored !== undefined && this.mainChain[stored.header.height] === hash
+  }
+
+  block (hash: string): Block | undefined {
+    if (hash === this.genesisHash) return { header: (this.headers.get(hash) as StoredHeader).header, txs: [] }
+    const bytes = this.disk.get(BLOCK_KEY + hash)
+    return bytes === undefined ? undefined : decodeStored(bytes).block
+  }
+
+  orphanCount (): number {
+    return this.orphans.size
+  }
+
+  /**
+   * Adds a block whose body was checked (`checkBlockBody`: shape, signatures, transaction root).
+   * Throws a LedgerError when the block breaks a rule; the caller scores its sender down.
+   */
+  add (block: Block, nowMs: number): AddOutcome {
+    const hash = blockHash(block.header)
+    if (this.headers.has(hash)) return { status: 'known', hash }
+    const parent = this.headers.get(block.header.parent)
+    if (parent === undefined) {
+      if (!this.orphans.has(hash)) {
+        if (this.orphans.size >= this.limits.orphanBlocksMax) this.orphans.delete(this.orphans.keys().next().value as string)
+        this.orphans.set(hash, block)
+      }
+      return { status: 'orphan', hash, missingParent: block.header.parent }
+    }
+    const outcome = this.connect(block, hash, parent, nowMs)
+    // Blocks that were waiting for this one.
+    const waiting = [...this.orphans].filter(([, orphan]) => orphan.header.parent === hash)
+    for (const [orphanHash, orphan] of waiting) {
+      this.orphans.delete(orphanHash)
+      try {
+        const next = this.add(orphan, nowMs)
+        if (next.status === 'head' && outcome.status === 'head') {
+          outcome.hash = next.hash
+          outcome.applied.push(...next.applied)
+          outcome.reverted.push(...next.reverted)
+        }
+      } catch {
+        // An invalid orphan is dropped; its sender is long gone.
+      }
+    }
+    return outcome
+  }
+
+  private connect (block: Block, hash: string, parent: StoredHeader, nowMs: number): AddOutcome {
+    const header = block.header
+    if (parent.invalid) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${hash} builds on an invalid block`)
+    if (header.height !== parent.header.height + 1) throw new LedgerError('LEDGER_BAD_BLOCK', `height ${header.height} on a parent at height ${parent.header.height}`)
+    if (header.chainId !== this.genesis.chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.chainId}`)
+    if (txRootOf(block.txs) !== header.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
+    this.engine.verifyHeader(header, parent.header, this, nowMs)
+    const stored: StoredHeader = { hash, header, weight: parent.weight + this.engine.weightOf(header), invalid: false }
+    const head = this.head()
+    if (parent.hash === head.hash) {
+      // Extends the head: execute now, so an invalid block is refused before it is stored.
+      const undo = this.execute(block)
+      this.persist(block, stored)
+      this.remember(stored)
+      this.undos.set(hash, undo)
+      this.mainChain.push(hash)
+      this.setHead(hash)
+      this.pruneUndos()
+      return { status: 'head', hash, reverted: [], applied: [block] }
+    }
+    this.persist(block, stored)
+    this.remember(stored)
+    if (stored.weight <= head.weight) return { status: 'side', hash }
+    return this.reorganise(stored)
+  }
+
+  /** Executes a block on the head state; throws (with the state untouched) unless it yields its state root. */
+  private execute (block: Block): BlockUndo {
+    const undo = this.ledger.apply(block, this.engine.rewardAt(block.header.height))
+    if (this.ledger.root() !== block.header.stateRoot) {
+      this.ledger.revert(undo)
+      throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height}: state root ${block.header.stateRoot} does not match the executed state`, { reason: 'state_root' })
+    }
+    return undo
+  }
+
+  private reorganise (tip: StoredHeader): AddOutcome {
+    // The new branch, back to the main chain.
+    const branch: StoredHeader[] = []
+    let at: StoredHeader | undefined = tip
+    while (at !== undefined && !this.isOnMainChain(at.hash)) {
+      branch.push(at)
+      at = this.headers.get(at.header.parent)
+    }
+    const fork = at as StoredHeader
+    branch.reverse()
+    const depth = this.mainChain.length - 1 - fork.header.height
+    if (depth > this.limits.reorgDepthMax) {
+      throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks ${depth} blocks back, deeper than reorgDepthMax ${this.limits.reorgDepthMax}`, { reason: 'reorg_too_deep' })
+    }
+    const reverted = this.rollBackTo(fork.header.height)
+    const applied: Block[] = []
+    for (const entry of branch) {
+      const block = this.block(entry.hash) as Block
+      try {
+        this.undos.set(entry.hash, this.execute(block))
+      } catch (error) {
+        this.markInvalid(entry.hash)
+        this.rollBackTo(fork.header.height)
+        for (const old of [...reverted].reverse()) {
+          this.undos.set(blockHash(old.header), this.ledger.apply(old, this.engine.rewardAt(old.header.height)))
+          this.mainChain.push(blockHash(old.header))
+        }
+        throw error
+      }
+      this.mainChain.push(entry.hash)
+      applied.push(block)
+    }
+    this.setHead(tip.hash)
+    this.pruneUndos()
+    return { status: 'head', hash: tip.hash, reverted: reverted.reverse(), applied }
+  }
+
+  /** Reverts main-chain blocks above `height`; returns them, highest first. */
+  private rollBackTo (height: number): Block[] {
+    const reverted: Block[] = []
+    while (this.mainChain.length - 1 > height) {
+      const hash = this.mainChain.pop() as string
+      const undo = this.undos.get(hash)
+      if (undo === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `no undo record for block ${hash}: deeper than reorgDepthMax`)
+      this.ledger.revert(undo)
+      this.undos.delete(hash)
+      reverted.push(this.block(hash) as Block)
+    }
+    return reverted
+  }
+
+  private markInvalid (hash: string): void {
+    const stored = this.headers.get(hash)
+    if (stored === undefined || stored.invalid) return
+    stored.invalid = true
+    for (const child of this.children.get(hash) ?? []) this.markInvalid(child)
+  }
+
+  private remember (stored: StoredHeader): void {
+    this.headers.set(stored.hash, stored)
+    if (stored.hash === this.genesisHash) return
+    const siblings = this.children.get(stored.header.parent)
+    if (siblings === undefined) this.children.set(stored.header.parent, [stored.hash])
+    else siblings.push(stored.hash)
+  }
+
+  private persist (block: Block, stored: StoredHeader): void {
+    this.disk.put(BLOCK_KEY + stored.hash, encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx), weight: stored.weight }))
+  }
+
+  private setHead (hash: string): void {
+    this.disk.put(HEAD_KEY, new TextEncoder().encode(hash))
+  }
+
+  /** Undo records are kept for the last `reorgDepthMax` blocks only. */
+  private pruneUndos (): void {
+    const keepFrom = this.mainChain.length - 1 - this.limits.reorgDepthMax
+    for (; this.undosPrunedBelow < keepFrom; this.undosPrunedBelow++) {
+      const hash = this.mainChain[this.undosPrunedBelow]
+      if (hash !== undefined) this.undos.delete(hash)
+    }
+  }
+}
+
+export function genesisHeader (genesis: GenesisSpec, stateRoot: string): BlockHeader {
+  return { chainId: genesis.chainId, height: 0, parent: ZERO_HASH, timeMs: genesis.timeMs, txRoot: txRootOf([]), stateRoot, proposer: ZERO_ADDRESS, seal: null }
+}
+
+function decodeStored (bytes: Uint8Array): { block: Block, weight: bigint } {
+  const record = decodeCanonical(bytes) as { header: BlockHeader, txs: Uint8Array[], weight: bigint | number }
+  const txs = record.txs.map((tx) => checkTx(decodeCanonical(tx), record.header.chainId))
+  return { block: { header: record.header, txs }, weight: BigInt(record.weight) }
+}

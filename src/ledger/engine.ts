@@ -1,0 +1,34 @@
+/**
+ * The consensus engine interface: what the chain store asks of PoW, PoS and DPoS alike. An
+ * engine checks the seal and its own header rules, weighs blocks for fork choice, and says what
+ * a block at a height pays its proposer. Producing blocks differs too much between engines
+ * (mining, voting rounds, slots) to share a method; each engine's service does it and hands
+ * sealed blocks to the chain store. Every engine passes one compliance suite
+ * (test/support/engine-compliance.ts).
+ */
+import type { BlockHeader } from './block.js'
+
+/** Stored headers by hash, for rules that look further back than the parent. */
+export interface HeaderLookup {
+  header (hash: string): BlockHeader | undefined
+}
+
+export interface ConsensusEngine {
+  readonly name: string
+  /**
+   * Checks the seal and the engine's rules for `header` on top of `parent` (height and parent
+   * hash are the chain store's checks); throws a LedgerError saying which rule failed.
+   */
+  verifyHeader (header: BlockHeader, parent: BlockHeader, ancestors: HeaderLookup, nowMs: number): void
+  /** What this block adds to its branch's fork-choice weight (PoW: the expected work of its target). */
+  weightOf (header: BlockHeader): bigint
+  /** The new units a block at `height` pays its proposer, besides the fees. */
+  rewardAt (height: number): bigint
+}
+
+/** Walks back `steps` parents from `from` (0 = `from` itself); undefined where the chain is not stored. */
+export function ancestorOf (from: BlockHeader, steps: number, lookup: HeaderLookup): BlockHeader | undefined {
+  let at: BlockHeader | undefined = from
+  for (let step = 0; step < steps && at !== undefined; step++) at = lookup.header(at.parent)
+  return at
+}

@@ -1,0 +1,114 @@
+/** The chain store with the PoW engine: extension, fork choice, reorganisation, invalid blocks, restart. */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { LedgerError, blockHash, meetsTarget, sealOf, workHash, workHeaderOf, type Block } from '../../src/ledger/index.js'
+import { extend, newChain, produce, testAddresses, testPowParams, transfer } from '../support/pow-chain.js'
+
+const isCode = (code: string) => (error: unknown): boolean => error instanceof LedgerError && error.code === code
+
+describe('chain store (PoW)', () => {
+  it('extends the head, executes transactions, and restarts from disk to the same head and state', () => {
+    const { chain, engine, disk } = newChain()
+    const first = produce(chain, engine, { txs: [transfer(0, 0, 1, 500n)] })
+    assert.equal(chain.add(first, first.header.timeMs).status, 'head')
+    extend(chain, engine, 5)
+    assert.equal(chain.head().header.height, 6)
+    assert.equal(chain.state().get(testAddresses[1] as string).balance, 10_500n)
+    assert.equal(chain.add(first, first.header.timeMs).status, 'known')
+    const restarted = newChain(testPowParams, disk).chain
+    const progress: number[] = []
+    assert.equal(restarted.load((replayed) => { progress.push(replayed) }, 2), 6)
+    assert.deepEqual(progress, [2, 4, 6])
+    assert.equal(restarted.head().hash, chain.head().hash)
+    assert.equal(restarted.state().root(), chain.state().root())
+  })
+
+  it('follows the heaviest branch: reorganises, and hands back the abandoned and adopted blocks', () => {
+    const a = newChain()
+    const b = newChain()
+    const shared = extend(a.chain, a.engine, 2)
+    for (const block of shared) b.chain.add(block, block.header.timeMs)
+    const spend = transfer(0, 0, 2, 1_000n)
+    const aBlocks = extend(a.chain, a.engine, 2, { txs: [spend] })
+    const bBlocks = extend(b.chain, b.engine, 3, { txs: [transfer(0, 0, 3, 7_000n)], proposer: testAddresses[3] })
+    let last
+    for (const block of bBlocks) last = a.chain.add(block, block.header.timeMs + 1)
+    assert.equal(last?.status, 'head')
+    assert.equal(a.chain.head().hash, b.chain.head().hash)
+    assert.equal(a.chain.state().root(), b.chain.state().root(), 'state equals a replay of the winning chain')
+    assert.deepEqual(last?.status === 'head' ? last.reverted.map((block) => blockHash(block.header)) : [], aBlocks.map((block) => blockHash(block.header)))
+    assert.equal(a.chain.state().get(testAddresses[2] as string).balance, 10_000n, 'the abandoned spend is undone')
+    assert.equal(a.chain.isOnMainChain(blockHash((aBlocks[0] as Block).header)), false)
+  })
+
+  it('keeps a lighter or equal branch on the side, first seen wins a tie', () => {
+    const a = newChain()
+    const b = newChain()
+    extend(a.chain, a.engine, 2)
+    const rival = extend(b.chain, b.engine, 2, { proposer: testAddresses[2] })
+    const head = a.chain.head().hash
+    for (const block of rival) assert.equal(a.chain.add(block, block.header.timeMs + 1).status, 'side')
+    assert.equal(a.chain.head().hash, head)
+  })
+
+  it('refuses bad work, bad bits, bad times and a wrong state root, and the head stays', () => {
+    const { chain, engine } = newChain()
+    extend(chain, engine, 3)
+    const head = chain.head().hash
+    const good = produce(chain, engine)
+    const goodSeal = sealOf(good.header)
+    // The test limit lets about half of all nonces through: take the first that does not.
+    let nonce = 0
+    while (meetsTarget(workHash(workHeaderOf(good.header, { ...goodSeal, nonce })), engine.targetOf(goodSeal.bits))) nonce++
+    assert.throws(() => chain.add({ ...good, header: { ...good.header, seal: { ...goodSeal, nonce } } }, good.header.timeMs), isCode('LEDGER_BAD_WORK'))
+    assert.throws(() => chain.add(produce(chain, engine, { bits: 0x1f7fffff }), good.header.timeMs), isCode('LEDGER_BAD_BITS'))
+    assert.throws(() => chain.add(produce(chain, engine, { timeMs: chain.head().header.timeMs - 5_000 }), good.header.timeMs), isCode('LEDGER_BAD_TIME'))
+    const future = produce(chain, engine, { timeMs: good.header.timeMs + 10 * 60_000 })
+    assert.throws(() => chain.add(future, good.header.timeMs), isCode('LEDGER_BAD_TIME'))
+    assert.throws(() => chain.add(produce(chain, engine, { stateRoot: 'ab'.repeat(32) }), good.header.timeMs), isCode('LEDGER_BAD_BLOCK'))
+    assert.throws(() => chain.add(produce(chain, engine, { txs: [transfer(1, 0, 2, 20_000n)] }), good.header.timeMs), (error) => isCode('LEDGER_BAD_BLOCK')(error) && /spends/.test((error as Error).message))
+    assert.equal(chain.head().hash, head)
+    assert.equal(chain.add(good, good.header.timeMs).status, 'head')
+  })
+
+  it('marks a heavier branch with an invalid block invalid and stays on the valid chain', () => {
+    const a = newChain()
+    const b = newChain()
+    extend(a.chain, a.engine, 1)
+    const valid = extend(b.chain, b.engine, 1, { proposer: testAddresses[2] })
+    // b's second block claims a wrong state root; its third builds on it.
+    const badBlock = produce(b.chain, b.engine, { stateRoot: 'cd'.repeat(32) })
+    const head = a.chain.head().hash
+    const root = a.chain.state().root()
+    assert.equal(a.chain.add(valid[0] as Block, Number.MAX_SAFE_INTEGER).status, 'side')
+    assert.throws(() => a.chain.add(badBlock, Number.MAX_SAFE_INTEGER), isCode('LEDGER_BAD_BLOCK'))
+    assert.equal(a.chain.head().hash, head)
+    assert.equal(a.chain.state().root(), root, 'the old chain is restored')
+    assert.equal(a.chain.stored(blockHash(badBlock.header))?.invalid, true)
+  })
+
+  it('holds blocks whose parent is missing and connects them when it arrives', () => {
+    const source = newChain()
+    const blocks = extend(source.chain, source.engine, 4)
+    const { chain } = newChain()
+    for (const block of [...blocks].reverse().slice(0, 3)) assert.equal(chain.add(block, Number.MAX_SAFE_INTEGER).status, 'orphan')
+    assert.equal(chain.orphanCount(), 3)
+    const outcome = chain.add(blocks[0] as Block, Number.MAX_SAFE_INTEGER)
+    assert.equal(outcome.status, 'head')
+    assert.equal(chain.head().hash, source.chain.head().hash)
+    assert.equal(outcome.status === 'head' ? outcome.applied.length : 0, 4)
+    assert.equal(chain.orphanCount(), 0)
+  })
+
+  it('retargets every interval toward the spacing with Bitcoin\'s arithmetic', () => {
+    const { chain, engine } = newChain({ ...testPowParams, initialBits: 0x207fffff })
+    // Blocks 10x faster than the 1 s target: at height 4 the target shrinks by the clamp (x4 harder).
+    for (let index = 0; index < 3; index++) extend(chain, engine, 1, { timeMs: chain.head().header.timeMs + 100 })
+    const expected = engine.expectedBits(chain.head().header, chain)
+    assert.ok(engine.targetOf(expected) < engine.targetOf(0x207fffff) / 3n, `bits ${expected.toString(16)}`)
+    const next = produce(chain, engine, { timeMs: chain.head().header.timeMs + 100 })
+    assert.equal((next.header.seal as { bits: number }).bits, expected)
+    assert.equal(chain.add(next, next.header.timeMs).status, 'head')
+    assert.throws(() => chain.add(produce(chain, engine, { bits: 0x207fffff, timeMs: chain.head().header.timeMs + 100 }), Number.MAX_SAFE_INTEGER), isCode('LEDGER_BAD_BITS'))
+  })
+})
