@@ -64,6 +64,8 @@ export class ChainStore implements HeaderLookup {
   private readonly mainChain: string[] = []
   private readonly undos = new Map<string, BlockUndo>()
   private undosPrunedBelow = 1
+  private syncInFlight = false
+  private syncAgain = false
   private ledger: LedgerState
   private readonly genesis: GenesisSpec
 
@@ -202,6 +204,7 @@ export class ChainStore implements HeaderLookup {
     }
     this.persist(block, stored)
     this.remember(stored)
+    this.requestSync()
     if (stored.weight <= head.weight) return { status: 'side', hash }
     return this.reorganise(stored)
   }
@@ -288,6 +291,26 @@ export class ChainStore implements HeaderLookup {
 
   private setHead (hash: string): void {
     this.disk.put(HEAD_KEY, new TextEncoder().encode(hash))
+    this.requestSync()
+  }
+
+  /**
+   * Makes what was written durable, one sync in flight at a time (the next one covers every write
+   * since). Blocks are safe to lose in a crash, since peers have them; losing them costs a re-sync.
+   */
+  private requestSync (): void {
+    if (this.syncInFlight) {
+      this.syncAgain = true
+      return
+    }
+    this.syncInFlight = true
+    this.disk.sync(() => {
+      this.syncInFlight = false
+      if (this.syncAgain) {
+        this.syncAgain = false
+        this.requestSync()
+      }
+    })
   }
 
   /** Undo records are kept for the last `reorgDepthMax` blocks only. */

@@ -19,3 +19,4 @@ export type { FaultKind, FaultProfile, InjectedFault, NemesisInit } from './neme
 export { runSimulation, formatReport, isConverged, defaultLivenessTimeoutMs, simulationDurationMsMax, simulationNodesMax } from './run.js'
 export type { NodeSummary, SimulationOptions, SimulationResult, SimulationSummary } from './run.js'
 export { shortId } from './names.js'
+export { SimSealer } from './sealer.js'

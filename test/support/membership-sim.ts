@@ -77,15 +77,21 @@ export function makeMembershipSim (init: MembershipSimInit): MembershipSim {
     const view = membership(id)?.view()
     return (view?.members ?? []).map((member) => `${member.id.slice(0, 4)}:${member.state}@${member.incarnation}`).join(' ')
   })
-  const runUntil = (predicate: () => boolean, maxMs: number, checkEveryMs = 50): boolean => {
-    const endMs = kernel.now() + maxMs
-    while (!predicate()) {
-      if (kernel.now() >= endMs) return false
-      kernel.runFor(Math.min(checkEveryMs, endMs - kernel.now()))
-    }
-    return true
-  }
+  const runUntil = (predicate: () => boolean, maxMs: number, checkEveryMs = 50): boolean => runKernelUntil(kernel, predicate, maxMs, checkEveryMs)
   return { kernel, network, cluster, members, events, membership, allSee, allAlive, views, runUntil }
+}
+
+/**
+ * Runs the kernel until `predicate` holds, checking it every `checkEveryMs` of virtual time
+ * rather than after every event; false when `maxMs` passed first.
+ */
+export function runKernelUntil (kernel: SimKernel, predicate: () => boolean, maxMs: number, checkEveryMs: number): boolean {
+  const endMs = kernel.now() + maxMs
+  while (!predicate()) {
+    if (kernel.now() >= endMs) return false
+    kernel.runFor(Math.min(checkEveryMs, endMs - kernel.now()))
+  }
+  return true
 }
 
 /** Percentile of a sorted-ascending list, nearest rank. */

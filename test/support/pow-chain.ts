@@ -17,8 +17,8 @@ export const testAddresses = testKeys.map((key) => addressFromPublicKey(key.publ
 export const testPowParams: PowParams = {
   retargetIntervalBlocks: 4,
   targetBlockSpacingMs: 1_000,
-  powLimitBits: 0x207fffff,
-  initialBits: 0x207fffff,
+  powLimitBits: 0x200fffff,
+  initialBits: 0x200fffff,
   blockReward: 100n,
   halvingIntervalBlocks: 0,
   futureTimeLimitMs: 60_000

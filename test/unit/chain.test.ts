@@ -101,14 +101,20 @@ describe('chain store (PoW)', () => {
   })
 
   it('retargets every interval toward the spacing with Bitcoin\'s arithmetic', () => {
-    const { chain, engine } = newChain({ ...testPowParams, initialBits: 0x207fffff })
-    // Blocks 10x faster than the 1 s target: at height 4 the target shrinks by the clamp (x4 harder).
+    const { chain, engine } = newChain()
+    // Blocks far faster than the 1 s target (all within one second): at height 4 the clamp makes it x4 harder.
     for (let index = 0; index < 3; index++) extend(chain, engine, 1, { timeMs: chain.head().header.timeMs + 100 })
     const expected = engine.expectedBits(chain.head().header, chain)
-    assert.ok(engine.targetOf(expected) < engine.targetOf(0x207fffff) / 3n, `bits ${expected.toString(16)}`)
+    const limit = engine.targetOf(0x200fffff)
+    assert.ok(engine.targetOf(expected) <= limit / 4n && engine.targetOf(expected) > limit / 5n, `bits ${expected.toString(16)}: the x4 clamp, to compact precision`)
     const next = produce(chain, engine, { timeMs: chain.head().header.timeMs + 100 })
     assert.equal((next.header.seal as { bits: number }).bits, expected)
     assert.equal(chain.add(next, next.header.timeMs).status, 'head')
-    assert.throws(() => chain.add(produce(chain, engine, { bits: 0x207fffff, timeMs: chain.head().header.timeMs + 100 }), Number.MAX_SAFE_INTEGER), isCode('LEDGER_BAD_BITS'))
+    assert.throws(() => chain.add(produce(chain, engine, { bits: 0x200fffff, timeMs: chain.head().header.timeMs + 100 }), Number.MAX_SAFE_INTEGER), isCode('LEDGER_BAD_BITS'))
+  })
+
+  it('refuses PoW parameters whose retarget arithmetic would overflow 256 bits', () => {
+    assert.throws(() => newChain({ ...testPowParams, powLimitBits: 0x207fffff, initialBits: 0x207fffff }), (error) => isCode('LEDGER_CONFIG_INVALID')(error) && /overflow 256 bits/.test((error as Error).message))
+    assert.throws(() => newChain({ ...testPowParams, targetBlockSpacingMs: 1_250, retargetIntervalBlocks: 3 }), isCode('LEDGER_CONFIG_INVALID'))
   })
 })

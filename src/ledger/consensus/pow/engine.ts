@@ -13,7 +13,7 @@ import { ancestorOf, type ConsensusEngine, type HeaderLookup } from '../../engin
 import { LedgerError } from '../../errors.js'
 import { decodeCompact, encodeCompact } from './compact.js'
 import { encodeWorkHeader, meetsTarget, workCommitment, workHash, displayHash } from './header.js'
-import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast, nextBits, targetOf, workOf, type RetargetRules } from './work.js'
+import { MEDIAN_TIME_SPAN_BLOCKS, RETARGET_CLAMP_FACTOR, medianTimePast, nextBits, targetOf, workOf, type RetargetRules } from './work.js'
 
 export const POW_SEAL_VERSION = 1
 
@@ -30,7 +30,10 @@ export type PowSeal = z.infer<typeof powSealSchema>
 export interface PowParams {
   retargetIntervalBlocks: number
   targetBlockSpacingMs: number
-  /** The easiest target, as compact bits (regtest-like 0x207fffff for local chains). */
+  /**
+   * The easiest target, as compact bits. It must leave room for Bitcoin's 256-bit retarget
+   * arithmetic: limit x 4 x (retarget span in seconds) < 2^256.
+   */
   powLimitBits: number
   /** Bits of the first block. */
   initialBits: number
@@ -43,8 +46,9 @@ export interface PowParams {
 export const defaultPowParams: Readonly<PowParams> = Object.freeze({
   retargetIntervalBlocks: 20,
   targetBlockSpacingMs: 2_000,
-  powLimitBits: 0x207fffff,
-  initialBits: 0x1f00ffff,
+  powLimitBits: 0x2000ffff,
+  /** About a million hashes a block: quick for a local cluster; retargets raise it to the spacing. */
+  initialBits: 0x1e0fffff,
   blockReward: 50_000n,
   halvingIntervalBlocks: 0,
   futureTimeLimitMs: 2 * 60 * 60 * 1000
@@ -61,7 +65,17 @@ export class PowEngine implements ConsensusEngine {
     this.powLimit = limit.target
     if (!Number.isInteger(params.retargetIntervalBlocks) || params.retargetIntervalBlocks < 2) throw new LedgerError('LEDGER_CONFIG_INVALID', 'retargetIntervalBlocks must be at least 2')
     if ('reason' in targetOf(params.initialBits, this.powLimit)) throw new LedgerError('LEDGER_CONFIG_INVALID', 'initialBits is not a usable target under the limit')
-    this.rules = { retargetIntervalBlocks: params.retargetIntervalBlocks, targetTimespan: params.retargetIntervalBlocks * params.targetBlockSpacingMs, powLimit: this.powLimit }
+    // Retargets work in the header's whole seconds, as Bitcoin's do.
+    const timespanMs = params.retargetIntervalBlocks * params.targetBlockSpacingMs
+    if (!Number.isInteger(timespanMs / 1000) || timespanMs < 1000) {
+      throw new LedgerError('LEDGER_CONFIG_INVALID', `retargetIntervalBlocks x targetBlockSpacingMs (${timespanMs} ms) must be a whole number of seconds`)
+    }
+    const targetTimespan = timespanMs / 1000
+    // Bitcoin multiplies the target by the span in 256 bits: the limit must leave room for x4.
+    if (this.powLimit * BigInt(targetTimespan * RETARGET_CLAMP_FACTOR) >= 1n << 256n) {
+      throw new LedgerError('LEDGER_CONFIG_INVALID', `powLimitBits ${params.powLimitBits.toString(16)} is too easy for a ${targetTimespan} s retarget span: target x ${targetTimespan * RETARGET_CLAMP_FACTOR} would overflow 256 bits`)
+    }
+    this.rules = { retargetIntervalBlocks: params.retargetIntervalBlocks, targetTimespan, powLimit: this.powLimit }
   }
 
   /** The bits a block on top of `parent` must carry. */
@@ -73,8 +87,7 @@ export class PowEngine implements ConsensusEngine {
     // Bitcoin's span: from the period's first block to its last, interval - 1 intervals.
     const first = ancestorOf(parent, this.params.retargetIntervalBlocks - 1, ancestors)
     if (first === undefined) throw new LedgerError('LEDGER_BAD_BITS', `the ancestors of block ${height} needed for its retarget are not stored`)
-    // Retarget against the limit encoded as Bitcoin encodes it, so bits round-trip exactly.
-    return nextBits(parentBits, first.timeMs, parent.timeMs, this.rules)
+    return nextBits(parentBits, timeSecondsOf(first), timeSecondsOf(parent), this.rules)
   }
 
   verifyHeader (header: BlockHeader, parent: BlockHeader, ancestors: HeaderLookup, nowMs: number): void {
@@ -111,6 +124,11 @@ export class PowEngine implements ConsensusEngine {
     if ('reason' in target) throw new LedgerError('LEDGER_BAD_BITS', target.reason)
     return target.target
   }
+}
+
+/** A block's time in the header's seconds (genesis carries no seal). */
+function timeSecondsOf (header: BlockHeader): number {
+  return header.height === 0 ? Math.floor(header.timeMs / 1000) : sealOf(header).time
 }
 
 export function sealOf (header: BlockHeader): PowSeal {

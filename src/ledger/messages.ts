@@ -1,0 +1,30 @@
+/** Wire messages of the ledger: transactions and blocks by broadcast, blocks by request for sync. */
+import { z } from 'zod'
+import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
+
+/** Block hashes one locator may carry (exponentially spaced back from the head). */
+export const LOCATOR_HASHES_MAX = 64
+/** Blocks one sync reply may carry. */
+export const SYNC_BLOCKS_PER_REPLY_MAX = 256
+
+const hashHex = z.string().regex(/^[0-9a-f]{64}$/)
+
+export const ledgerTx = defineMessage('ledger.tx', { tx: bytesField() })
+export const ledgerBlock = defineMessage('ledger.block', { block: bytesField() })
+export const ledgerGetBlocks = defineMessage('ledger.get-blocks', {
+  /** Hashes of the asker's main chain, newest first; the answer starts after the first one the peer shares. */
+  locator: z.array(hashHex).min(1).max(LOCATOR_HASHES_MAX),
+  countMax: z.number().int().min(1).max(SYNC_BLOCKS_PER_REPLY_MAX)
+})
+export const ledgerBlocks = defineMessage('ledger.blocks', {
+  blocks: z.array(bytesField()).max(SYNC_BLOCKS_PER_REPLY_MAX),
+  /** The replier's head height, so the asker knows whether to ask again. */
+  headHeight: z.number().int().min(0)
+})
+
+export type LedgerTxMessage = MessageOf<typeof ledgerTx>
+export type LedgerBlockMessage = MessageOf<typeof ledgerBlock>
+export type LedgerGetBlocks = MessageOf<typeof ledgerGetBlocks>
+export type LedgerBlocks = MessageOf<typeof ledgerBlocks>
+
+export const ledgerMessages = [ledgerTx, ledgerBlock, ledgerGetBlocks, ledgerBlocks]

@@ -1,0 +1,446 @@
+/**
+ * The ledger service: the chain store, the mempool, proof-of-work block production and the
+ * network protocol around them. Transactions and blocks spread by broadcast over the overlay; a
+ * node that is behind (it started late, restarted, was partitioned, or got a block whose parent
+ * it lacks) asks a peer for the blocks after its locator and verifies each before applying it.
+ * A peer that sends an invalid block or transaction is reported (`penalize`) so membership
+ * scores it down. Mining runs outside the protocol (`Sealer`: worker threads in a real node,
+ * a timed model in the simulator), restarts on every new head, and its blocks go through the
+ * same checks as everyone else's.
+ */
+import { decodeCanonical, fromHex, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import type { Account } from './account-tree.js'
+import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
+import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
+import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
+import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
+import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
+import { LedgerError } from './errors.js'
+import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
+import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxMessage } from './messages.js'
+import { checkTx, encodeTx, txHash, type Address, type SignedTx } from './tx.js'
+
+export const TX_TOPIC = 'ledger/tx'
+export const BLOCK_TOPIC = 'ledger/block'
+
+/** What the ledger needs from the overlay. */
+export interface LedgerNet {
+  send<M extends Message> (to: NodeId, message: M): void
+  broadcast<M extends Message> (topic: string, message: M): string
+  subscribe (topic: string, handler: (message: Message, delivery: { origin: NodeId, hops: number }) => void): void
+  onRouted (type: string, handler: (message: Message, delivery: { origin: NodeId, hops: number }) => void): void
+}
+
+export interface SealJob {
+  /** The 80-byte work header; the sealer fills in commitment (from the extra nonce) and nonce. */
+  header: Uint8Array
+  commitmentBase: Uint8Array
+  target: bigint
+}
+
+/** Finds proof of work: asynchronously, off the protocol's thread in a real node. */
+export interface Sealer {
+  /** Called when the ledger starts: a sealer that runs on protocol time (the simulator's) takes the env here. */
+  start?: (env: Env) => void
+  /** Starts on `job`, replacing any job in progress; `done` gets the seal, or null if cancelled. */
+  mine (job: SealJob, done: (seal: { nonce: number, extraNonce: number } | null) => void): void
+  cancel (): void
+}
+
+export interface LedgerLimits extends BlockLimits, ChainLimits, MempoolLimits {
+  /** Interval of the sync check with a random peer. */
+  syncIntervalMs: number
+  /** Blocks asked for per sync request. */
+  syncBlocksPerRequest: number
+  /** A mining template is rebuilt this often when new transactions arrived. */
+  templateRefreshMs: number
+}
+
+export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
+  ...defaultBlockLimits,
+  ...defaultChainLimits,
+  ...defaultMempoolLimits,
+  /** A block with its gossip envelope must fit one message (`messageBytesMax`, 1 MiB). */
+  blockBytesMax: 512 * 1024,
+  syncIntervalMs: 5_000,
+  syncBlocksPerRequest: 64,
+  templateRefreshMs: 1_000
+})
+
+export interface LedgerInit {
+  net: LedgerNet
+  genesis: GenesisSpec
+  engine: PowEngine
+  /** Null: this node does not mine. */
+  sealer: Sealer | null
+  /** Where this node's block rewards and fees go. */
+  coinbase: Address
+  /** Reports a peer that sent something invalid (membership lowers its score). */
+  penalize?: (peer: NodeId, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string) => void
+  limits?: Partial<LedgerLimits>
+}
+
+export interface LedgerStats {
+  blocksMined: number
+  blocksAccepted: number
+  blocksRejected: number
+  reorgs: number
+  deepestReorg: number
+  txsAccepted: number
+  txsRejected: number
+  syncRequests: number
+  syncBlocksReceived: number
+}
+
+export type TxStatus =
+  | { status: 'pending' }
+  | { status: 'included', height: number, block: string, confirmations: number }
+  | { status: 'unknown' }
+
+export class LedgerService implements Service {
+  readonly name = 'ledger'
+  readonly messages = ledgerMessages
+  private env: Env | null = null
+  private chainStore: ChainStore | null = null
+  private readonly mempool: Mempool
+  private readonly limits: LedgerLimits
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0 }
+  /** Where each main-chain transaction is: tx hash -> block hash. */
+  private readonly included = new Map<string, string>()
+  private syncTimer: TimerId | null = null
+  private refreshTimer: TimerId | null = null
+  private mining = false
+  private templateStale = false
+  private syncing = false
+
+  constructor (private readonly init: LedgerInit) {
+    this.limits = { ...defaultLedgerLimits, ...init.limits }
+    this.mempool = new Mempool(this.limits)
+    init.net.subscribe(TX_TOPIC, (message, delivery) => { this.onTxMessage(message, delivery.origin) })
+    init.net.subscribe(BLOCK_TOPIC, (message, delivery) => { this.onBlockMessage(message, delivery.origin) })
+    init.net.onRouted('ledger.get-blocks', (message, delivery) => { this.onGetBlocks(message as LedgerGetBlocks, delivery.origin) })
+    init.net.onRouted('ledger.blocks', (message, delivery) => { this.onBlocks(message as LedgerBlocks, delivery.origin) })
+  }
+
+  start (env: Env): void {
+    this.env = env
+    const chain = new ChainStore({ genesis: this.init.genesis, engine: this.init.engine, disk: env.disk, limits: this.limits })
+    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') })
+    this.chainStore = chain
+    for (let at = 1; at <= height; at++) this.indexIncluded(chain.block(chain.hashAt(at) as string) as Block, true)
+    env.log.info({ height, head: chain.head().hash, engine: this.init.engine.name, mining: this.init.sealer !== null }, 'ledger started')
+    this.scheduleSync(env.random.int(0, this.limits.syncIntervalMs))
+    if (this.init.sealer !== null) {
+      this.init.sealer.start?.(env)
+      this.mining = true
+      this.mineOnHead()
+      this.refreshTimer = env.setTimer(this.limits.templateRefreshMs, () => { this.refreshTemplate() })
+    }
+  }
+
+  stop (): void {
+    this.mining = false
+    this.init.sealer?.cancel()
+    if (this.syncTimer !== null) this.env?.clearTimer(this.syncTimer)
+    if (this.refreshTimer !== null) this.env?.clearTimer(this.refreshTimer)
+    this.syncTimer = null
+    this.refreshTimer = null
+    this.env = null
+  }
+
+  onMessage (from: NodeId, message: Message): void {
+    this.init.penalize?.(from, 'protocol_violation', `bare ${message.type} outside the overlay`)
+  }
+
+  chain (): ChainStore {
+    if (this.chainStore === null) throw new Error('ledger used before start')
+    return this.chainStore
+  }
+
+  pool (): Mempool {
+    return this.mempool
+  }
+
+  stats (): LedgerStats {
+    return { ...this.counters }
+  }
+
+  /** Accepts a transaction from a client: checked, pooled, broadcast. Throws a LedgerError. */
+  submit (candidate: unknown): { hash: string } {
+    const env = this.requireEnv()
+    const tx = checkTx(candidate, this.init.genesis.chainId)
+    const pending = this.admit(tx)
+    env.log.info({ hash: pending }, 'transaction submitted')
+    this.init.net.broadcast(TX_TOPIC, { type: 'ledger.tx', tx: encodeTx(tx) } satisfies LedgerTxMessage)
+    return { hash: pending }
+  }
+
+  txStatus (hash: string): TxStatus {
+    const chain = this.chain()
+    const blockHashOf = this.included.get(hash)
+    if (blockHashOf !== undefined) {
+      const stored = chain.stored(blockHashOf)
+      if (stored !== undefined && chain.isOnMainChain(blockHashOf)) {
+        return { status: 'included', height: stored.header.height, block: blockHashOf, confirmations: chain.head().header.height - stored.header.height + 1 }
+      }
+    }
+    return this.mempool.has(hash) ? { status: 'pending' } : { status: 'unknown' }
+  }
+
+  /** Adds a block (ours or a peer's); returns the outcome, or throws a LedgerError. */
+  addBlock (block: Block): AddOutcome {
+    const env = this.requireEnv()
+    const chain = this.chain()
+    const before = chain.head().hash
+    const outcome = chain.add(block, env.now())
+    if (outcome.status === 'head') this.onNewHead(outcome, before)
+    return outcome
+  }
+
+  // --- network ----------------------------------------------------------------------------------
+
+  private onTxMessage (message: Message, origin: NodeId): void {
+    const env = this.env
+    if (env === null || origin === env.self) return
+    try {
+      const tx = checkTx(decodeCanonical((message as LedgerTxMessage).tx), this.init.genesis.chainId)
+      this.admit(tx)
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      this.counters.txsRejected++
+      // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
+      if (error.code === 'LEDGER_BAD_SIGNATURE') this.init.penalize?.(origin, 'invalid_signature', error.message)
+      else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.init.penalize?.(origin, 'malformed_message', error.message)
+    }
+  }
+
+  private onBlockMessage (message: Message, origin: NodeId): void {
+    const env = this.env
+    if (env === null || origin === env.self) return
+    this.receiveBlock((message as LedgerBlockMessage).block, origin)
+  }
+
+  /** Decodes, checks and adds a block from `origin`; false when it was invalid. */
+  private receiveBlock (bytes: Uint8Array, origin: NodeId): boolean {
+    const env = this.requireEnv()
+    let block: Block
+    try {
+      block = this.decodeBlock(bytes)
+      const outcome = this.addBlock(block)
+      if (outcome.status === 'orphan') this.requestBlocks(origin)
+      return true
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      this.counters.blocksRejected++
+      env.log.warn({ from: origin, code: error.code, reason: error.message }, 'invalid block refused')
+      this.init.penalize?.(origin, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
+      return false
+    }
+  }
+
+  private decodeBlock (bytes: Uint8Array): Block {
+    let raw: unknown
+    try {
+      raw = decodeCanonical(bytes)
+    } catch (error) {
+      throw new LedgerError('LEDGER_MALFORMED', `block bytes: ${(error as Error).message}`)
+    }
+    if (typeof raw !== 'object' || raw === null) throw new LedgerError('LEDGER_MALFORMED', 'a block is a map')
+    const candidate = raw as { header?: unknown, txs?: unknown }
+    return checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
+      if (!(tx instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a block transaction is bytes')
+      return decodeCanonical(tx)
+    })
+  }
+
+  private onGetBlocks (request: LedgerGetBlocks, origin: NodeId): void {
+    const chain = this.chainStore
+    if (chain === null) return
+    const from = request.locator.map((hash) => chain.stored(hash)).find((stored) => stored !== undefined && chain.isOnMainChain(stored.hash))
+    const start = (from?.header.height ?? 0) + 1
+    const blocks: Uint8Array[] = []
+    let bytes = 0
+    for (let height = start; height <= chain.head().header.height && blocks.length < request.countMax; height++) {
+      const encoded = encodeBlock(chain.block(chain.hashAt(height) as string) as Block)
+      if (bytes + encoded.length > this.limits.blockBytesMax && blocks.length > 0) break
+      blocks.push(encoded)
+      bytes += encoded.length
+    }
+    this.trySend(origin, { type: 'ledger.blocks', blocks, headHeight: chain.head().header.height } satisfies LedgerBlocks)
+  }
+
+  private onBlocks (reply: LedgerBlocks, origin: NodeId): void {
+    const chain = this.chainStore
+    if (chain === null) return
+    this.syncing = false
+    this.counters.syncBlocksReceived += reply.blocks.length
+    for (const bytes of reply.blocks) if (!this.receiveBlock(bytes, origin)) return
+    // More to fetch: ask again at once.
+    if (reply.blocks.length > 0 && reply.headHeight > chain.head().header.height) this.requestBlocks(origin)
+  }
+
+  private requestBlocks (peer: NodeId): void {
+    if (this.syncing) return
+    this.syncing = true
+    this.counters.syncRequests++
+    const env = this.requireEnv()
+    if (!this.trySend(peer, { type: 'ledger.get-blocks', locator: this.locator(), countMax: Math.min(this.limits.syncBlocksPerRequest, SYNC_BLOCKS_PER_REPLY_MAX) } satisfies LedgerGetBlocks)) this.syncing = false
+    // An unanswered request must not block the next one forever.
+    env.setTimer(this.limits.syncIntervalMs, () => { this.syncing = false })
+  }
+
+  /** Main-chain hashes from the head back: the last 10 one by one, then doubling steps, then genesis. */
+  private locator (): string[] {
+    const chain = this.chain()
+    const hashes: string[] = []
+    let step = 1
+    for (let height = chain.head().header.height; height > 0 && hashes.length < LOCATOR_HASHES_MAX - 1; height -= step) {
+      hashes.push(chain.hashAt(height) as string)
+      if (hashes.length >= 10) step *= 2
+    }
+    hashes.push(chain.genesisHash)
+    return hashes
+  }
+
+  private scheduleSync (afterMs: number): void {
+    const env = this.requireEnv()
+    this.syncTimer = env.setTimer(afterMs, () => {
+      this.syncTimer = null
+      const peers = env.members.filter((member) => member !== env.self)
+      if (peers.length > 0) this.requestBlocks(env.random.pick(peers))
+      this.scheduleSync(Math.round(this.limits.syncIntervalMs * (0.5 + env.random.float())))
+    })
+  }
+
+  private trySend<M extends Message> (to: NodeId, message: M): boolean {
+    try {
+      this.init.net.send(to, message)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  // --- chain and mempool --------------------------------------------------------------------------
+
+  private admit (tx: SignedTx): string {
+    const env = this.requireEnv()
+    const chain = this.chain()
+    try {
+      const pending = this.mempool.add(tx, encodeTx(tx).length, env.now(), (address) => chain.state().get(address))
+      this.counters.txsAccepted++
+      this.templateStale = true
+      return pending.hash
+    } catch (error) {
+      this.counters.txsRejected++
+      throw error
+    }
+  }
+
+  private onNewHead (outcome: AddOutcome & { status: 'head' }, previousHead: string): void {
+    const env = this.requireEnv()
+    const chain = this.chain()
+    this.counters.blocksAccepted += outcome.applied.length
+    if (outcome.reverted.length > 0) {
+      this.counters.reorgs++
+      this.counters.deepestReorg = Math.max(this.counters.deepestReorg, outcome.reverted.length)
+      env.log.warn({ from: previousHead, to: outcome.hash, reverted: outcome.reverted.length, applied: outcome.applied.length }, 'chain reorganised')
+    }
+    for (const block of outcome.reverted) this.indexIncluded(block, false)
+    for (const block of outcome.applied) this.indexIncluded(block, true)
+    const accounts = (address: Address): Account => chain.state().get(address)
+    // Transactions of abandoned blocks go back to the pool, unless the new chain has them.
+    for (const block of outcome.reverted) {
+      for (const tx of block.txs) {
+        if (this.included.has(txHash(tx))) continue
+        try { this.mempool.add(tx, encodeTx(tx).length, env.now(), accounts) } catch { /* nonce used or unaffordable on the new chain */ }
+      }
+    }
+    this.mempool.update(env.now(), accounts)
+    if (this.mining) this.mineOnHead()
+  }
+
+  private indexIncluded (block: Block, included: boolean): void {
+    const hash = blockHash(block.header)
+    for (const tx of block.txs) {
+      if (included) this.included.set(txHash(tx), hash)
+      else this.included.delete(txHash(tx))
+    }
+  }
+
+  // --- mining -------------------------------------------------------------------------------------
+
+  private refreshTemplate (): void {
+    const env = this.env
+    if (env === null) return
+    if (this.mining && this.templateStale) this.mineOnHead()
+    this.refreshTimer = env.setTimer(this.limits.templateRefreshMs, () => { this.refreshTemplate() })
+  }
+
+  /** Builds a block on the head from the pool and hands it to the sealer. */
+  private mineOnHead (): void {
+    const env = this.requireEnv()
+    const sealer = this.init.sealer
+    if (sealer === null) return
+    const chain = this.chain()
+    const engine = this.init.engine
+    const parent = chain.head()
+    const header = this.template(parent.header, parent.hash)
+    const bits = engine.expectedBits(parent.header, chain)
+    const time = Math.floor(header.header.timeMs / 1000)
+    const job: SealJob = {
+      header: encodeWorkHeader({ version: 1, parent: fromHex(parent.hash), commitment: workCommitment(sealingHash(header.header), 0), time, bits, nonce: 0 }),
+      commitmentBase: sealingHash(header.header),
+      target: engine.targetOf(bits)
+    }
+    this.templateStale = false
+    sealer.mine(job, (found) => {
+      if (found === null || this.env === null || chain.head().hash !== parent.hash) return
+      const seal: PowSeal = { version: 1, time, bits, nonce: found.nonce, extraNonce: found.extraNonce }
+      const block: Block = { header: { ...header.header, seal }, txs: header.txs }
+      try {
+        this.addBlock(block)
+        this.counters.blocksMined++
+        env.log.info({ height: block.header.height, hash: blockHash(block.header), txs: block.txs.length }, 'block mined')
+        this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) } satisfies LedgerBlockMessage)
+      } catch (error) {
+        env.log.error({ reason: (error as Error).message }, 'a mined block was refused')
+        if (this.mining) this.mineOnHead()
+      }
+    })
+  }
+
+  /** An unsealed block on `parent` with the best pending transactions that execute. */
+  private template (parent: BlockHeader, parentHash: string): { header: BlockHeader, txs: SignedTx[] } {
+    const env = this.requireEnv()
+    const chain = this.chain()
+    const state = chain.state()
+    const times: number[] = []
+    for (let at: BlockHeader | undefined = parent; at !== undefined && times.length < MEDIAN_TIME_SPAN_BLOCKS; at = at.height === 0 ? undefined : chain.header(at.parent)) times.push(at.timeMs)
+    const timeMs = Math.max(env.now(), medianTimePast(times) + 1)
+    let txs = this.mempool.select(this.limits.blockTxsMax, this.limits.blockBytesMax - 4_096, (address) => state.get(address))
+    const height = parent.height + 1
+    for (;;) {
+      const header: BlockHeader = { chainId: this.init.genesis.chainId, height, parent: parentHash, timeMs, txRoot: txRootOf(txs), stateRoot: '', proposer: this.init.coinbase, seal: null }
+      try {
+        const undo = state.apply({ header, txs }, this.init.engine.rewardAt(height))
+        header.stateRoot = state.root()
+        state.revert(undo)
+        return { header, txs }
+      } catch (error) {
+        // A transaction that no longer executes leaves the pool, and the template is rebuilt.
+        const index = error instanceof LedgerError ? (error.details as { index?: number }).index : undefined
+        if (index === undefined) throw error
+        const dropped = txs[index] as SignedTx
+        const pending = this.mempool.get(txHash(dropped))
+        if (pending !== undefined) this.mempool.remove(pending)
+        txs = txs.filter((_, position) => position !== index)
+      }
+    }
+  }
+
+  private requireEnv (): Env {
+    if (this.env === null) throw new Error('ledger used before start')
+    return this.env
+  }
+}
