@@ -7,5 +7,7 @@ export type CliErrorCode =
   | 'CLI_NODE_UNREACHABLE'
   /** A file or argument the command cannot use. */
   | 'CLI_BAD_INPUT'
+  /** A node answered a request with an error. */
+  | 'CLI_REQUEST_FAILED'
 
 export class CliError extends SynodError<CliErrorCode> {}

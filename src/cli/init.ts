@@ -2,7 +2,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
-import { CoreError } from '../core/index.js'
+import { CoreError, fromHex } from '../core/index.js'
+import { addressFromPublicKey } from '../ledger/index.js'
 import { NetError, buildTopology, parseTopologySpec, type TopologySpecInput } from '../net/index.js'
 import { generateKeyFile, writeKeyFile, type Member, type NetworkConfig, type NodeConfig } from '../node/index.js'
 
@@ -14,8 +15,13 @@ export interface InitOptions {
   networkId: string
   /** The overlay topology; full mesh by default. */
   topology?: TopologySpecInput
+  /** A ledger with this consensus engine; none by default. */
+  consensus?: 'pow'
   force?: boolean
 }
+
+/** What genesis gives each node's account on a new network with a ledger. */
+export const GENESIS_BALANCE_PER_NODE = 1_000_000_000n
 
 export const NODES_MAX = 64
 /** API ports sit this far above the p2p ports. */
@@ -82,6 +88,14 @@ export function initNetwork (options: InitOptions): InitResult {
     nodeFiles.push(nodeFile)
   }
   const network: NetworkConfig = { version: 1, networkId: options.networkId, members, topology }
+  if (options.consensus !== undefined) {
+    network.ledger = {
+      consensus: options.consensus,
+      chainId: options.networkId,
+      genesisTimeMs: Date.now(),
+      allocations: members.map((member) => ({ address: addressFromPublicKey(fromHex(member.publicKey)), balance: GENESIS_BALANCE_PER_NODE.toString() }))
+    }
+  }
   writeFileSync(networkFile, JSON.stringify(network, null, 2) + '\n')
   return { dir, networkFile, nodeFiles, members }
 }

@@ -9,7 +9,8 @@ import { up } from './up.js'
 import { fetchStatus, formatStatus } from './status.js'
 import { simCommand } from './sim.js'
 import { powCommand } from './pow.js'
-import { integerOption as integer, topologyOption } from './options.js'
+import { ledgerCommands } from './ledger.js'
+import { consensusOption, integerOption as integer, topologyOption } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
 const print = (line: string): void => { process.stdout.write(line + '\n') }
@@ -25,9 +26,10 @@ program.command('init')
   .option('--base-port <port>', 'first p2p port; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--network-id <id>', 'network name', 'synod')
   .option('--topology <name>', `overlay topology: ${topologyNames.join(', ')}`, topologyOption, 'full-mesh')
-  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string, topology: TopologyName }) => {
+  .option('--consensus <engine>', 'add a ledger with this consensus engine: pow', consensusOption)
+  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string, topology: TopologyName, consensus?: 'pow' }) => {
     const hosts = options.hosts?.split(',').map((host) => host.trim()).filter((host) => host.length > 0)
-    const result = initNetwork({ nodes: options.nodes, out: options.out, hosts, basePort: options.basePort, networkId: options.networkId, topology: defaultSpecFor(options.topology) })
+    const result = initNetwork({ nodes: options.nodes, out: options.out, hosts, basePort: options.basePort, networkId: options.networkId, topology: defaultSpecFor(options.topology), consensus: options.consensus })
     print(`wrote ${result.networkFile}`)
     for (const [index, file] of result.nodeFiles.entries()) print(`wrote ${file}  (node ${result.members[index]?.id ?? ''}, api ${result.members[index]?.api ?? ''})`)
   })
@@ -35,8 +37,9 @@ program.command('init')
 program.command('node')
   .description('run one node from its config file')
   .requiredOption('--config <file>', 'node config file')
-  .action(async (options: { config: string }) => {
-    const node = await startNode(options.config)
+  .option('--miner-threads <n>', 'proof-of-work miner threads (0: do not mine); one per core by default', integer('--miner-threads', 0, 256))
+  .action(async (options: { config: string, minerThreads?: number }) => {
+    const node = await startNode(options.config, { minerThreads: options.minerThreads })
     let stopping = false
     const stop = (signal: string): void => {
       if (stopping) return
@@ -58,7 +61,9 @@ program.command('up')
   .option('--base-port <port>', 'first p2p port on first start; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--ready-timeout-ms <ms>', 'how long to wait for the cluster', integer('--ready-timeout-ms', 1_000, 600_000), 30_000)
   .option('--topology <name>', `overlay topology for a new network: ${topologyNames.join(', ')}`, topologyOption)
-  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName }) => {
+  .option('--consensus <engine>', 'give a new network a ledger with this engine: pow', consensusOption)
+  .option('--miner-threads <n>', 'miner threads per node; the cores shared among the nodes by default', integer('--miner-threads', 0, 256))
+  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName, consensus?: 'pow', minerThreads?: number }) => {
     await up({ ...options, print })
   })
 
@@ -73,6 +78,7 @@ program.command('status')
 
 simCommand(program, print)
 powCommand(program, print)
+ledgerCommands(program, print)
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof SynodError) {

@@ -14,3 +14,11 @@ export function topologyOption (text: string): TopologyName {
   if (!isTopologyName(text)) throw new InvalidArgumentError(`expected one of ${topologyNames.join(', ')}`)
   return text
 }
+
+/** Consensus engines a new network can be given (PoS and DPoS join with their issue). */
+export const consensusNames = ['pow'] as const
+
+export function consensusOption (text: string): 'pow' {
+  if (text !== 'pow') throw new InvalidArgumentError(`expected one of ${consensusNames.join(', ')}`)
+  return text
+}

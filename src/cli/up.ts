@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
@@ -20,6 +21,10 @@ export interface UpOptions {
   basePort: number
   /** Milliseconds to wait for the cluster to become healthy. */
   readyTimeoutMs: number
+  /** A ledger with this engine for a new network. */
+  consensus?: 'pow'
+  /** Miner threads per node; by default the cores shared out among the nodes (at least 1). */
+  minerThreads?: number
   print: (line: string) => void
 }
 
@@ -36,10 +41,10 @@ function nodeConfigFiles (dir: string): string[] {
     .map((name) => join(dir, name))
 }
 
-function startChild (configFile: string, logDir: string): Child {
+function startChild (configFile: string, logDir: string, extraArgs: string[]): Child {
   const config = loadNodeConfig(configFile)
   const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
-  const child = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
   const exited = new Promise<number | null>((resolveExit) => { child.once('exit', (code) => { resolveExit(code) }) })
@@ -92,20 +97,28 @@ export async function up (options: UpOptions): Promise<void> {
   const { print } = options
   if (!existsSync(join(dir, 'network.json'))) {
     print(`initialising a ${options.nodes}-node network in ${dir}`)
-    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local', topology: defaultSpecFor(options.topology ?? 'full-mesh') })
+    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local', topology: defaultSpecFor(options.topology ?? 'full-mesh'), consensus: options.consensus })
   }
   const files = nodeConfigFiles(dir)
   if (files.length !== options.nodes) {
     throw new CliError('CLI_DATA_DIR_MISMATCH', `${dir} holds a ${files.length}-node network, not ${options.nodes}; pass --nodes ${files.length} or another --data-dir`, { dir })
   }
-  const existing = loadNodeConfig(files[0] as string).network.topology?.kind ?? 'full-mesh'
+  const network = loadNodeConfig(files[0] as string).network
+  const existing = network.topology?.kind ?? 'full-mesh'
   if (options.topology !== undefined && options.topology !== existing) {
     print(`note: ${dir} already holds a ${existing} network; --topology ${options.topology} applies only to a new data directory`)
   }
   print(`topology: ${existing}`)
+  const consensus = network.ledger?.consensus
+  if (options.consensus !== undefined && options.consensus !== consensus) {
+    print(`note: ${dir} already holds a network with ${consensus ?? 'no ledger'}; --consensus ${options.consensus} applies only to a new data directory`)
+  }
+  const minerThreads = options.minerThreads ?? Math.max(1, Math.floor(availableParallelism() / files.length))
+  const extraArgs = consensus === 'pow' ? ['--miner-threads', String(minerThreads)] : []
+  print(consensus === undefined ? 'ledger: none (start a new data directory with --consensus pow for one)' : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}, ${minerThreads} miner thread(s) per node`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
-  const children = files.map((file) => startChild(file, logDir))
+  const children = files.map((file) => startChild(file, logDir, extraArgs))
   let stopping = false
   const stopAll = async (): Promise<void> => {
     if (stopping) return

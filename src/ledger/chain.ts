@@ -12,7 +12,7 @@
  * stored waits in a bounded orphan pool until the parent arrives.
  */
 import { decodeCanonical, encodeCanonical, type Disk } from '../core/index.js'
-import { ZERO_ADDRESS, ZERO_HASH, blockHash, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
+import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
 import type { ConsensusEngine, HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
 import { LedgerState, type BlockUndo } from './state.js'
@@ -184,6 +184,9 @@ export class ChainStore implements HeaderLookup {
 
   private connect (block: Block, hash: string, parent: StoredHeader, nowMs: number): AddOutcome {
     const header = block.header
+    // The same shape check a peer's block gets, for blocks made here too.
+    const shape = blockHeaderSchema.safeParse(header)
+    if (!shape.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${shape.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
     if (parent.invalid) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${hash} builds on an invalid block`)
     if (header.height !== parent.header.height + 1) throw new LedgerError('LEDGER_BAD_BLOCK', `height ${header.height} on a parent at height ${parent.header.height}`)
     if (header.chainId !== this.genesis.chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.chainId}`)

@@ -417,7 +417,8 @@ export class LedgerService implements Service {
     const state = chain.state()
     const times: number[] = []
     for (let at: BlockHeader | undefined = parent; at !== undefined && times.length < MEDIAN_TIME_SPAN_BLOCKS; at = at.height === 0 ? undefined : chain.header(at.parent)) times.push(at.timeMs)
-    const timeMs = Math.max(env.now(), medianTimePast(times) + 1)
+    // Header times are whole milliseconds; the real clock has fractions.
+    const timeMs = Math.max(Math.floor(env.now()), medianTimePast(times) + 1)
     let txs = this.mempool.select(this.limits.blockTxsMax, this.limits.blockBytesMax - 4_096, (address) => state.get(address))
     const height = parent.height + 1
     for (;;) {

@@ -45,6 +45,29 @@ export const membershipLimitsSchema = z.strictObject({
   banDurationMsMax: positiveMs
 }).partial()
 
+const amountText = z.string().regex(/^\d{1,20}$/, 'a whole number as a decimal string')
+const compactBits = z.string().regex(/^[0-9a-f]{8}$/, 'compact bits as 8 hex digits, like 2000ffff')
+
+/** Proof-of-work parameters a network may set; see PowParams for their meaning. */
+export const powConfigSchema = z.strictObject({
+  retargetIntervalBlocks: z.number().int().min(2).max(1_000_000),
+  targetBlockSpacingMs: z.number().int().min(1),
+  powLimitBits: compactBits,
+  initialBits: compactBits,
+  blockReward: amountText,
+  halvingIntervalBlocks: z.number().int().min(0),
+  futureTimeLimitMs: z.number().int().min(0)
+}).partial()
+
+/** The ledger: consensus engine, chain id and genesis. */
+export const ledgerConfigSchema = z.strictObject({
+  consensus: z.literal('pow'),
+  chainId: z.string().min(1).max(64),
+  genesisTimeMs: z.number().int().min(0),
+  allocations: z.array(z.strictObject({ address: hex(20), balance: amountText })).max(100_000),
+  pow: powConfigSchema.optional()
+})
+
 export const networkConfigSchema = z.strictObject({
   version: z.literal(1),
   networkId: z.string().min(1).max(64),
@@ -52,7 +75,8 @@ export const networkConfigSchema = z.strictObject({
   /** The overlay topology over the members sorted by node id; full mesh when absent. */
   topology: topologySpecSchema.optional(),
   routeMetric: z.enum(['hops', 'rtt']).optional(),
-  limits: z.strictObject({ transport: transportLimitsSchema.optional(), membership: membershipLimitsSchema.optional() }).optional()
+  limits: z.strictObject({ transport: transportLimitsSchema.optional(), membership: membershipLimitsSchema.optional() }).optional(),
+  ledger: ledgerConfigSchema.optional()
 })
 
 export const nodeConfigSchema = z.strictObject({
@@ -62,7 +86,9 @@ export const nodeConfigSchema = z.strictObject({
   keyFile: z.string().min(1),
   dataDir: z.string().min(1),
   listen: z.strictObject({ p2p: multiaddrText, apiHost: z.string().min(1), apiPort: port }),
-  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Proof-of-work miner threads: one per core when absent, 0 to not mine. */
+  minerThreads: z.number().int().min(0).max(256).optional()
 })
 
 export const keyFileSchema = z.strictObject({
@@ -76,6 +102,7 @@ export type Member = z.infer<typeof memberSchema>
 export type NetworkConfig = z.infer<typeof networkConfigSchema>
 export type NodeConfig = z.infer<typeof nodeConfigSchema>
 export type KeyFile = z.infer<typeof keyFileSchema>
+export type LedgerConfig = z.infer<typeof ledgerConfigSchema>
 
 export function configError (file: string, field: string, expected: string): CoreError {
   return new CoreError('CORE_CONFIG_INVALID', `${file}: field "${field}": ${expected}`, { file, field, expected })

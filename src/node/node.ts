@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { createPrng, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
 import { HelloService, OverlayService, overlayNeighbours } from '../net/index.js'
 import { MembershipService } from '../membership/index.js'
+import type { LedgerService } from '../ledger/index.js'
 import { loadNodeConfig, topologyOf, type LoadedConfig } from './config.js'
 import { LmdbDisk } from './lmdb-disk.js'
 import { Libp2pTransport } from './libp2p-transport.js'
@@ -17,6 +18,8 @@ import { createMetrics } from './metrics.js'
 import { registerOverlayMetrics, registerOverlayRoutes } from './overlay-api.js'
 import { registerMembershipMetrics, registerMembershipRoutes } from './membership-api.js'
 import { createApiServer } from './http.js'
+import { createLedger } from './ledger-node.js'
+import { registerLedgerMetrics, registerLedgerRoutes } from './ledger-api.js'
 import { SYNOD_VERSION } from './version.js'
 
 export interface RunningNode {
@@ -29,14 +32,18 @@ export interface RunningNode {
   readonly log: Logger
   readonly overlay: OverlayService
   readonly membership: MembershipService
+  /** The ledger, when the network config has one. */
+  readonly ledger: LedgerService | null
   /** Announces a graceful leave to the cluster, then stops. */
   stop (): Promise<void>
 }
 
 export interface StartNodeOptions {
-  /** Services to run; the overlay, membership and hello services by default. */
+  /** Services to run; the overlay, membership and hello services by default (and the ledger when the network has one). */
   services?: Service[]
   log?: Logger
+  /** Overrides the node config's `minerThreads`. */
+  minerThreads?: number
 }
 
 /** Real timers: `setTimeout`, unref'd so a stopping process is never held open by a protocol. */
@@ -76,7 +83,10 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const overlay = new OverlayService({ neighbours, routeMetric: config.network.routeMetric })
   const membership = new MembershipService({ net: overlay, limits: config.network.limits?.membership ?? {} })
   const hello = new HelloService()
-  const services = options.services ?? [overlay, membership, hello]
+  const ledgerParts = config.network.ledger === undefined || options.services !== undefined
+    ? null
+    : createLedger(config.network.ledger, { overlay, membership, publicKey: config.key.publicKey, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
+  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger])]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -113,6 +123,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     status: () => ({
       nodeId: config.node.nodeId,
       version: SYNOD_VERSION,
+      pid: process.pid,
       networkId: config.network.networkId,
       uptimeMs: Math.round(wallClock.now() - startedMs),
       p2p: transport.addresses(),
@@ -123,6 +134,10 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   }, metrics, log.child({ component: 'http' }))
   registerOverlayRoutes(api, overlay, config)
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
+  if (ledgerParts !== null) {
+    registerLedgerRoutes(api, ledgerParts.ledger)
+    registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner)
+  }
 
   try {
     await host.start()
@@ -130,6 +145,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   } catch (error) {
     timers.clearAll()
     await host.stop().catch(() => {})
+    await ledgerParts?.miner?.close().catch(() => {})
     await disk.close().catch(() => {})
     throw error
   }
@@ -140,7 +156,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
 
   let stopped = false
   return {
-    config, transport, host, disk, api, log, overlay, membership,
+    config, transport, host, disk, api, log, overlay, membership, ledger: ledgerParts?.ledger ?? null,
     apiUrl: `http://${apiHost}:${apiPort}`,
     async stop () {
       if (stopped) return
@@ -149,6 +165,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
       await api.close()
       timers.clearAll()
       await host.stop()
+      await ledgerParts?.miner?.close()
       await disk.close()
       log.info({}, 'node stopped')
     }

@@ -1,40 +1,10 @@
 /** `synod up`: starts a local cluster, stops it cleanly on Ctrl-C, and reuses its data next time. */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SYNOD_MAIN, freeBasePort, type NodeStatusBody } from '../support/cluster.js'
-
-interface UpRun { output: () => string, ready: Promise<void>, stop: () => Promise<number | null> }
-
-const running: UpRun[] = []
-
-function runUp (dataDir: string, basePort: number): UpRun {
-  const child = spawn(process.execPath, [SYNOD_MAIN, 'up', '--nodes', '3', '--data-dir', dataDir, '--base-port', String(basePort)], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let output = ''
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
-  const ready = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString()
-      if (output.includes('press Ctrl-C')) resolve()
-    }
-    child.stdout.on('data', onData)
-    child.stderr.on('data', onData)
-    void exited.then(() => { reject(new Error(`synod up exited early:\n${output}`)) })
-  })
-  const run: UpRun = {
-    output: () => output,
-    ready,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
-      return await exited
-    }
-  }
-  running.push(run)
-  return run
-}
+import { freeBasePort, runSynodUp, stopAllUpRuns, type NodeStatusBody } from '../support/cluster.js'
 
 async function status (api: string): Promise<NodeStatusBody | null> {
   try {
@@ -50,7 +20,7 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
   const basePort = await freeBasePort(3)
   const apis = [0, 1, 2].map((i) => `http://127.0.0.1:${basePort + 100 + i}`)
   try {
-    const first = runUp(dataDir, basePort)
+    const first = runSynodUp(dataDir, basePort)
     await first.ready
     for (const api of apis) assert.ok(first.output().includes(`api ${api}`), `prints ${api}`)
     for (const api of apis) {
@@ -61,13 +31,13 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
     assert.match(first.output(), /all nodes stopped/)
     for (const api of apis) assert.equal(await status(api), null, `${api} is down after Ctrl-C`)
 
-    const second = runUp(dataDir, basePort)
+    const second = runSynodUp(dataDir, basePort)
     await second.ready
     assert.doesNotMatch(second.output(), /initialising/)
     for (const api of apis) assert.equal((await status(api))?.services.hello?.boots, 2, `${api} reused its data`)
     assert.equal(await second.stop(), 0)
   } finally {
-    await Promise.all(running.map(async (run) => await run.stop()))
+    await stopAllUpRuns()
     rmSync(dataDir, { recursive: true, force: true })
   }
 })

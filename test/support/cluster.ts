@@ -181,3 +181,38 @@ export class TestCluster {
     return member
   }
 }
+
+export interface UpRun { output: () => string, ready: Promise<void>, stop: () => Promise<number | null> }
+
+const upRuns: UpRun[] = []
+
+/** Runs `synod up` (3 nodes unless `args` say otherwise); `ready` resolves once it prints that the cluster is ready. */
+export function runSynodUp (dataDir: string, basePort: number, args: string[] = ['--nodes', '3']): UpRun {
+  const child = spawn(process.execPath, [SYNOD_MAIN, 'up', '--data-dir', dataDir, '--base-port', String(basePort), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
+  const ready = new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString()
+      if (output.includes('press Ctrl-C')) resolve()
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    void exited.then(() => { reject(new Error(`synod up exited early:\n${output}`)) })
+  })
+  const run: UpRun = {
+    output: () => output,
+    ready,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+      return await exited
+    }
+  }
+  upRuns.push(run)
+  return run
+}
+
+/** Stops every `synod up` a test started (for `finally` blocks). */
+export async function stopAllUpRuns (): Promise<void> {
+  await Promise.all(upRuns.map(async (run) => await run.stop()))
+}
