@@ -114,6 +114,7 @@ function measureSize (nodes: number, progress: (line: string) => void): SizeFigu
 
   const lossy = makeMembershipSim({ nodes, seed: SEED + 1, topology: topologyFor(nodes, SEED + 1), messageLossRate: LOSS_RATE })
   warmUp(lossy, false)
+  progress(`n=${nodes}: 5% loss run settled at ${Math.round(lossy.kernel.now())} ms virtual`)
   const lossyStartMs = lossy.kernel.now()
   const lossyBefore = messagesSent(lossy)
   let pauses = 0
@@ -121,6 +122,7 @@ function measureSize (nodes: number, progress: (line: string) => void): SizeFigu
     lossy.kernel.runFor(2_000 + (pauses * 7919) % 3_000)
     lossy.cluster.pause(lossy.members[(pauses * 31 + 5) % nodes] as NodeId, PAUSE_MS)
     pauses++
+    if (pauses % 5 === 0) progress(`n=${nodes}: 5% loss run at ${Math.round((lossy.kernel.now() - lossyStartMs) / 1_000)} of ${FALSE_POSITIVE_RUN_MS / 1_000} s, ${pauses} pauses`)
   }
   lossy.kernel.runFor(10_000)
   const lossyMessagesPerNodeSecond = (messagesSent(lossy) - lossyBefore) / nodes / ((lossy.kernel.now() - lossyStartMs) / 1_000)

@@ -136,6 +136,10 @@ export interface MembershipStats {
   probesOnLinkLoss: number
   suspicionsRaised: number
   refutations: number
+  /** Outdated accusations answered with what this node knows. */
+  corrections: number
+  /** Outdated accusations of this node answered with its current record. */
+  reannouncements: number
   declaredDead: number
   /** Sends that found no route to the member. */
   sendsUnroutable: number
@@ -209,10 +213,11 @@ export class MembershipService implements Service {
   private leaving = false
   private quorum = false
   private gossipFlushPending = false
+  private lastSoonFlushMs = Number.NEGATIVE_INFINITY
   private startedMs = 0
   private readonly counters: MembershipStats = {
     messagesSent: {}, messagesReceived: {}, probes: 0, probesFailed: 0, probesInconclusive: 0, indirectProbesSent: 0,
-    probesOnLinkLoss: 0, suspicionsRaised: 0, refutations: 0, declaredDead: 0, sendsUnroutable: 0, ignoredFromBanned: 0,
+    probesOnLinkLoss: 0, suspicionsRaised: 0, refutations: 0, corrections: 0, reannouncements: 0, declaredDead: 0, sendsUnroutable: 0, ignoredFromBanned: 0,
     violations: 0, violationsUnattributed: 0, penalties: 0, bans: 0
   }
 
@@ -597,6 +602,7 @@ export class MembershipService implements Service {
     }
     if (update.incarnation < record.incarnation && update.state !== 'alive' && sender !== env.self) {
       // The sender holds an outdated accusation: tell it what this node knows (a correction).
+      this.counters.corrections++
       this.send(sender, { type: 'member.gossip', incarnation: this.incarnation, updates: [{ member: record.id, state: record.state, incarnation: record.incarnation, from: record.claimedBy }] })
       return
     }
@@ -630,7 +636,10 @@ export class MembershipService implements Service {
     const env = this.requireEnv()
     if (update.incarnation < this.incarnation) {
       // A stale accusation: its holder missed this node's current incarnation. Say it again.
-      if (update.state !== 'alive' && update.from !== env.self) this.reannounce(update.from)
+      if (update.state !== 'alive' && update.from !== env.self) {
+        this.counters.reannouncements++
+        this.reannounce(update.from)
+      }
       return
     }
     if (update.state === 'alive' && update.incarnation === this.incarnation) return
@@ -766,13 +775,19 @@ export class MembershipService implements Service {
     this.gossipTimer = env.setTimer(this.limits.gossipIntervalMs, () => { this.gossipTick() })
   }
 
-  /** Fresh news goes out at once rather than at the next tick; a burst of it makes one round. */
+  /**
+   * Fresh news goes out at once rather than at the next tick, but at most one extra round per
+   * `gossipIntervalMs`: a burst of news makes one round, and a cluster with many events (a large
+   * one under loss) keeps each node at two rounds per interval at most, whatever its size.
+   */
   private gossipSoon (): void {
     const env = this.env
     if (env === null || this.gossipFlushPending) return
+    if (env.now() - this.lastSoonFlushMs < this.limits.gossipIntervalMs) return
     this.gossipFlushPending = true
     env.setTimer(0, () => {
       this.gossipFlushPending = false
+      this.lastSoonFlushMs = env.now()
       this.gossipNow()
     })
   }
