@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
+import { ledgerBenchmark } from './ledger.js'
 import { membershipBenchmark } from './membership.js'
 import { powBenchmark } from './pow.js'
 import { transportBenchmark } from './transport.js'
@@ -14,7 +15,8 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   transport: transportBenchmark,
   broadcast: broadcastBenchmark,
   membership: membershipBenchmark,
-  pow: powBenchmark
+  pow: powBenchmark,
+  ledger: ledgerBenchmark
 }
 
 const requested = process.argv.slice(2)

@@ -50,13 +50,14 @@ export const signedTxSchema = unsignedTxSchema.extend({ signature: bytes(64) })
 export type UnsignedTx = z.infer<typeof unsignedTxSchema>
 export type SignedTx = z.infer<typeof signedTxSchema>
 
-function signingBytes (tx: UnsignedTx): Uint8Array {
+/** The bytes a transaction's signature covers: the domain tag and the transaction without its signature. */
+export function txSigningBytes (tx: UnsignedTx): Uint8Array {
   return encodeCanonical({ domain: SIGNING_DOMAIN, tx })
 }
 
 export function signTx (tx: UnsignedTx, keyPair: Ed25519KeyPair): SignedTx {
   if (toHex(tx.publicKey) !== toHex(keyPair.publicKey)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the key pair does not match the transaction public key')
-  return { ...tx, signature: sign(keyPair, signingBytes(tx)) }
+  return { ...tx, signature: sign(keyPair, txSigningBytes(tx)) }
 }
 
 /** The canonical bytes of a signed transaction: what blocks carry and hashes cover. */
@@ -79,6 +80,6 @@ export function checkTx (candidate: unknown, chainId: string): SignedTx {
   const tx = parsed.data
   if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
   const { signature, ...unsigned } = tx
-  if (!verify(tx.publicKey, signingBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
+  if (!verify(tx.publicKey, txSigningBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
   return tx
 }
