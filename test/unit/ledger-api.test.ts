@@ -1,0 +1,74 @@
+/** The ledger's HTTP routes over a one-node simulated PoW chain: answers, typed refusals, proofs a client checks. */
+import { describe, it, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { fromHex, silentLogger, emptyTransportStats, type Transport } from '../../src/core/index.js'
+import { addressFromPublicKey, txToJson, verifyAccountProof, type AccountProof } from '../../src/ledger/index.js'
+import { createApiServer, createMetrics } from '../../src/node/index.js'
+import { registerLedgerMetrics, registerLedgerRoutes } from '../../src/node/ledger-api.js'
+import { makeLedgerSim } from '../support/ledger-sim.js'
+import { testKeys, transfer } from '../support/pow-chain.js'
+
+const transport: Transport = { self: 'me', start: async () => {}, stop: async () => {}, send: () => {}, links: () => [], stats: () => emptyTransportStats(), refuse: () => {}, refusals: () => [] }
+
+describe('ledger HTTP API', () => {
+  const sim = makeLedgerSim({ nodes: 1, seed: 3 })
+  sim.kernel.runFor(5_000)
+  const ledger = sim.ledger(sim.members[0] as string)
+  const metrics = createMetrics(transport)
+  const app = createApiServer({ health: () => ({ status: 'ok', nodeId: 'me' }), status: () => ({}) }, metrics, silentLogger)
+  registerLedgerRoutes(app, ledger)
+  registerLedgerMetrics(metrics, ledger, null)
+  after(async () => { await app.close() })
+  const body = (tx: ReturnType<typeof transfer>): object => { const { hash, ...rest } = txToJson(tx); void hash; return rest }
+
+  it('shows the chain, blocks by height and hash, and refuses bad block names', async () => {
+    const chain = (await app.inject({ method: 'GET', url: '/v1/chain' })).json<{ engine: string, head: { height: number, hash: string }, finalizedHeight: null, work: string }>()
+    assert.equal(chain.engine, 'pow')
+    assert.ok(chain.head.height > 0 && BigInt(chain.work) > 0n)
+    assert.equal(chain.finalizedHeight, null)
+    const byHeight = (await app.inject({ method: 'GET', url: `/v1/blocks/${chain.head.height}` })).json<{ hash: string, mainChain: boolean, confirmations: number }>()
+    assert.deepEqual([byHeight.hash, byHeight.mainChain, byHeight.confirmations], [chain.head.hash, true, 1])
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/blocks/${chain.head.hash}` })).json<{ hash: string }>().hash, chain.head.hash)
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/blocks/999999' })).statusCode, 404)
+    const bad = await app.inject({ method: 'GET', url: '/v1/blocks/xyz' })
+    assert.deepEqual([bad.statusCode, bad.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+  })
+
+  it('proves accounts present and absent against the head\'s state root', async () => {
+    const address = addressFromPublicKey((testKeys[0] as { publicKey: Uint8Array }).publicKey)
+    for (const target of [address, '12'.repeat(20)]) {
+      const answer = (await app.inject({ method: 'GET', url: `/v1/accounts/${target}?proof=true` })).json<{ exists: boolean, balance: string, stateRoot: string, proof: AccountProof }>()
+      assert.equal(answer.exists, target === address)
+      assert.ok(verifyAccountProof(fromHex(answer.stateRoot), answer.proof), `the proof for ${target} checks against the root alone`)
+    }
+    assert.equal((await app.inject({ method: 'GET', url: '/v1/accounts/nothex' })).statusCode, 400)
+  })
+
+  it('accepts a transaction, reports it pending then included, and refuses bad ones with their codes', async () => {
+    const tx = transfer(0, 0, 1, 100n, 2n)
+    const posted = await app.inject({ method: 'POST', url: '/v1/tx', payload: body(tx) })
+    assert.equal(posted.statusCode, 202)
+    const { hash } = posted.json<{ hash: string }>()
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/tx/${hash}` })).json<{ status: string }>().status, 'pending')
+    assert.equal((await app.inject({ method: 'POST', url: '/v1/tx', payload: body(tx) })).json<{ code: string }>().code, 'LEDGER_TX_DUPLICATE')
+    sim.kernel.runFor(5_000)
+    const included = (await app.inject({ method: 'GET', url: `/v1/tx/${hash}` })).json<{ status: string, confirmations: number }>()
+    assert.equal(included.status, 'included')
+    assert.ok(included.confirmations >= 1)
+    const replay = await app.inject({ method: 'POST', url: '/v1/tx', payload: body(transfer(0, 0, 2, 1n)) })
+    assert.deepEqual([replay.statusCode, replay.json<{ code: string }>().code], [409, 'LEDGER_TX_NONCE_TOO_LOW'])
+    const forged = await app.inject({ method: 'POST', url: '/v1/tx', payload: { ...body(transfer(0, 1, 2, 1n)), fee: '99' } })
+    assert.deepEqual([forged.statusCode, forged.json<{ code: string }>().code], [400, 'LEDGER_BAD_SIGNATURE'])
+    const broke = await app.inject({ method: 'POST', url: '/v1/tx', payload: body(transfer(2, 0, 1, 50_000n)) })
+    assert.deepEqual([broke.statusCode, broke.json<{ code: string }>().code], [422, 'LEDGER_TX_INSUFFICIENT_FUNDS'])
+    const junk = await app.inject({ method: 'POST', url: '/v1/tx', payload: { hello: 'world' } })
+    assert.deepEqual([junk.statusCode, junk.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/tx/${'0'.repeat(64)}` })).statusCode, 404)
+  })
+
+  it('exports the ledger metrics', async () => {
+    const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+    assert.match(text, /^synod_ledger_height [1-9]\d*$/m)
+    assert.match(text, /^synod_ledger_txs_rejected_total [1-9]\d*$/m)
+  })
+})
