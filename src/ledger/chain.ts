@@ -20,12 +20,12 @@ import { checkTx, encodeTx } from './tx.js'
 
 export interface ChainLimits {
   /** The deepest reorganisation the store performs; a heavier branch forking deeper is refused. */
-  reorgDepthMax: number
+  reorgDepthBlocksMax: number
   /** Blocks waiting for their parent. */
   orphanBlocksMax: number
 }
 
-export const defaultChainLimits: Readonly<ChainLimits> = Object.freeze({ reorgDepthMax: 1_000, orphanBlocksMax: 256 })
+export const defaultChainLimits: Readonly<ChainLimits> = Object.freeze({ reorgDepthBlocksMax: 1_000, orphanBlocksMax: 256 })
 
 export interface StoredHeader {
   hash: string
@@ -233,8 +233,8 @@ export class ChainStore implements HeaderLookup {
     const fork = at as StoredHeader
     branch.reverse()
     const depth = this.mainChain.length - 1 - fork.header.height
-    if (depth > this.limits.reorgDepthMax) {
-      throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks ${depth} blocks back, deeper than reorgDepthMax ${this.limits.reorgDepthMax}`, { reason: 'reorg_too_deep' })
+    if (depth > this.limits.reorgDepthBlocksMax) {
+      throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks ${depth} blocks back, deeper than reorgDepthBlocksMax ${this.limits.reorgDepthBlocksMax}`, { reason: 'reorg_too_deep' })
     }
     const reverted = this.rollBackTo(fork.header.height)
     const applied: Block[] = []
@@ -265,7 +265,7 @@ export class ChainStore implements HeaderLookup {
     while (this.mainChain.length - 1 > height) {
       const hash = this.mainChain.pop() as string
       const undo = this.undos.get(hash)
-      if (undo === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `no undo record for block ${hash}: deeper than reorgDepthMax`)
+      if (undo === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `no undo record for block ${hash}: deeper than reorgDepthBlocksMax`)
       this.ledger.revert(undo)
       this.undos.delete(hash)
       reverted.push(this.block(hash) as Block)
@@ -316,9 +316,9 @@ export class ChainStore implements HeaderLookup {
     })
   }
 
-  /** Undo records are kept for the last `reorgDepthMax` blocks only. */
+  /** Undo records are kept for the last `reorgDepthBlocksMax` blocks only. */
   private pruneUndos (): void {
-    const keepFrom = this.mainChain.length - 1 - this.limits.reorgDepthMax
+    const keepFrom = this.mainChain.length - 1 - this.limits.reorgDepthBlocksMax
     for (; this.undosPrunedBelow < keepFrom; this.undosPrunedBelow++) {
       const hash = this.mainChain[this.undosPrunedBelow]
       if (hash !== undefined) this.undos.delete(hash)
