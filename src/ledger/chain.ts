@@ -163,18 +163,16 @@ export class ChainStore implements HeaderLookup {
       }
       return { status: 'orphan', hash, missingParent: block.header.parent }
     }
-    const outcome = this.connect(block, hash, parent, nowMs)
-    // Blocks that were waiting for this one.
+    let outcome = this.connect(block, hash, parent, nowMs)
+    // Blocks that were waiting for this one; one of them may move the head even when this block
+    // went to a side branch, and the caller must hear of every block that left or joined the chain.
     const waiting = [...this.orphans].filter(([, orphan]) => orphan.header.parent === hash)
     for (const [orphanHash, orphan] of waiting) {
       this.orphans.delete(orphanHash)
       try {
         const next = this.add(orphan, nowMs)
-        if (next.status === 'head' && outcome.status === 'head') {
-          outcome.hash = next.hash
-          outcome.applied.push(...next.applied)
-          outcome.reverted.push(...next.reverted)
-        }
+        if (next.status !== 'head') continue
+        outcome = outcome.status === 'head' ? mergeHeadOutcomes(outcome, next) : next
       } catch {
         // An invalid orphan is dropped; its sender is long gone.
       }
@@ -323,6 +321,22 @@ export class ChainStore implements HeaderLookup {
       const hash = this.mainChain[this.undosPrunedBelow]
       if (hash !== undefined) this.undos.delete(hash)
     }
+  }
+}
+
+/**
+ * Two head changes in a row as one: blocks the first applied and the second reverted were never
+ * on the chain as far as the caller is concerned.
+ */
+function mergeHeadOutcomes (first: AddOutcome & { status: 'head' }, second: AddOutcome & { status: 'head' }): AddOutcome & { status: 'head' } {
+  const undone = new Set(second.reverted.map((block) => blockHash(block.header)))
+  const firstApplied = first.applied.filter((block) => !undone.has(blockHash(block.header)))
+  const firstAppliedHashes = new Set(first.applied.map((block) => blockHash(block.header)))
+  return {
+    status: 'head',
+    hash: second.hash,
+    reverted: [...first.reverted, ...second.reverted.filter((block) => !firstAppliedHashes.has(blockHash(block.header)))],
+    applied: [...firstApplied, ...second.applied]
   }
 }
 

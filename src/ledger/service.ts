@@ -31,6 +31,9 @@ export interface LedgerNet {
   onRouted (type: string, handler: (message: Message, delivery: { origin: NodeId, hops: number }) => void): void
 }
 
+/** Who a message came from: its origin and how many overlay hops it travelled. */
+export interface Delivery { origin: NodeId, hops: number }
+
 export interface SealJob {
   /** The 80-byte work header; the sealer fills in commitment (from the extra nonce) and nonce. */
   header: Uint8Array
@@ -90,6 +93,8 @@ export interface LedgerStats {
   txsRejected: number
   syncRequests: number
   syncBlocksReceived: number
+  /** Invalid blocks or transactions relayed by others, whose origin cannot be proven: not penalized. */
+  invalidUnattributed: number
 }
 
 export type TxStatus =
@@ -104,7 +109,7 @@ export class LedgerService implements Service {
   private chainStore: ChainStore | null = null
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
-  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0 }
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0 }
   /** Where each main-chain transaction is: tx hash -> block hash. */
   private readonly included = new Map<string, string>()
   private syncTimer: TimerId | null = null
@@ -116,10 +121,10 @@ export class LedgerService implements Service {
   constructor (private readonly init: LedgerInit) {
     this.limits = { ...defaultLedgerLimits, ...init.limits }
     this.mempool = new Mempool(this.limits)
-    init.net.subscribe(TX_TOPIC, (message, delivery) => { this.onTxMessage(message, delivery.origin) })
-    init.net.subscribe(BLOCK_TOPIC, (message, delivery) => { this.onBlockMessage(message, delivery.origin) })
+    init.net.subscribe(TX_TOPIC, (message, delivery) => { this.onTxMessage(message, delivery) })
+    init.net.subscribe(BLOCK_TOPIC, (message, delivery) => { this.onBlockMessage(message, delivery) })
     init.net.onRouted('ledger.get-blocks', (message, delivery) => { this.onGetBlocks(message as LedgerGetBlocks, delivery.origin) })
-    init.net.onRouted('ledger.blocks', (message, delivery) => { this.onBlocks(message as LedgerBlocks, delivery.origin) })
+    init.net.onRouted('ledger.blocks', (message, delivery) => { this.onBlocks(message as LedgerBlocks, delivery) })
   }
 
   start (env: Env): void {
@@ -199,9 +204,9 @@ export class LedgerService implements Service {
 
   // --- network ----------------------------------------------------------------------------------
 
-  private onTxMessage (message: Message, origin: NodeId): void {
+  private onTxMessage (message: Message, from: Delivery): void {
     const env = this.env
-    if (env === null || origin === env.self) return
+    if (env === null || from.origin === env.self) return
     try {
       const tx = checkTx(decodeCanonical((message as LedgerTxMessage).tx), this.init.genesis.chainId)
       this.admit(tx)
@@ -209,19 +214,33 @@ export class LedgerService implements Service {
       if (!(error instanceof LedgerError)) throw error
       this.counters.txsRejected++
       // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
-      if (error.code === 'LEDGER_BAD_SIGNATURE') this.init.penalize?.(origin, 'invalid_signature', error.message)
-      else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.init.penalize?.(origin, 'malformed_message', error.message)
+      if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
+      else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
     }
   }
 
-  private onBlockMessage (message: Message, origin: NodeId): void {
+  private onBlockMessage (message: Message, from: Delivery): void {
     const env = this.env
-    if (env === null || origin === env.self) return
-    this.receiveBlock((message as LedgerBlockMessage).block, origin)
+    if (env === null || from.origin === env.self) return
+    this.receiveBlock((message as LedgerBlockMessage).block, from)
   }
 
-  /** Decodes, checks and adds a block from `origin`; false when it was invalid. */
-  private receiveBlock (bytes: Uint8Array, origin: NodeId): boolean {
+  /**
+   * Reports an invalid block or transaction to membership, against its origin, but only when it
+   * came straight over an authenticated link: an origin named in a message relayed by others
+   * could be forged to get an honest node banned.
+   */
+  private report (from: Delivery, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string): void {
+    if (from.hops > 1) {
+      this.counters.invalidUnattributed++
+      return
+    }
+    this.init.penalize?.(from.origin, offence, reason)
+  }
+
+  /** Decodes, checks and adds a block from `from`; false when it was invalid. */
+  private receiveBlock (bytes: Uint8Array, from: Delivery): boolean {
+    const origin = from.origin
     const env = this.requireEnv()
     let block: Block
     try {
@@ -233,7 +252,7 @@ export class LedgerService implements Service {
       if (!(error instanceof LedgerError)) throw error
       this.counters.blocksRejected++
       env.log.warn({ from: origin, code: error.code, reason: error.message }, 'invalid block refused')
-      this.init.penalize?.(origin, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
+      this.report(from, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
       return false
     }
   }
@@ -269,14 +288,14 @@ export class LedgerService implements Service {
     this.trySend(origin, { type: 'ledger.blocks', blocks, headHeight: chain.head().header.height } satisfies LedgerBlocks)
   }
 
-  private onBlocks (reply: LedgerBlocks, origin: NodeId): void {
+  private onBlocks (reply: LedgerBlocks, from: Delivery): void {
     const chain = this.chainStore
     if (chain === null) return
     this.syncing = false
     this.counters.syncBlocksReceived += reply.blocks.length
-    for (const bytes of reply.blocks) if (!this.receiveBlock(bytes, origin)) return
+    for (const bytes of reply.blocks) if (!this.receiveBlock(bytes, from)) return
     // More to fetch: ask again at once.
-    if (reply.blocks.length > 0 && reply.headHeight > chain.head().header.height) this.requestBlocks(origin)
+    if (reply.blocks.length > 0 && reply.headHeight > chain.head().header.height) this.requestBlocks(from.origin)
   }
 
   private requestBlocks (peer: NodeId): void {

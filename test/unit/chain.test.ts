@@ -41,6 +41,20 @@ describe('chain store (PoW)', () => {
     assert.equal(a.chain.isOnMainChain(blockHash((aBlocks[0] as Block).header)), false)
   })
 
+  it('reports a reorganisation that completes through waiting orphans (the tip arrived first)', () => {
+    const a = newChain()
+    const b = newChain()
+    const aBlocks = extend(a.chain, a.engine, 2)
+    const bBlocks = extend(b.chain, b.engine, 3, { proposer: testAddresses[2] })
+    for (const block of [...bBlocks].reverse().slice(0, 2)) assert.equal(a.chain.add(block, Number.MAX_SAFE_INTEGER).status, 'orphan')
+    const outcome = a.chain.add(bBlocks[0] as Block, Number.MAX_SAFE_INTEGER)
+    assert.equal(outcome.status, 'head', 'the first block alone is a side branch, but its orphans make the branch heaviest')
+    assert.equal(a.chain.head().hash, b.chain.head().hash)
+    if (outcome.status !== 'head') return
+    assert.deepEqual(outcome.reverted.map((block) => blockHash(block.header)), aBlocks.map((block) => blockHash(block.header)))
+    assert.deepEqual(outcome.applied.map((block) => blockHash(block.header)), bBlocks.map((block) => blockHash(block.header)))
+  })
+
   it('keeps a lighter or equal branch on the side, first seen wins a tie', () => {
     const a = newChain()
     const b = newChain()
