@@ -8,8 +8,9 @@
  *   alive again; repeat. p50, p99 and max over all observations.
  * - Silent failure: the same with the node cut off by a partition instead (no reset, nothing to
  *   hint at the failure but unanswered probes).
- * - False positives: 5% message loss and a 2 s pause of a random node every few seconds, for
- *   `FALSE_POSITIVE_RUN_MS`: healthy nodes declared dead (target 0), suspicions raised (refuted).
+ * - False positives: a settled cluster, then 5% message loss and a 2 s pause of a random node
+ *   every few seconds, for `FALSE_POSITIVE_RUN_MS`: healthy nodes declared dead (target 0),
+ *   suspicions raised (all refuted).
  * - Load: membership messages sent per node per second in a quiet steady state, and under the
  *   5% loss run. Target: independent of n within 20% (max/min of the quiet figures <= 1.2).
  *
@@ -54,13 +55,9 @@ function topologyFor (nodes: number, seed: number): TopologySpecInput {
   return nodes - 1 <= DEGREE ? { kind: 'full-mesh' } : { kind: 'random-regular', degree: DEGREE, seed }
 }
 
-/**
- * Until every node holds every other alive, and with `untilQuiet` until the start-up news has
- * been passed on in full (under steady loss, new suspicions keep the queues from ever emptying).
- */
-function warmUp (sim: MembershipSim, untilQuiet: boolean): void {
+/** Until every node holds every other alive and the start-up news has been passed on in full. */
+function warmUp (sim: MembershipSim): void {
   if (!sim.runUntil(() => sim.allAlive(), WARMUP_MS_MAX)) throw new Error(`cluster of ${sim.members.length} did not settle within ${WARMUP_MS_MAX} ms`)
-  if (!untilQuiet) return
   const quiet = (): boolean => sim.members.every((id) => (sim.membership(id)?.updatesQueued() ?? 0) === 0)
   if (!sim.runUntil(quiet, WARMUP_MS_MAX, 500)) throw new Error(`cluster of ${sim.members.length} still had updates to gossip after ${WARMUP_MS_MAX} ms`)
 }
@@ -87,7 +84,7 @@ function detections (sim: MembershipSim, victim: NodeId, sinceMs: number): numbe
 function measureSize (nodes: number, progress: (line: string) => void): SizeFigures {
   const started = performance.now()
   const sim = makeMembershipSim({ nodes, seed: SEED, topology: topologyFor(nodes, SEED) })
-  warmUp(sim, true)
+  warmUp(sim)
   progress(`n=${nodes}: settled at ${Math.round(sim.kernel.now())} ms virtual`)
 
   const before = messagesSent(sim)
@@ -112,9 +109,11 @@ function measureSize (nodes: number, progress: (line: string) => void): SizeFigu
     progress(`n=${nodes}: trial ${trial + 1}/${CRASH_TRIALS} (${silent ? 'partitioned' : 'crashed'}) p99 so far ${percentile(silent ? silentDetectionMs : detectionMs, 99)} ms`)
   }
 
-  const lossy = makeMembershipSim({ nodes, seed: SEED + 1, topology: topologyFor(nodes, SEED + 1), messageLossRate: LOSS_RATE })
-  warmUp(lossy, false)
-  progress(`n=${nodes}: 5% loss run settled at ${Math.round(lossy.kernel.now())} ms virtual`)
+  // Settled without loss, then 5% of messages lost from here on: the steady state under loss.
+  const lossy = makeMembershipSim({ nodes, seed: SEED + 1, topology: topologyFor(nodes, SEED + 1) })
+  warmUp(lossy)
+  lossy.cluster.setMessageLossRate(LOSS_RATE)
+  progress(`n=${nodes}: settled at ${Math.round(lossy.kernel.now())} ms virtual; 5% loss from now on`)
   const lossyStartMs = lossy.kernel.now()
   const lossyBefore = messagesSent(lossy)
   let pauses = 0

@@ -68,15 +68,35 @@ export class SimCluster {
   /** Every node id, sorted: the network config each node is given. */
   readonly members: readonly NodeId[]
   private readonly byId = new Map<NodeId, SimNode>()
+  private readonly messageLosses = new Map<NodeId, { rate: number, random: Prng }>()
+  private messageLossRate: number
   private readonly startFailures: string[] = []
 
   constructor (private readonly init: SimClusterInit) {
     assert(Number.isInteger(init.nodeCount) && init.nodeCount >= 1, `a cluster needs at least one node, got ${init.nodeCount}`)
+    this.messageLossRate = init.messageLossRate ?? 0
     const keys = init.random.fork('keys')
     this.nodes = Array.from({ length: init.nodeCount }, (_, index) => this.createNode(index, keyPairFromSeed(keys.bytes(KEY_SEED_BYTES))))
     for (const node of this.nodes) this.byId.set(node.id, node)
     assert(this.byId.size === this.nodes.length, 'two simulated nodes drew the same id')
     this.members = this.nodes.map((node) => node.id).sort()
+  }
+
+  /**
+   * Changes the share of received messages lost above the transport, at every node now and in
+   * later incarnations (a benchmark settles a cluster, then turns loss on).
+   */
+  setMessageLossRate (rate: number): void {
+    assert(rate >= 0 && rate <= 1, `a loss rate is in 0..1, got ${rate}`)
+    this.messageLossRate = rate
+    for (const loss of this.messageLosses.values()) loss.rate = rate
+  }
+
+  /** Each incarnation's loss stream is forked by label, so it draws nothing while the rate is 0. */
+  private messageLossFor (node: SimNode): { rate: number, random: Prng } {
+    const loss = { rate: this.messageLossRate, random: this.init.random.fork(`loss/${node.index}/${node.boots}`) }
+    this.messageLosses.set(node.id, loss)
+    return loss
   }
 
   private createNode (index: number, keyPair: Ed25519KeyPair): SimNode {
@@ -167,7 +187,7 @@ export class SimCluster {
     const services = (this.init.services ?? helloServices)({ index: node.index, id: node.id, boot: node.boots, members: this.members })
     const transport = new SimTransport({
       self: node.id, members: this.members, linkPeers: this.init.linkPeers?.(node.id, this.members),
-      messageLoss: (this.init.messageLossRate ?? 0) > 0 ? { rate: this.init.messageLossRate ?? 0, random: this.init.random.fork(`loss/${node.index}/${node.boots}`) } : undefined,
+      messageLoss: this.messageLossFor(node),
       registry: registryFor(services), network, kernel, owner, log, limits: this.init.transportLimits
     })
     const host = new NodeHost({

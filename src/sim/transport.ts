@@ -497,7 +497,7 @@ export class SimTransport implements Transport {
       return
     }
     const loss = this.init.messageLoss
-    if (loss !== undefined && loss.random.chance(loss.rate)) {
+    if (loss !== undefined && loss.rate > 0 && loss.random.chance(loss.rate)) {
       this.trace('message.lost', peer.id, message.type)
       return
     }
