@@ -213,6 +213,8 @@ export class MembershipService implements Service {
   private leaving = false
   private quorum = false
   private gossipFlushPending = false
+  /** While a message is read: the corrections its sender will get in one reply. */
+  private corrections: { to: NodeId, updates: MemberUpdate[] } | null = null
   private lastSoonFlushMs = Number.NEGATIVE_INFINITY
   private startedMs = 0
   private readonly counters: MembershipStats = {
@@ -513,8 +515,15 @@ export class MembershipService implements Service {
     record.lastHeardMs = env.now()
     const typed = message as MemberPing | MemberAck | MemberPingReq | MemberNack | MemberGossip | MemberSync
     // Hearing from a member is news of it being alive at the incarnation it states.
-    this.apply({ member: origin, state: 'alive', incarnation: typed.incarnation, from: origin }, origin, hops)
-    if ('updates' in typed) for (const update of typed.updates) this.apply(update, origin, hops)
+    this.corrections = { to: origin, updates: [] }
+    try {
+      this.apply({ member: origin, state: 'alive', incarnation: typed.incarnation, from: origin }, origin, hops)
+      if ('updates' in typed) for (const update of typed.updates) this.apply(update, origin, hops)
+    } finally {
+      const corrections = this.corrections
+      this.corrections = null
+      if (corrections.updates.length > 0) this.send(origin, { type: 'member.gossip', incarnation: this.incarnation, updates: corrections.updates.slice(0, UPDATES_PER_MESSAGE_MAX) })
+    }
     switch (typed.type) {
       case 'member.ping': this.onPing(typed, origin, hops); break
       case 'member.ack': this.onAck(typed, origin); break
@@ -601,9 +610,15 @@ export class MembershipService implements Service {
       return
     }
     if (update.incarnation < record.incarnation && update.state !== 'alive' && sender !== env.self) {
-      // The sender holds an outdated accusation: tell it what this node knows (a correction).
+      // The sender holds an outdated accusation: tell it what this node knows (a correction). The
+      // corrections a message calls for go back in one reply, sent once the message is read.
       this.counters.corrections++
-      this.send(sender, { type: 'member.gossip', incarnation: this.incarnation, updates: [{ member: record.id, state: record.state, incarnation: record.incarnation, from: record.claimedBy }] })
+      const correction: MemberUpdate = { member: record.id, state: record.state, incarnation: record.incarnation, from: record.claimedBy }
+      if (this.corrections !== null && this.corrections.to === sender) {
+        if (!this.corrections.updates.some((held) => held.member === record.id)) this.corrections.updates.push(correction)
+      } else {
+        this.send(sender, { type: 'member.gossip', incarnation: this.incarnation, updates: [correction] })
+      }
       return
     }
     switch (update.state) {
