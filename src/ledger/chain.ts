@@ -234,6 +234,12 @@ export class ChainStore implements HeaderLookup {
     if (depth > this.limits.reorgDepthBlocksMax) {
       throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks ${depth} blocks back, deeper than reorgDepthBlocksMax ${this.limits.reorgDepthBlocksMax}`, { reason: 'reorg_too_deep' })
     }
+    // Every block to roll back must still have its undo record: check before touching the state.
+    for (let height = fork.header.height + 1; height < this.mainChain.length; height++) {
+      if (!this.undos.has(this.mainChain[height] as string)) {
+        throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks at height ${fork.header.height}, below the blocks this node can still undo`, { reason: 'reorg_too_deep' })
+      }
+    }
     const reverted = this.rollBackTo(fork.header.height)
     const applied: Block[] = []
     for (const entry of branch) {

@@ -189,9 +189,10 @@ export class Mempool {
     } else if ((queue?.size ?? 0) >= limits.senderTxsMax) {
       throw new LedgerError('LEDGER_TX_SENDER_LIMIT', `the sender already has ${limits.senderTxsMax} pending transactions`, { sender })
     }
-    // Every pending transaction of the sender up to this nonce must be affordable together.
+    // Every pending transaction of the sender up to this nonce must be affordable together; a
+    // replacement must also leave the ones after it affordable.
     let committed = pending.cost
-    for (const other of queue?.values() ?? []) if (other.tx.nonce < tx.nonce) committed += other.cost
+    for (const other of queue?.values() ?? []) if (other.tx.nonce < tx.nonce || (held !== undefined && other.tx.nonce > tx.nonce)) committed += other.cost
     if (committed > account.balance) throw new LedgerError('LEDGER_TX_INSUFFICIENT_FUNDS', `the sender's pending transactions up to nonce ${tx.nonce} cost ${committed}, the balance is ${account.balance}`, { cost: committed.toString(), balance: account.balance.toString() })
     this.makeRoom(pending, held)
     if (held !== undefined) {

@@ -18,7 +18,16 @@ import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js
 import { LedgerError } from './errors.js'
 import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
 import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxMessage } from './messages.js'
-import { checkTx, encodeTx, txHash, type Address, type SignedTx } from './tx.js'
+import { checkTx, encodeTx, senderOf, txHash, type Address, type SignedTx } from './tx.js'
+
+/** Canonical CBOR from a peer, or LEDGER_MALFORMED: a peer's bad bytes are the ledger's typed error. */
+function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
+  try {
+    return decodeCanonical(bytes)
+  } catch (error) {
+    throw new LedgerError('LEDGER_MALFORMED', `${what} bytes: ${(error as Error).message}`)
+  }
+}
 
 export const TX_TOPIC = 'ledger/tx'
 export const BLOCK_TOPIC = 'ledger/block'
@@ -208,7 +217,7 @@ export class LedgerService implements Service {
     const env = this.env
     if (env === null || from.origin === env.self) return
     try {
-      const tx = checkTx(decodeCanonical((message as LedgerTxMessage).tx), this.init.genesis.chainId)
+      const tx = checkTx(decodeLedgerBytes((message as LedgerTxMessage).tx, 'transaction'), this.init.genesis.chainId)
       this.admit(tx)
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
@@ -258,17 +267,12 @@ export class LedgerService implements Service {
   }
 
   private decodeBlock (bytes: Uint8Array): Block {
-    let raw: unknown
-    try {
-      raw = decodeCanonical(bytes)
-    } catch (error) {
-      throw new LedgerError('LEDGER_MALFORMED', `block bytes: ${(error as Error).message}`)
-    }
+    const raw = decodeLedgerBytes(bytes, 'block')
     if (typeof raw !== 'object' || raw === null) throw new LedgerError('LEDGER_MALFORMED', 'a block is a map')
     const candidate = raw as { header?: unknown, txs?: unknown }
     return checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
       if (!(tx instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a block transaction is bytes')
-      return decodeCanonical(tx)
+      return decodeLedgerBytes(tx, 'block transaction')
     })
   }
 
@@ -451,10 +455,11 @@ export class LedgerService implements Service {
         // A transaction that no longer executes leaves the pool, and the template is rebuilt.
         const index = error instanceof LedgerError ? (error.details as { index?: number }).index : undefined
         if (index === undefined) throw error
+        // It leaves with the sender's later ones, which could not run without it.
         const dropped = txs[index] as SignedTx
-        const pending = this.mempool.get(txHash(dropped))
-        if (pending !== undefined) this.mempool.remove(pending)
-        txs = txs.filter((_, position) => position !== index)
+        const sender = senderOf(dropped)
+        for (const pending of this.mempool.pending()) if (pending.sender === sender && pending.tx.nonce >= dropped.nonce) this.mempool.remove(pending)
+        txs = txs.filter((tx) => senderOf(tx) !== sender || tx.nonce < dropped.nonce)
       }
     }
   }

@@ -88,6 +88,13 @@ describe('mempool', () => {
     assert.equal(pool.stats().replaced, 1)
   })
 
+  it('refuses a replacement that would leave the sender\'s later transactions unaffordable', () => {
+    const { add } = make({}, { [addressFromPublicKey(alice.publicKey)]: { balance: 100n, nonce: 0 } })
+    add(transfer(alice, 0, 5n, 5n))
+    add(transfer(alice, 1, 5n, 75n))
+    assert.throws(() => add(transfer(alice, 0, 20n, 70n)), isCode('LEDGER_TX_INSUFFICIENT_FUNDS'), '90 + 80 > 100')
+  })
+
   it('when full, evicts the cheapest sender tail for a better transaction, and refuses a worse one', () => {
     const { pool, add } = make({ mempoolTxsMax: 3 })
     add(transfer(alice, 0, 10n))
