@@ -162,9 +162,14 @@ export class SimCluster {
     this.init.kernel.resume(id)
   }
 
+  /** The service of class `kind` in a node's live incarnation, if it runs one (none while it is down). */
+  service<T extends Service> (id: NodeId, kind: abstract new (...args: never[]) => T): T | undefined {
+    return this.node(id).services.find((service): service is T => service instanceof kind)
+  }
+
   /** The hello service of a node's live incarnation, if it runs one. */
   hello (id: NodeId): HelloService | undefined {
-    return this.node(id).services.find((service): service is HelloService => service instanceof HelloService)
+    return this.service(id, HelloService)
   }
 
   /** Boots that did not get as far as starting the transport. */

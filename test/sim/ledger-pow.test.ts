@@ -89,7 +89,7 @@ describe('invalid blocks in the simulator', () => {
       sim.kernel.runFor(5_000)
       const liar = sim.members[0] as string
       const honest = sim.members.slice(1)
-      const overlay = sim.cluster.node(liar).services.find((service): service is OverlayService => service instanceof OverlayService) as OverlayService
+      const overlay = sim.cluster.service(liar, OverlayService) as OverlayService
       const chain = sim.ledger(liar).chain()
       const engine = chain.engine as PowEngine
       const send = (block: Block): void => { overlay.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) }) }
@@ -110,7 +110,7 @@ describe('invalid blocks in the simulator', () => {
       const heights = honest.map((id) => sim.ledger(id).chain().head().header.height)
       sim.kernel.runFor(10_000)
       for (const [index, id] of honest.entries()) {
-        const membership = sim.cluster.node(id).services.find((service): service is MembershipService => service instanceof MembershipService) as MembershipService
+        const membership = sim.cluster.service(id, MembershipService) as MembershipService
         // A node that banned the sender early stops hearing the rest straight from it.
         const { blocksRejected, txsRejected } = sim.ledger(id).stats()
         assert.ok((blocksRejected >= 7 && txsRejected >= 1) || (blocksRejected >= 1 && membership.isBanned(liar)), `node ${id} refused ${blocksRejected} of 7 blocks and ${txsRejected} of 1 transactions`)
@@ -119,7 +119,7 @@ describe('invalid blocks in the simulator', () => {
         for (const other of honest) assert.equal(membership.isBanned(other), false, `node ${id} banned no honest node`)
         assert.ok(sim.ledger(id).chain().head().header.height > (heights[index] as number), 'the honest chain goes on')
       }
-      const banners = honest.filter((id) => (sim.cluster.node(id).services.find((service): service is MembershipService => service instanceof MembershipService) as MembershipService).isBanned(liar))
+      const banners = honest.filter((id) => sim.cluster.service(id, MembershipService)?.isBanned(liar) === true)
       assert.ok(banners.length >= 1, 'the sender\'s direct neighbours in the broadcast tree banned it')
       assert.ok(sim.runUntil(() => new Set(honest.map((id) => sim.ledger(id).chain().head().hash)).size === 1, 20_000), 'the honest nodes agree')
     })

@@ -2,13 +2,12 @@
  * A simulated PoW network: every node runs the production overlay, membership and ledger
  * services, mining with the simulated sealer at an equal share of the hash rate.
  */
-import { createPrng, sha256, toHex, type NodeId } from '../../src/core/index.js'
+import { sha256, toHex, type NodeId } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
-import { OverlayService, buildTopology, overlayNeighbours } from '../../src/net/index.js'
 import { ChainStore, LedgerService, PowEngine, type Block, type PowParams } from '../../src/ledger/index.js'
-import { SimCluster, SimKernel, SimNetwork, SimSealer, type LinkPacket } from '../../src/sim/index.js'
+import { SimSealer, type SimCluster, type SimKernel, type SimNetwork, type LinkPacket } from '../../src/sim/index.js'
 import { MemoryDisk } from './memory-disk.js'
-import { runKernelUntil } from './membership-sim.js'
+import { makeOverlayCluster, runKernelUntil } from './overlay-cluster.js'
 import { testGenesis } from './pow-chain.js'
 
 export const simPowParams: PowParams = {
@@ -36,22 +35,14 @@ export interface LedgerSim {
 }
 
 export function makeLedgerSim (init: { nodes: number, seed: number, spacingMs?: number }): LedgerSim {
-  const kernel = new SimKernel({ traceLinesKeptMax: 0 })
-  const random = createPrng(init.seed)
-  const network = new SimNetwork<LinkPacket>(kernel, random.fork('network'))
-  const graph = buildTopology({ kind: 'full-mesh' }, init.nodes)
   const engine = new PowEngine(simPowParams)
   // The network's blocks come every spacing on average at the limit's expected 64 hashes.
   const hashesPerMs = 64 / ((init.spacingMs ?? simPowParams.targetBlockSpacingMs) * init.nodes)
   const genesis = { ...testGenesis, timeMs: 0 }
-  const cluster = new SimCluster({
-    kernel,
-    network,
-    random: random.fork('cluster'),
-    nodeCount: init.nodes,
-    linkPeers: (id, members) => overlayNeighbours(graph.adjacency, members, id),
-    services: (context) => {
-      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, context.members, context.id) })
+  const { kernel, network, cluster } = makeOverlayCluster({
+    nodes: init.nodes,
+    seed: init.seed,
+    services: (context, overlay) => {
       const membership = new MembershipService({ net: overlay })
       const ledger = new LedgerService({
         net: overlay,
@@ -61,11 +52,10 @@ export function makeLedgerSim (init: { nodes: number, seed: number, spacingMs?: 
         coinbase: toHex(sha256(new TextEncoder().encode(context.id)).subarray(0, 20)),
         penalize: (peer, offence, reason) => { membership.penalize(peer, offence, reason) }
       })
-      return [overlay, membership, ledger]
+      return [membership, ledger]
     }
   })
-  cluster.start()
-  const ledger = (id: NodeId): LedgerService => cluster.node(id).services.find((service): service is LedgerService => service instanceof LedgerService) as LedgerService
+  const ledger = (id: NodeId): LedgerService => cluster.service(id, LedgerService) as LedgerService
   const up = (): NodeId[] => cluster.members.filter((id) => cluster.isUp(id))
   const heads = (): string[] => up().map((id) => ledger(id).chain().head().hash)
   const runUntil = (predicate: () => boolean, maxMs: number, checkEveryMs = 100): boolean => runKernelUntil(kernel, predicate, maxMs, checkEveryMs)

@@ -2,10 +2,11 @@
  * A simulated cluster running the production overlay and membership services on each node, for
  * the membership tests and benchmark. Records every membership event with the virtual time.
  */
-import { createPrng, type NodeId, type Service } from '../../src/core/index.js'
+import type { NodeId, Service } from '../../src/core/index.js'
 import { MembershipService, type MembershipEvent, type MembershipLimits } from '../../src/membership/index.js'
-import { OverlayService, buildTopology, overlayNeighbours, type OverlayLimits, type TopologySpecInput } from '../../src/net/index.js'
-import { SimCluster, SimKernel, SimNetwork, type LinkPacket, type ServiceContext } from '../../src/sim/index.js'
+import type { OverlayService, OverlayLimits, TopologySpecInput } from '../../src/net/index.js'
+import type { SimCluster, SimKernel, SimNetwork, LinkPacket, ServiceContext } from '../../src/sim/index.js'
+import { makeOverlayCluster, runKernelUntil } from './overlay-cluster.js'
 
 export interface MembershipSimInit {
   nodes: number
@@ -43,29 +44,21 @@ export interface MembershipSim {
 }
 
 export function makeMembershipSim (init: MembershipSimInit): MembershipSim {
-  const kernel = new SimKernel({ traceLinesKeptMax: 0 })
-  const random = createPrng(init.seed)
-  const network = new SimNetwork<LinkPacket>(kernel, random.fork('network'))
-  const graph = buildTopology(init.topology ?? { kind: 'full-mesh' }, init.nodes)
   const events: RecordedEvent[] = []
-  const cluster = new SimCluster({
-    kernel,
-    network,
-    random: random.fork('cluster'),
-    nodeCount: init.nodes,
+  const { kernel, network, cluster } = makeOverlayCluster({
+    nodes: init.nodes,
+    seed: init.seed,
+    topology: init.topology,
     messageLossRate: init.messageLossRate,
-    linkPeers: (id, members) => overlayNeighbours(graph.adjacency, members, id),
-    services: (context) => {
-      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, context.members, context.id), limits: init.overlayLimits, linkStateRouting: init.linkStateRouting })
+    overlay: { limits: init.overlayLimits, linkStateRouting: init.linkStateRouting },
+    services: (context, overlay) => {
       const membership = new MembershipService({ net: overlay, limits: init.limits })
       membership.onChange((event) => { events.push({ at: context.id, boot: context.boot, event }) })
-      return [overlay, membership, ...(init.extraServices?.(context, overlay) ?? [])]
+      return [membership, ...(init.extraServices?.(context, overlay) ?? [])]
     }
   })
-  cluster.start()
   const members = cluster.members
-  const membership = (id: NodeId): MembershipService | undefined =>
-    cluster.isUp(id) ? cluster.node(id).services.find((service): service is MembershipService => service instanceof MembershipService) : undefined
+  const membership = (id: NodeId): MembershipService | undefined => cluster.service(id, MembershipService)
   const upAmong = (among: readonly NodeId[] = members): NodeId[] => among.filter((id) => cluster.isUp(id))
   const allSee = (member: NodeId, state: string, among: readonly NodeId[] = members): boolean =>
     upAmong(among).every((id) => id === member || membership(id)?.stateOf(member) === state)
@@ -79,19 +72,6 @@ export function makeMembershipSim (init: MembershipSimInit): MembershipSim {
   })
   const runUntil = (predicate: () => boolean, maxMs: number, checkEveryMs = 50): boolean => runKernelUntil(kernel, predicate, maxMs, checkEveryMs)
   return { kernel, network, cluster, members, events, membership, allSee, allAlive, views, runUntil }
-}
-
-/**
- * Runs the kernel until `predicate` holds, checking it every `checkEveryMs` of virtual time
- * rather than after every event; false when `maxMs` passed first.
- */
-export function runKernelUntil (kernel: SimKernel, predicate: () => boolean, maxMs: number, checkEveryMs: number): boolean {
-  const endMs = kernel.now() + maxMs
-  while (!predicate()) {
-    if (kernel.now() >= endMs) return false
-    kernel.runFor(Math.min(checkEveryMs, endMs - kernel.now()))
-  }
-  return true
 }
 
 /** Percentile of a sorted-ascending list, nearest rank. */

@@ -1,8 +1,9 @@
 /** A simulated cluster of overlay nodes on a chosen topology, for tests and the broadcast benchmark. */
 import { z } from 'zod'
-import { createPrng, defineMessage, type Message, type NodeId, type Service } from '../../src/core/index.js'
-import { OverlayService, buildTopology, overlayNeighbours, type BroadcastMode, type Graph, type OverlayLimits, type TopologySpecInput } from '../../src/net/index.js'
-import { SimCluster, SimKernel, SimNetwork, type LinkPacket } from '../../src/sim/index.js'
+import { defineMessage, type Message, type NodeId, type Service } from '../../src/core/index.js'
+import { OverlayService, type BroadcastMode, type Graph, type OverlayLimits, type TopologySpecInput } from '../../src/net/index.js'
+import type { SimCluster, SimKernel, SimNetwork, LinkPacket } from '../../src/sim/index.js'
+import { makeOverlayCluster } from './overlay-cluster.js'
 
 export interface OverlaySimInit {
   nodes: number
@@ -31,33 +32,25 @@ export interface OverlaySim {
 }
 
 export function makeOverlaySim (init: OverlaySimInit): OverlaySim {
-  const kernel = new SimKernel({ traceLinesKeptMax: 0 })
-  const random = createPrng(init.seed)
-  const network = new SimNetwork<LinkPacket>(kernel, random.fork('network'))
-  const graph = buildTopology(init.topology, init.nodes)
   const broadcasts: Received[] = []
   const routed: Received[] = []
-  const cluster = new SimCluster({
-    kernel,
-    network,
-    random: random.fork('cluster'),
-    nodeCount: init.nodes,
+  const { kernel, network, cluster, graph } = makeOverlayCluster({
+    nodes: init.nodes,
+    seed: init.seed,
+    topology: init.topology,
     messageLossRate: init.messageLossRate,
-    linkPeers: (id, members) => overlayNeighbours(graph.adjacency, members, id),
-    services: ({ id, members }) => {
-      const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, members, id), limits: init.limits, broadcastMode: init.broadcastMode, linkStateRouting: init.linkStateRouting })
+    overlay: { limits: init.limits, broadcastMode: init.broadcastMode, linkStateRouting: init.linkStateRouting },
+    services: ({ id }, overlay, kernel) => {
       const record = (into: Received[]) => (message: Message, delivery: { origin: NodeId, hops: number }): void => {
         into.push({ at: id, origin: delivery.origin, seq: (message as TestNote).seq, hops: delivery.hops, atMs: kernel.now() })
       }
       overlay.subscribe('notes', record(broadcasts))
       overlay.onRouted('test.note', record(routed))
-      return [overlay, new NoteService()]
+      return [new NoteService()]
     }
   })
-  cluster.start()
   const members = cluster.members
-  const overlay = (id: NodeId): OverlayService | undefined =>
-    cluster.isUp(id) ? cluster.node(id).services.find((service): service is OverlayService => service instanceof OverlayService) : undefined
+  const overlay = (id: NodeId): OverlayService | undefined => cluster.service(id, OverlayService)
   const routesSettled = (): boolean => {
     const up = members.filter((id) => cluster.isUp(id))
     const upIndex = new Set(up.map((id) => members.indexOf(id)))
