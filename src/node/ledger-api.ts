@@ -68,7 +68,7 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
   })
 }
 
-type CounterField = 'blocksMined' | 'blocksAccepted' | 'blocksRejected' | 'reorgs' | 'txsAccepted' | 'txsRejected' | 'syncRequests' | 'syncBlocksReceived'
+type CounterField = Exclude<keyof LedgerStats, 'deepestReorg'>
 
 export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null): void {
   const counters: Array<[CounterField, string, string]> = [
@@ -79,7 +79,8 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     ['txsAccepted', 'synod_ledger_txs_accepted_total', 'Transactions admitted to the mempool.'],
     ['txsRejected', 'synod_ledger_txs_rejected_total', 'Transactions refused (see the mempool codes).'],
     ['syncRequests', 'synod_ledger_sync_requests_total', 'Block requests sent to peers to catch up.'],
-    ['syncBlocksReceived', 'synod_ledger_sync_blocks_received_total', 'Blocks received in answer to sync requests.']
+    ['syncBlocksReceived', 'synod_ledger_sync_blocks_received_total', 'Blocks received in answer to sync requests.'],
+    ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.']
   ]
   const stats = (): LedgerStats => ledger.stats()
   for (const [field, name, help] of counters) collectedCounter(metrics, name, help, () => stats()[field])

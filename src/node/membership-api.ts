@@ -31,6 +31,8 @@ const counters: Array<[CounterField, string, string]> = [
   ['probesOnLinkLoss', 'synod_membership_probes_on_link_loss_total', 'Probes started out of turn because a link dropped.'],
   ['suspicionsRaised', 'synod_membership_suspicions_total', 'Members this node came to suspect.'],
   ['refutations', 'synod_membership_refutations_total', 'Claims against this node it refuted with a higher incarnation.'],
+  ['corrections', 'synod_membership_corrections_total', 'Outdated accusations answered with what this node knows.'],
+  ['reannouncements', 'synod_membership_reannouncements_total', 'Outdated accusations of this node answered with its current record.'],
   ['declaredDead', 'synod_membership_declared_dead_total', 'Members this node declared dead when a suspicion expired.'],
   ['sendsUnroutable', 'synod_membership_sends_unroutable_total', 'Membership messages with no route to their member.'],
   ['ignoredFromBanned', 'synod_membership_ignored_from_banned_total', 'Messages from banned peers, ignored.'],

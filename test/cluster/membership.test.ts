@@ -46,6 +46,7 @@ describe('membership across 5 real processes', () => {
     assert.match(metrics, /^synod_membership_has_quorum 1$/m)
     assert.match(metrics, /^synod_membership_members\{state="alive"\} 5$/m)
     assert.match(metrics, /^synod_membership_updates_queued \d+$/m)
+    assert.match(metrics, /^synod_membership_corrections_total \d+$/m)
   })
 
   it('declares a SIGKILLed node dead within the bound, and alive again at a higher incarnation after a restart', async () => {

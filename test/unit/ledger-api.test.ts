@@ -70,5 +70,6 @@ describe('ledger HTTP API', () => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
     assert.match(text, /^synod_ledger_height [1-9]\d*$/m)
     assert.match(text, /^synod_ledger_txs_rejected_total [1-9]\d*$/m)
+    assert.match(text, /^synod_ledger_invalid_unattributed_total 0$/m)
   })
 })
