@@ -83,9 +83,10 @@ export class ChainStore implements HeaderLookup {
 
   /**
    * Loads stored blocks and replays the main chain up to the stored head. `progress` hears of
-   * every `progressEveryBlocks` blocks replayed. Returns the head height.
+   * every `progressEveryBlocks` blocks replayed; `onReplayed` gets each replayed block, so the
+   * caller can index it without reading it again. Returns the head height.
    */
-  load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000): number {
+  load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000, onReplayed: (block: Block) => void = () => {}): number {
     const stored = new Map<string, { block: Block, weight: bigint }>()
     for (const [, bytes] of this.disk.entries(BLOCK_KEY)) {
       const record = decodeStored(bytes)
@@ -105,6 +106,7 @@ export class ChainStore implements HeaderLookup {
       const block = (stored.get(hash) as { block: Block }).block
       this.undos.set(hash, this.ledger.apply(block, this.engine.rewardAt(block.header.height)))
       this.mainChain.push(hash)
+      onReplayed(block)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
     }
     this.pruneUndos()

@@ -9,6 +9,7 @@
  *
  * Pure: the caller passes the time and a view of the accounts at the current head.
  */
+import { Heap } from '../core/index.js'
 import { LedgerError, type LedgerErrorCode } from './errors.js'
 import type { Account } from './account-tree.js'
 import { senderOf, txHash, type Address, type SignedTx } from './tx.js'
@@ -73,6 +74,9 @@ export function txCost (tx: SignedTx): bigint {
 /** a pays a better fee per byte than b. */
 const betterRate = (a: PendingTx, b: PendingTx): boolean => a.tx.fee * BigInt(b.bytes) > b.tx.fee * BigInt(a.bytes)
 
+/** Block order: the better fee per byte first; among equals, by sender, so every run picks alike. */
+const comesFirst = (a: PendingTx, b: PendingTx): boolean => betterRate(a, b) || (!betterRate(b, a) && a.sender < b.sender)
+
 export class Mempool {
   private readonly limits: MempoolLimits
   /** sender -> nonce -> pending */
@@ -109,18 +113,15 @@ export class Mempool {
    * each sender's in nonce order from its account nonce.
    */
   select (countMax: number, bytesMax: number, accounts: AccountView): SignedTx[] {
-    const heads: PendingTx[] = []
+    // One candidate per sender (its next executable transaction) in a heap: O(log senders) a pick.
+    const heads = new Heap<PendingTx>(comesFirst)
     for (const [sender, queue] of this.bySender) {
       const head = queue.get(accounts(sender).nonce)
       if (head !== undefined) heads.push(head)
     }
     const chosen: SignedTx[] = []
     let bytes = 0
-    while (heads.length > 0 && chosen.length < countMax) {
-      let bestIndex = 0
-      for (let index = 1; index < heads.length; index++) if (betterRate(heads[index] as PendingTx, heads[bestIndex] as PendingTx)) bestIndex = index
-      const best = heads[bestIndex] as PendingTx
-      heads.splice(bestIndex, 1)
+    for (let best = heads.pop(); best !== undefined && chosen.length < countMax; best = heads.pop()) {
       if (bytes + best.bytes > bytesMax) continue
       chosen.push(best.tx)
       bytes += best.bytes

@@ -139,9 +139,8 @@ export class LedgerService implements Service {
   start (env: Env): void {
     this.env = env
     const chain = new ChainStore({ genesis: this.init.genesis, engine: this.init.engine, disk: env.disk, limits: this.limits })
-    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') })
+    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block) => { this.indexIncluded(block, true) })
     this.chainStore = chain
-    for (let at = 1; at <= height; at++) this.indexIncluded(chain.block(chain.hashAt(at) as string) as Block, true)
     env.log.info({ height, head: chain.head().hash, engine: this.init.engine.name, mining: this.init.sealer !== null }, 'ledger started')
     this.scheduleSync(env.random.int(0, this.limits.syncIntervalMs))
     if (this.init.sealer !== null) {

@@ -10,7 +10,7 @@
  * A pause (a stop-the-world GC) holds the node's due events aside and fires them, in their
  * original order, the moment the pause ends.
  */
-import { assert, createHasher, type Clock, type NodeId, type TimerId, type Timers } from '../core/index.js'
+import { Heap, assert, createHasher, type Clock, type NodeId, type TimerId, type Timers } from '../core/index.js'
 import { shortId } from './names.js'
 
 export type EventId = number
@@ -57,52 +57,7 @@ interface NodeLife {
   deferred: SimEvent[]
 }
 
-/** A min-heap on (timeMs, id); ids grow with insertion, so equal times keep insertion order. */
-class EventQueue {
-  private readonly heap: SimEvent[] = []
-
-  get size (): number { return this.heap.length }
-
-  peek (): SimEvent | undefined { return this.heap[0] }
-
-  push (event: SimEvent): void {
-    const heap = this.heap
-    heap.push(event)
-    let index = heap.length - 1
-    while (index > 0) {
-      const parent = (index - 1) >> 1
-      if (!precedes(event, heap[parent])) break
-      heap[index] = heap[parent]
-      index = parent
-    }
-    heap[index] = event
-  }
-
-  pop (): SimEvent | undefined {
-    const heap = this.heap
-    const top = heap[0]
-    const last = heap.pop()
-    if (top === undefined || last === undefined || heap.length === 0) return top
-    this.siftDown(last)
-    return top
-  }
-
-  private siftDown (event: SimEvent): void {
-    const heap = this.heap
-    let index = 0
-    for (;;) {
-      const left = index * 2 + 1
-      if (left >= heap.length) break
-      const right = left + 1
-      const child = right < heap.length && precedes(heap[right], heap[left]) ? right : left
-      if (!precedes(heap[child], event)) break
-      heap[index] = heap[child]
-      index = child
-    }
-    heap[index] = event
-  }
-}
-
+/** Events in (timeMs, id) order; ids grow with insertion, so equal times keep insertion order. */
 function precedes (a: SimEvent, b: SimEvent): boolean {
   return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.id < b.id)
 }
@@ -133,7 +88,7 @@ export class SimKernel {
   private nowMs = 0
   private nextId = 1
   private running = false
-  private readonly queue = new EventQueue()
+  private readonly queue = new Heap<SimEvent>(precedes)
   private readonly pending = new Map<EventId, SimEvent>()
   private readonly lives = new Map<NodeId, NodeLife>()
   private readonly digest = new TraceDigest()

@@ -17,8 +17,10 @@ describe('chain store (PoW)', () => {
     assert.equal(chain.add(first, first.header.timeMs).status, 'known')
     const restarted = newChain(testPowParams, disk).chain
     const progress: number[] = []
-    assert.equal(restarted.load((replayed) => { progress.push(replayed) }, 2), 6)
+    const replayed: number[] = []
+    assert.equal(restarted.load((count) => { progress.push(count) }, 2, (block) => { replayed.push(block.header.height) }), 6)
     assert.deepEqual(progress, [2, 4, 6])
+    assert.deepEqual(replayed, [1, 2, 3, 4, 5, 6], 'each replayed block is handed over once, in order')
     assert.equal(restarted.head().hash, chain.head().hash)
     assert.equal(restarted.state().root(), chain.state().root())
   })
