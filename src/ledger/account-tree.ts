@@ -24,15 +24,15 @@ const NODE_TAG = 0x01
 /** The hash of an empty subtree. */
 export const EMPTY_HASH = new Uint8Array(32)
 
-type TreeNode =
-  | { kind: 'leaf', address: Address, key: Uint8Array, account: Account, hash: Uint8Array }
-  | { kind: 'branch', left: TreeNode | null, right: TreeNode | null, hash: Uint8Array }
+type TreeNode<V = Account> =
+  | { kind: 'leaf', address: Address, key: Uint8Array, account: V, hash: Uint8Array }
+  | { kind: 'branch', left: TreeNode<V> | null, right: TreeNode<V> | null, hash: Uint8Array }
 
 export function accountLeafHash (address: Address, account: Account): Uint8Array {
   return leafHashOf(fromHex(address), accountBytes(account))
 }
 
-function accountBytes (account: Account): Uint8Array {
+export function accountBytes (account: Account): Uint8Array {
   return encodeCanonical({ balance: account.balance, nonce: account.nonce })
 }
 
@@ -60,7 +60,7 @@ function parseShownAccount (shown: { balance: string, nonce: number }): Account 
 }
 
 const bitAt = (key: Uint8Array, depth: number): number => ((key[depth >> 3] as number) >> (7 - (depth & 7))) & 1
-const hashOf = (node: TreeNode | null): Uint8Array => node?.hash ?? EMPTY_HASH
+const hashOf = <V>(node: TreeNode<V> | null): Uint8Array => node?.hash ?? EMPTY_HASH
 
 export interface AccountProof {
   address: Address
@@ -75,9 +75,15 @@ export interface AccountProof {
   terminal: { kind: 'empty' } | { kind: 'leaf', address: Address, account: { balance: string, nonce: number } } | null
 }
 
-export class AccountTree {
-  private root: TreeNode | null = null
+/**
+ * The tree over accounts; `valueBytes` lets the same tree hold other records keyed by address
+ * (the staking records), each leaf hashing its record's canonical bytes.
+ */
+export class AccountTree<V = Account> {
+  private root: TreeNode<V> | null = null
   private count = 0
+
+  constructor (private readonly valueBytes: (value: V) => Uint8Array = accountBytes as unknown as (value: V) => Uint8Array) {}
 
   get size (): number { return this.count }
 
@@ -86,14 +92,14 @@ export class AccountTree {
   }
 
   /** Sets an account's leaf; null removes the account. */
-  set (address: Address, account: Account | null): void {
+  set (address: Address, account: V | null): void {
     const key = fromHex(address)
-    const leaf: TreeNode | null = account === null ? null : { kind: 'leaf', address, key, account: { ...account }, hash: leafHashOf(key, accountBytes(account)) }
+    const leaf: TreeNode<V> | null = account === null ? null : { kind: 'leaf', address, key, account, hash: leafHashOf(key, this.valueBytes(account)) }
     this.root = this.place(this.root, key, leaf, 0)
   }
 
   /** A proof of `address`'s account, or of its absence. */
-  prove (address: Address): AccountProof {
+  prove (this: AccountTree<Account>, address: Address): AccountProof {
     const key = fromHex(address)
     const siblings: string[] = []
     let node = this.root
@@ -107,7 +113,7 @@ export class AccountTree {
     return { address, account: null, siblings, terminal }
   }
 
-  private place (node: TreeNode | null, key: Uint8Array, leaf: TreeNode | null, depth: number): TreeNode | null {
+  private place (node: TreeNode<V> | null, key: Uint8Array, leaf: TreeNode<V> | null, depth: number): TreeNode<V> | null {
     if (node === null) {
       if (leaf !== null) this.count++
       return leaf
@@ -119,7 +125,7 @@ export class AccountTree {
       }
       if (leaf === null) return node
       this.count++
-      return this.split(node, leaf as TreeNode & { kind: 'leaf' }, depth)
+      return this.split(node, leaf as TreeNode<V> & { kind: 'leaf' }, depth)
     }
     const right = bitAt(key, depth) === 1
     const left = right ? node.left : this.place(node.left, key, leaf, depth + 1)
@@ -128,19 +134,19 @@ export class AccountTree {
   }
 
   /** Two leaves that share a path down to `depth`: branches until their bits differ. */
-  private split (existing: TreeNode & { kind: 'leaf' }, added: TreeNode & { kind: 'leaf' }, depth: number): TreeNode {
+  private split (existing: TreeNode<V> & { kind: 'leaf' }, added: TreeNode<V> & { kind: 'leaf' }, depth: number): TreeNode<V> {
     if (depth >= ADDRESS_BITS) throw new Error('two leaves with one key')
     const existingBit = bitAt(existing.key, depth)
     if (existingBit !== bitAt(added.key, depth)) {
-      return (existingBit === 0 ? this.branch(existing, added) : this.branch(added, existing)) as TreeNode
+      return (existingBit === 0 ? this.branch(existing, added) : this.branch(added, existing)) as TreeNode<V>
     }
     // Both go the same way: a branch with one empty side (it holds two leaves, so it stays).
     const below = this.split(existing, added, depth + 1)
-    return (existingBit === 0 ? this.branch(below, null) : this.branch(null, below)) as TreeNode
+    return (existingBit === 0 ? this.branch(below, null) : this.branch(null, below)) as TreeNode<V>
   }
 
   /** A branch, collapsed to its only leaf when one side is empty and the other a leaf. */
-  private branch (left: TreeNode | null, right: TreeNode | null): TreeNode | null {
+  private branch (left: TreeNode<V> | null, right: TreeNode<V> | null): TreeNode<V> | null {
     if (left === null && right === null) return null
     if (left === null && right?.kind === 'leaf') return right
     if (right === null && left?.kind === 'leaf') return left

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { encodeCanonical, sha256, toHex } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { merkleLeafHash, merkleRoot } from './merkle.js'
+import type { StakingParams } from './staking.js'
 import { ADDRESS_PATTERN, checkTx, encodeTx, type Address, type SignedTx } from './tx.js'
 
 export const HASH_HEX_PATTERN = /^[0-9a-f]{64}$/
@@ -81,4 +82,6 @@ export interface GenesisSpec {
   chainId: string
   timeMs: number
   allocations: Array<{ address: Address, balance: bigint }>
+  /** PoS and DPoS chains: the staking rules and the validators (or producer candidates) at genesis, with their bonded stake. */
+  staking?: { params: StakingParams, validators: Array<{ publicKey: Uint8Array, stake: bigint }> }
 }

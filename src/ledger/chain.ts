@@ -13,7 +13,7 @@
  */
 import { decodeCanonical, encodeCanonical, type Disk } from '../core/index.js'
 import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
-import type { ConsensusEngine, HeaderLookup } from './engine.js'
+import { blockContext, type ConsensusEngine, type HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
 import { LedgerState, type BlockUndo } from './state.js'
 import { checkTx, encodeTx } from './tx.js'
@@ -104,7 +104,7 @@ export class ChainStore implements HeaderLookup {
     path.reverse()
     for (const [index, hash] of path.entries()) {
       const block = (stored.get(hash) as { block: Block }).block
-      this.undos.set(hash, this.ledger.apply(block, this.engine.rewardAt(block.header.height)))
+      this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header)))
       this.mainChain.push(hash)
       onReplayed(block)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
@@ -124,6 +124,11 @@ export class ChainStore implements HeaderLookup {
 
   header (hash: string): BlockHeader | undefined {
     return this.headers.get(hash)?.header
+  }
+
+  /** The state after `hash`: known for the head only (the store keeps one state). */
+  stateAfter (hash: string): LedgerState | undefined {
+    return hash === this.head().hash ? this.ledger : undefined
   }
 
   stored (hash: string): StoredHeader | undefined {
@@ -182,7 +187,18 @@ export class ChainStore implements HeaderLookup {
     return outcome
   }
 
-  private connect (block: Block, hash: string, parent: StoredHeader, nowMs: number): AddOutcome {
+  /**
+   * Checks every rule `add` applies to a block on the head, executing it and rolling it back,
+   * without storing it: what a PoS validator does to a proposal before it votes for it.
+   */
+  check (block: Block, nowMs: number): void {
+    const head = this.head()
+    if (block.header.parent !== head.hash) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height} does not extend the head`, { reason: 'not_head' })
+    this.checkHeader(block, blockHash(block.header), head, nowMs)
+    this.ledger.revert(this.execute(block))
+  }
+
+  private checkHeader (block: Block, hash: string, parent: StoredHeader, nowMs: number): void {
     const header = block.header
     // The same shape check a peer's block gets, for blocks made here too.
     const shape = blockHeaderSchema.safeParse(header)
@@ -192,6 +208,11 @@ export class ChainStore implements HeaderLookup {
     if (header.chainId !== this.genesis.chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.chainId}`)
     if (txRootOf(block.txs) !== header.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
     this.engine.verifyHeader(header, parent.header, this, nowMs)
+  }
+
+  private connect (block: Block, hash: string, parent: StoredHeader, nowMs: number): AddOutcome {
+    const header = block.header
+    this.checkHeader(block, hash, parent, nowMs)
     const stored: StoredHeader = { hash, header, weight: parent.weight + this.engine.weightOf(header), invalid: false }
     const head = this.head()
     if (parent.hash === head.hash) {
@@ -214,7 +235,7 @@ export class ChainStore implements HeaderLookup {
 
   /** Executes a block on the head state; throws (with the state untouched) unless it yields its state root. */
   private execute (block: Block): BlockUndo {
-    const undo = this.ledger.apply(block, this.engine.rewardAt(block.header.height))
+    const undo = this.ledger.apply(block, blockContext(this.engine, block.header))
     if (this.ledger.root() !== block.header.stateRoot) {
       this.ledger.revert(undo)
       throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height}: state root ${block.header.stateRoot} does not match the executed state`, { reason: 'state_root' })
@@ -252,7 +273,7 @@ export class ChainStore implements HeaderLookup {
         this.markInvalid(entry.hash)
         this.rollBackTo(fork.header.height)
         for (const old of [...reverted].reverse()) {
-          this.undos.set(blockHash(old.header), this.ledger.apply(old, this.engine.rewardAt(old.header.height)))
+          this.undos.set(blockHash(old.header), this.ledger.apply(old, blockContext(this.engine, old.header)))
           this.mainChain.push(blockHash(old.header))
         }
         throw error

@@ -6,11 +6,15 @@
  * sealed blocks to the chain store. Every engine passes one compliance suite
  * (test/support/engine-compliance.ts).
  */
+import type { Address } from './address.js'
 import type { BlockHeader } from './block.js'
+import type { BlockContext, LedgerState } from './state.js'
 
 /** Stored headers by hash, for rules that look further back than the parent. */
 export interface HeaderLookup {
   header (hash: string): BlockHeader | undefined
+  /** The state after the block `hash`, when the lookup holds it (the chain store: its head only). */
+  stateAfter?: (hash: string) => LedgerState | undefined
 }
 
 export interface ConsensusEngine {
@@ -24,6 +28,13 @@ export interface ConsensusEngine {
   weightOf (header: BlockHeader): bigint
   /** The new units a block at `height` pays its proposer, besides the fees. */
   rewardAt (height: number): bigint
+  /** PoS: the validators whose signatures for the parent this header carries, for downtime. */
+  signersOfParent?: (header: BlockHeader) => ReadonlySet<Address> | null
+}
+
+/** What the state needs from the engine to apply `header`'s block. */
+export function blockContext (engine: ConsensusEngine, header: BlockHeader): BlockContext {
+  return { reward: engine.rewardAt(header.height), signersOfParent: engine.signersOfParent?.(header) ?? null }
 }
 
 /** Walks back `steps` parents from `from` (0 = `from` itself); undefined where the chain is not stored. */

@@ -64,10 +64,12 @@ export interface MempoolStats {
   rejected: Partial<Record<LedgerErrorCode, number>>
 }
 
-/** What a transaction costs its sender: its amount (for transfers) plus its fee. */
+/** What a transaction costs its sender's balance: its amount (transfers and bonds) plus its fee. */
 export function txCost (tx: SignedTx): bigint {
   switch (tx.body.kind) {
     case 'transfer': return tx.body.amount + tx.fee
+    case 'bond': return tx.body.amount + tx.fee
+    default: return tx.fee
   }
 }
 

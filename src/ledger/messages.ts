@@ -18,6 +18,8 @@ export const ledgerGetBlocks = defineMessage('ledger.get-blocks', {
 })
 export const ledgerBlocks = defineMessage('ledger.blocks', {
   blocks: z.array(bytesField()).max(SYNC_BLOCKS_PER_REPLY_MAX),
+  /** Engines with finality: each block's proof (PoS: its commit certificate), in the same order. */
+  proofs: z.array(bytesField()).max(SYNC_BLOCKS_PER_REPLY_MAX).optional(),
   /** The replier's head height, so the asker knows whether to ask again. */
   headHeight: z.number().int().min(0)
 })

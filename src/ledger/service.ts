@@ -12,6 +12,7 @@ import { decodeCanonical, fromHex, type Env, type Message, type NodeId, type Ser
 import type { Account } from './account-tree.js'
 import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
+import { blockContext, type ConsensusEngine } from './engine.js'
 import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
 import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
 import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
@@ -82,14 +83,26 @@ export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
 export interface LedgerInit {
   net: LedgerNet
   genesis: GenesisSpec
-  engine: PowEngine
-  /** Null: this node does not mine. */
+  engine: ConsensusEngine
+  /** Null: this node does not mine (always null for engines other than PoW). */
   sealer: Sealer | null
+  /**
+   * Engines with finality (PoS): the proof that makes a block final, sent beside it in sync
+   * replies, and the check a synced block must pass with it before it is added.
+   */
+  finality?: FinalityProofs
   /** Where this node's block rewards and fees go. */
   coinbase: Address
   /** Reports a peer that sent something invalid (membership lowers its score). */
   penalize?: (peer: NodeId, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string) => void
   limits?: Partial<LedgerLimits>
+}
+
+export interface FinalityProofs {
+  /** The proof for a main-chain block (PoS: its commit certificate), if this node has it. */
+  proofOf (hash: string): Uint8Array | undefined
+  /** Checks a block from a peer with its proof; throws a LedgerError. Called before the block is added. */
+  admit (block: Block, proof: Uint8Array | undefined): void
 }
 
 export interface LedgerStats {
@@ -127,7 +140,10 @@ export class LedgerService implements Service {
   private templateStale = false
   private syncing = false
 
+  private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
+
   constructor (private readonly init: LedgerInit) {
+    if (init.sealer !== null && !(init.engine instanceof PowEngine)) throw new LedgerError('LEDGER_CONFIG_INVALID', `a sealer mines proof of work; engine ${init.engine.name} has none`)
     this.limits = { ...defaultLedgerLimits, ...init.limits }
     this.mempool = new Mempool(this.limits)
     init.net.subscribe(TX_TOPIC, (message, delivery) => { this.onTxMessage(message, delivery) })
@@ -163,6 +179,19 @@ export class LedgerService implements Service {
 
   onMessage (from: NodeId, message: Message): void {
     this.init.penalize?.(from, 'protocol_violation', `bare ${message.type} outside the overlay`)
+  }
+
+  /** Hears of every change of head (after the pool is updated). */
+  onHead (listener: (outcome: AddOutcome & { status: 'head' }) => void): void {
+    this.headListeners.push(listener)
+  }
+
+  get genesis (): GenesisSpec {
+    return this.init.genesis
+  }
+
+  get engine (): ConsensusEngine {
+    return this.init.engine
   }
 
   chain (): ChainStore {
@@ -247,12 +276,16 @@ export class LedgerService implements Service {
   }
 
   /** Decodes, checks and adds a block from `from`; false when it was invalid. */
-  private receiveBlock (bytes: Uint8Array, from: Delivery): boolean {
+  private receiveBlock (bytes: Uint8Array, from: Delivery, proof?: Uint8Array): boolean {
     const origin = from.origin
     const env = this.requireEnv()
     let block: Block
     try {
       block = this.decodeBlock(bytes)
+      if (this.init.finality !== undefined) {
+        if (this.chain().stored(blockHash(block.header)) !== undefined) return true
+        this.init.finality.admit(block, proof)
+      }
       const outcome = this.addBlock(block)
       if (outcome.status === 'orphan') this.requestBlocks(origin)
       return true
@@ -263,6 +296,11 @@ export class LedgerService implements Service {
       this.report(from, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
       return false
     }
+  }
+
+  /** A block from a peer's bytes, with its body checked (`checkBlockBody`); throws a LedgerError. */
+  decodeBlockBytes (bytes: Uint8Array): Block {
+    return this.decodeBlock(bytes)
   }
 
   private decodeBlock (bytes: Uint8Array): Block {
@@ -281,14 +319,20 @@ export class LedgerService implements Service {
     const from = request.locator.map((hash) => chain.stored(hash)).find((stored) => stored !== undefined && chain.isOnMainChain(stored.hash))
     const start = (from?.header.height ?? 0) + 1
     const blocks: Uint8Array[] = []
+    const proofs: Uint8Array[] = []
     let bytes = 0
     for (let height = start; height <= chain.head().header.height && blocks.length < request.countMax; height++) {
-      const encoded = encodeBlock(chain.block(chain.hashAt(height) as string) as Block)
-      if (bytes + encoded.length > this.limits.blockBytesMax && blocks.length > 0) break
+      const hash = chain.hashAt(height) as string
+      const encoded = encodeBlock(chain.block(hash) as Block)
+      const proof = this.init.finality?.proofOf(hash)
+      if (this.init.finality !== undefined && proof === undefined) break
+      const size = encoded.length + (proof?.length ?? 0)
+      if (bytes + size > this.limits.blockBytesMax && blocks.length > 0) break
       blocks.push(encoded)
-      bytes += encoded.length
+      if (proof !== undefined) proofs.push(proof)
+      bytes += size
     }
-    this.trySend(origin, { type: 'ledger.blocks', blocks, headHeight: chain.head().header.height } satisfies LedgerBlocks)
+    this.trySend(origin, { type: 'ledger.blocks', blocks, ...(this.init.finality === undefined ? {} : { proofs }), headHeight: chain.head().header.height } satisfies LedgerBlocks)
   }
 
   private onBlocks (reply: LedgerBlocks, from: Delivery): void {
@@ -296,9 +340,18 @@ export class LedgerService implements Service {
     if (chain === null) return
     this.syncing = false
     this.counters.syncBlocksReceived += reply.blocks.length
-    for (const bytes of reply.blocks) if (!this.receiveBlock(bytes, from)) return
+    if (this.init.finality !== undefined && reply.proofs?.length !== reply.blocks.length) {
+      this.report(from, 'protocol_violation', 'blocks without their finality proofs')
+      return
+    }
+    for (const [index, bytes] of reply.blocks.entries()) if (!this.receiveBlock(bytes, from, reply.proofs?.[index])) return
     // More to fetch: ask again at once.
     if (reply.blocks.length > 0 && reply.headHeight > chain.head().header.height) this.requestBlocks(from.origin)
+  }
+
+  /** Asks `peer` for the blocks after this node's head (at most one request in flight). */
+  catchUp (peer: NodeId): void {
+    this.requestBlocks(peer)
   }
 
   private requestBlocks (peer: NodeId): void {
@@ -380,6 +433,7 @@ export class LedgerService implements Service {
     }
     this.mempool.update(env.now(), accounts)
     if (this.mining) this.mineOnHead()
+    for (const listener of this.headListeners) listener(outcome)
   }
 
   private indexIncluded (block: Block, included: boolean): void {
@@ -405,9 +459,9 @@ export class LedgerService implements Service {
     const sealer = this.init.sealer
     if (sealer === null) return
     const chain = this.chain()
-    const engine = this.init.engine
+    const engine = this.init.engine as PowEngine
     const parent = chain.head()
-    const header = this.template(parent.header, parent.hash)
+    const header = this.template(parent.header, parent.hash, this.init.coinbase)
     const bits = engine.expectedBits(parent.header, chain)
     const time = Math.floor(header.header.timeMs / 1000)
     const job: SealJob = {
@@ -432,21 +486,25 @@ export class LedgerService implements Service {
     })
   }
 
-  /** An unsealed block on `parent` with the best pending transactions that execute. */
-  private template (parent: BlockHeader, parentHash: string): { header: BlockHeader, txs: SignedTx[] } {
+  /**
+   * A block on `parent` (the head) paying `proposer`, with the best pending transactions that
+   * execute, and `provisionalSeal` as its seal (the caller seals it after).
+   */
+  template (parent: BlockHeader, parentHash: string, proposer: Address, provisionalSeal: unknown = null): { header: BlockHeader, txs: SignedTx[] } {
     const env = this.requireEnv()
     const chain = this.chain()
     const state = chain.state()
     const times: number[] = []
     for (let at: BlockHeader | undefined = parent; at !== undefined && times.length < MEDIAN_TIME_SPAN_BLOCKS; at = at.height === 0 ? undefined : chain.header(at.parent)) times.push(at.timeMs)
     // Header times are whole milliseconds; the real clock has fractions.
-    const timeMs = Math.max(Math.floor(env.now()), medianTimePast(times) + 1)
+    const timeMs = Math.max(Math.floor(env.now()), medianTimePast(times) + 1, this.init.engine instanceof PowEngine ? 0 : parent.timeMs + 1)
     let txs = this.mempool.select(this.limits.blockTxsMax, this.limits.blockBytesMax - 4_096, (address) => state.get(address))
     const height = parent.height + 1
     for (;;) {
-      const header: BlockHeader = { chainId: this.init.genesis.chainId, height, parent: parentHash, timeMs, txRoot: txRootOf(txs), stateRoot: '', proposer: this.init.coinbase, seal: null }
+      // The seal is in place while the block executes: an engine may draw state changes from it (PoS: downtime from the parent's commit).
+      const header: BlockHeader = { chainId: this.init.genesis.chainId, height, parent: parentHash, timeMs, txRoot: txRootOf(txs), stateRoot: '', proposer, seal: provisionalSeal }
       try {
-        const undo = state.apply({ header, txs }, this.init.engine.rewardAt(height))
+        const undo = state.apply({ header, txs }, blockContext(this.init.engine, header))
         header.stateRoot = state.root()
         state.revert(undo)
         return { header, txs }

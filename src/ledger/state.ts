@@ -4,33 +4,88 @@
  * fees and the block reward to the proposer, and returns an undo record, so that a
  * reorganisation can roll the state back block by block and forward along the new branch.
  */
-import { toHex } from '../core/index.js'
+import { encodeCanonical, sha256, toHex } from '../core/index.js'
+import { addressFromPublicKey } from './address.js'
 import { AccountTree, type Account } from './account-tree.js'
 import type { Block, GenesisSpec } from './block.js'
 import { LedgerError } from './errors.js'
 import { txCost } from './mempool.js'
+import { EMPTY_STAKE, SLASHES_PER_CANDIDATE_MAX, UNBONDINGS_PER_ACCOUNT_MAX, electValidators, isStakeEmpty, stakeRecordBytes, type StakeRecord, type StakingParams, type ValidatorEntry, type ValidatorSets } from './staking.js'
+import { offenceKey, statementSigner } from './statement.js'
 import { AMOUNT_MAX, senderOf, type Address, type SignedTx } from './tx.js'
 
-/** The accounts a block changed, with their values before it (null: the account did not exist). */
+/** What a block changed, with the values before it (null: the record did not exist). */
 export interface BlockUndo {
   height: number
   previous: Array<[Address, Account | null]>
+  previousStakes: Array<[Address, StakeRecord | null]>
+  previousSets: ValidatorSets | null
 }
+
+/** What the consensus engine tells the state about a block besides its transactions. */
+export interface BlockContext {
+  /** New units paid to the proposer besides the fees. */
+  reward: bigint
+  /** PoS: the validators whose precommits for the parent this block carries (downtime counts the others). */
+  signersOfParent?: ReadonlySet<Address> | null
+}
+
+const STATE_ROOT_TAG = 0x02
 
 const EMPTY_ACCOUNT: Readonly<Account> = Object.freeze({ balance: 0n, nonce: 0 })
 
 export class LedgerState {
   private readonly accounts = new Map<Address, Account>()
   private readonly tree = new AccountTree()
+  private readonly stakes = new Map<Address, StakeRecord>()
+  private readonly stakeTree = new AccountTree<StakeRecord>(stakeRecordBytes)
+  private sets: ValidatorSets | null = null
+  private setsHash: Uint8Array | null = null
+  /** Null on a chain without staking (PoW): staking transactions are refused. */
+  readonly staking: StakingParams | null
+
+  private constructor (staking: StakingParams | null) {
+    this.staking = staking
+  }
 
   static fromGenesis (genesis: GenesisSpec): LedgerState {
-    const state = new LedgerState()
+    const state = new LedgerState(genesis.staking?.params ?? null)
     for (const allocation of genesis.allocations) {
       if (allocation.balance < 0n || allocation.balance > AMOUNT_MAX) throw new LedgerError('LEDGER_CONFIG_INVALID', `allocation to ${allocation.address} out of range`)
       const held = state.get(allocation.address)
       state.write(allocation.address, { balance: held.balance + allocation.balance, nonce: 0 })
     }
+    if (genesis.staking !== undefined) {
+      for (const validator of genesis.staking.validators) {
+        const address = addressFromPublicKey(validator.publicKey)
+        if (state.stakes.has(address)) throw new LedgerError('LEDGER_CONFIG_INVALID', `genesis validator ${address} listed twice`)
+        if (validator.stake <= 0n || validator.stake > AMOUNT_MAX) throw new LedgerError('LEDGER_CONFIG_INVALID', `genesis validator ${address}: stake out of range`)
+        state.writeStake(address, { ...EMPTY_STAKE, bonded: validator.stake, candidate: { publicKey: validator.publicKey, jailedUntil: 0, tombstoned: false, missed: 0, slashes: [] } })
+      }
+      const elected = electValidators(state.stakes, genesis.staking.params)
+      state.setSets({ current: elected, previous: elected, changedAt: 0 })
+    }
     return state
+  }
+
+  /** A stake holder's record (empty when it has none). */
+  stakeOf (address: Address): StakeRecord {
+    return this.stakes.get(address) ?? EMPTY_STAKE
+  }
+
+  stakeEntries (): Array<[Address, StakeRecord]> {
+    return [...this.stakes]
+  }
+
+  /** The validators that sign the next block (empty on a chain without staking). */
+  validators (): readonly ValidatorEntry[] {
+    return this.sets?.current ?? []
+  }
+
+  /** The validators that signed the block at `height`: the head or the one before the next. */
+  validatorsAt (height: number): readonly ValidatorEntry[] {
+    if (this.sets === null) return []
+    return height > this.sets.changedAt ? this.sets.current : this.sets.previous
   }
 
   get (address: Address): Account {
@@ -44,8 +99,21 @@ export class LedgerState {
 
   get size (): number { return this.accounts.size }
 
+  /** The accounts root; on a staking chain, the hash of it with the staking records' root and the validator sets. */
   root (): string {
-    return toHex(this.tree.rootHash())
+    if (this.staking === null) return toHex(this.tree.rootHash())
+    this.setsHash ??= sha256(encodeCanonical(this.sets))
+    const input = new Uint8Array(1 + 32 * 3)
+    input[0] = STATE_ROOT_TAG
+    input.set(this.tree.rootHash(), 1)
+    input.set(this.stakeTree.rootHash(), 33)
+    input.set(this.setsHash, 65)
+    return toHex(sha256(input))
+  }
+
+  /** The root of the staking records alone. */
+  stakeRoot (): string {
+    return toHex(this.stakeTree.rootHash())
   }
 
   proofOf (address: Address): ReturnType<AccountTree['prove']> {
@@ -60,14 +128,13 @@ export class LedgerState {
    * Executes a block's transactions and pays `reward` plus the fees to the proposer. On any
    * invalid transaction nothing changes and `LEDGER_BAD_BLOCK` names it.
    */
-  apply (block: Block, reward: bigint): BlockUndo {
-    const undo: BlockUndo = { height: block.header.height, previous: [] }
-    const touched = new Set<Address>()
-    const remember = (address: Address): void => {
-      if (touched.has(address)) return
-      touched.add(address)
-      undo.previous.push([address, this.accounts.has(address) ? this.get(address) : null])
-    }
+  apply (block: Block, context: BlockContext | bigint): BlockUndo {
+    const { reward, signersOfParent } = typeof context === 'bigint' ? { reward: context, signersOfParent: null } : context
+    const undo: BlockUndo = { height: block.header.height, previous: [], previousStakes: [], previousSets: this.sets }
+    this.undo = undo
+    this.touched.clear()
+    this.touchedStakes.clear()
+    const remember = (address: Address): void => { this.remember(address) }
     try {
       let fees = 0n
       for (const [index, tx] of block.txs.entries()) {
@@ -76,8 +143,10 @@ export class LedgerState {
         this.execute(tx, index)
         if (tx.body.kind === 'transfer') remember(tx.body.to)
         this.credit(tx, sender)
+        if (tx.body.kind !== 'transfer') this.stake(tx, sender, index, block.header.height)
         fees += tx.fee
       }
+      if (this.staking !== null) this.endBlock(block.header.height, signersOfParent ?? null)
       remember(block.header.proposer)
       const proposer = this.get(block.header.proposer)
       const paid = proposer.balance + fees + reward
@@ -86,13 +155,195 @@ export class LedgerState {
     } catch (error) {
       this.revert(undo)
       throw error
+    } finally {
+      this.undo = null
     }
     return undo
   }
 
-  /** Restores the accounts a block changed (the newest block first, when reverting several). */
+  /** Restores what a block changed (the newest block first, when reverting several). */
   revert (undo: BlockUndo): void {
     for (const [address, account] of [...undo.previous].reverse()) this.write(address, account)
+    for (const [address, record] of [...undo.previousStakes].reverse()) this.writeStake(address, record)
+    if (this.sets !== undo.previousSets) this.setSets(undo.previousSets)
+  }
+
+  // --- undo bookkeeping, during `apply` ---
+
+  private undo: BlockUndo | null = null
+  private readonly touched = new Set<Address>()
+  private readonly touchedStakes = new Set<Address>()
+
+  private remember (address: Address): void {
+    if (this.undo === null || this.touched.has(address)) return
+    this.touched.add(address)
+    this.undo.previous.push([address, this.accounts.has(address) ? this.get(address) : null])
+  }
+
+  private rememberStake (address: Address): void {
+    if (this.undo === null || this.touchedStakes.has(address)) return
+    this.touchedStakes.add(address)
+    this.undo.previousStakes.push([address, this.stakes.get(address) ?? null])
+  }
+
+  private setStake (address: Address, record: StakeRecord): void {
+    this.rememberStake(address)
+    this.writeStake(address, isStakeEmpty(record) ? null : record)
+  }
+
+  private writeStake (address: Address, record: StakeRecord | null): void {
+    if (record === null) this.stakes.delete(address)
+    else this.stakes.set(address, record)
+    this.stakeTree.set(address, record)
+  }
+
+  private setSets (sets: ValidatorSets | null): void {
+    this.sets = sets
+    this.setsHash = null
+  }
+
+  // --- staking --------------------------------------------------------------------------------
+
+  /** Executes a staking transaction's effect (its fee and bonded amount already left the balance). */
+  private stake (tx: SignedTx, sender: Address, index: number, height: number): void {
+    const params = this.staking
+    const refuse = (reason: string, message: string): never => { throw new LedgerError('LEDGER_BAD_BLOCK', `transaction ${index}: ${message}`, { index, reason }) }
+    if (params === null) return refuse('no_staking', `${tx.body.kind} on a chain without staking`)
+    const record = this.stakeOf(sender)
+    switch (tx.body.kind) {
+      case 'bond': {
+        if (record.bonded + tx.body.amount > AMOUNT_MAX) refuse('overflow', 'bonded stake would overflow')
+        this.setStake(sender, { ...record, bonded: record.bonded + tx.body.amount })
+        this.shiftVotes(record.votes, tx.body.amount)
+        return
+      }
+      case 'unbond': {
+        if (tx.body.amount > record.bonded) refuse('overspend', `unbonds ${tx.body.amount} of ${record.bonded} bonded`)
+        if (record.unbonding.length >= UNBONDINGS_PER_ACCOUNT_MAX) refuse('limit', `already ${record.unbonding.length} unbonding entries, limit ${UNBONDINGS_PER_ACCOUNT_MAX}`)
+        this.setStake(sender, { ...record, bonded: record.bonded - tx.body.amount, unbonding: [...record.unbonding, { amount: tx.body.amount, releaseHeight: height + params.unbondingBlocks }] })
+        this.shiftVotes(record.votes, -tx.body.amount)
+        return
+      }
+      case 'withdraw': {
+        const released = record.unbonding.filter((entry) => entry.releaseHeight <= height)
+        if (released.length === 0) refuse('nothing_released', 'no unbonded stake is released yet')
+        const account = this.get(sender)
+        const total = released.reduce((sum, entry) => sum + entry.amount, 0n)
+        if (account.balance + total > AMOUNT_MAX) refuse('overflow', 'the balance would overflow')
+        this.write(sender, { ...account, balance: account.balance + total })
+        this.setStake(sender, { ...record, unbonding: record.unbonding.filter((entry) => entry.releaseHeight > height) })
+        return
+      }
+      case 'register': {
+        if (record.candidate !== null) refuse('registered', 'already registered')
+        this.setStake(sender, { ...record, candidate: { publicKey: tx.publicKey, jailedUntil: 0, tombstoned: false, missed: 0, slashes: [] } })
+        return
+      }
+      case 'unjail': {
+        const candidate = record.candidate
+        if (candidate === null || candidate.jailedUntil === 0) return refuse('not_jailed', 'not jailed')
+        if (candidate.tombstoned) refuse('tombstoned', 'jailed for good (equivocation)')
+        if (candidate.jailedUntil > height) refuse('jailed', `jailed until height ${candidate.jailedUntil}`)
+        this.setStake(sender, { ...record, candidate: { ...candidate, jailedUntil: 0, missed: 0 } })
+        return
+      }
+      case 'vote': {
+        for (const producer of tx.body.producers) {
+          const candidate = this.stakeOf(producer).candidate
+          if (candidate === null || candidate.tombstoned) refuse('not_candidate', `${producer} is not a candidate`)
+        }
+        this.shiftVotes(record.votes, -record.bonded)
+        this.setStake(sender, { ...this.stakeOf(sender), votes: [...tx.body.producers] })
+        this.shiftVotes(tx.body.producers, record.bonded)
+        return
+      }
+      case 'evidence': {
+        const { first } = tx.body
+        const offender = statementSigner(first)
+        const offended = this.stakeOf(offender)
+        const candidate = offended.candidate
+        if (candidate === null || toHex(candidate.publicKey) !== toHex(first.publicKey)) return refuse('not_candidate', `evidence against ${offender}, who is not a candidate`)
+        if (first.statement.height + params.unbondingBlocks < height) refuse('too_old', `evidence from height ${first.statement.height} is older than the unbonding period`)
+        if (first.statement.height > height + 1) refuse('too_new', `evidence from height ${first.statement.height}, above the chain`)
+        const at = offenceKey(first.statement)
+        if (candidate.slashes.some((slash) => slash.offence === 'equivocation' && slash.at === at)) refuse('duplicate', `already slashed for ${at}`)
+        this.slash(offender, height, at)
+        return
+      }
+      case 'transfer': return
+    }
+  }
+
+  /** Burns `slashPerMille` of the offender's slashable stake (bonded first, then unbonding), jails it for good and drops it from the set. */
+  private slash (offender: Address, height: number, at: string): void {
+    const params = this.staking as StakingParams
+    const record = this.stakeOf(offender)
+    const candidate = record.candidate as NonNullable<StakeRecord['candidate']>
+    const slashable = record.bonded + record.unbonding.reduce((sum, entry) => sum + (entry.releaseHeight > height ? entry.amount : 0n), 0n)
+    let cut = (slashable * BigInt(params.slashPerMille)) / 1000n
+    const amount = cut
+    const fromBonded = cut < record.bonded ? cut : record.bonded
+    cut -= fromBonded
+    const unbonding = record.unbonding.map((entry) => {
+      if (cut === 0n || entry.releaseHeight <= height) return entry
+      const taken = cut < entry.amount ? cut : entry.amount
+      cut -= taken
+      return { ...entry, amount: entry.amount - taken }
+    }).filter((entry) => entry.amount > 0n)
+    const slashes = [...candidate.slashes, { height, offence: 'equivocation' as const, at, amount }].slice(-SLASHES_PER_CANDIDATE_MAX)
+    this.setStake(offender, { ...record, bonded: record.bonded - fromBonded, unbonding, candidate: { ...candidate, tombstoned: true, jailedUntil: height, slashes } })
+    this.shiftVotes(record.votes, -fromBonded)
+    this.dropFromSet(offender, height)
+  }
+
+  /** Adds `delta` (negative to remove) to the votes received by each producer in `producers`. */
+  private shiftVotes (producers: readonly Address[], delta: bigint): void {
+    if (delta === 0n) return
+    for (const producer of producers) {
+      const record = this.stakeOf(producer)
+      const votesReceived = record.votesReceived + delta
+      this.setStake(producer, { ...record, votesReceived: votesReceived < 0n ? 0n : votesReceived })
+    }
+  }
+
+  /** A jailed validator leaves the set at once (never emptying it: a chain with no validator cannot go on). */
+  private dropFromSet (address: Address, height: number): void {
+    const sets = this.sets
+    if (sets === null || !sets.current.some((entry) => entry.address === address)) return
+    const current = sets.current.filter((entry) => entry.address !== address)
+    if (current.length === 0) return
+    this.setSets({ current, previous: this.validatorsAt(height), changedAt: height })
+  }
+
+  /** Downtime counting and jailing, the downtime window, and the epoch election, after a block's transactions. */
+  private endBlock (height: number, signersOfParent: ReadonlySet<Address> | null): void {
+    const params = this.staking as StakingParams
+    if (signersOfParent !== null && height >= 2) {
+      for (const validator of this.validatorsAt(height - 1)) {
+        if (signersOfParent.has(validator.address)) continue
+        const record = this.stakeOf(validator.address)
+        const candidate = record.candidate
+        if (candidate === null || candidate.jailedUntil !== 0) continue
+        const missed = candidate.missed + 1
+        if (missed > params.downtimeMissedMax) {
+          const slashes = [...candidate.slashes, { height, offence: 'downtime' as const, at: `${height}`, amount: 0n }].slice(-SLASHES_PER_CANDIDATE_MAX)
+          this.setStake(validator.address, { ...record, candidate: { ...candidate, missed: 0, jailedUntil: height + params.jailBlocks, slashes } })
+          this.dropFromSet(validator.address, height)
+        } else {
+          this.setStake(validator.address, { ...record, candidate: { ...candidate, missed } })
+        }
+      }
+    }
+    if (height % params.downtimeWindowBlocks === 0) {
+      for (const validator of this.validatorsAt(height)) {
+        const record = this.stakeOf(validator.address)
+        if (record.candidate !== null && record.candidate.missed > 0) this.setStake(validator.address, { ...record, candidate: { ...record.candidate, missed: 0 } })
+      }
+    }
+    if (height % params.epochBlocks === 0) {
+      const elected = electValidators(this.stakes, params)
+      if (elected.length > 0) this.setSets({ current: elected, previous: this.validatorsAt(height), changedAt: height })
+    }
   }
 
   private execute (tx: SignedTx, index: number): void {
@@ -116,6 +367,7 @@ export class LedgerState {
   }
 
   private write (address: Address, account: Account | null): void {
+    this.remember(address)
     if (account === null) this.accounts.delete(address)
     else this.accounts.set(address, { ...account })
     this.tree.set(address, account)

@@ -7,21 +7,16 @@
  */
 import { z } from 'zod'
 import { encodeCanonical, sha256, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
+import { ADDRESS_PATTERN, addressFromPublicKey, type Address } from './address.js'
 import { LedgerError } from './errors.js'
+import { checkStatement, conflicting, signedStatementSchema } from './statement.js'
 
-export type Address = string
-
-export const ADDRESS_BYTES = 20
-export const ADDRESS_PATTERN = /^[0-9a-f]{40}$/
+export { ADDRESS_BYTES, ADDRESS_PATTERN, addressFromPublicKey, type Address } from './address.js'
 /** Amounts, fees and balances are whole units below 2^64, carried as bigint. */
 export const AMOUNT_MAX = (1n << 64n) - 1n
 /** The longest memo a transfer may carry, in bytes. */
 export const MEMO_BYTES_MAX = 256
 const SIGNING_DOMAIN = 'synod/tx/v1'
-
-export function addressFromPublicKey (publicKey: Uint8Array): Address {
-  return toHex(sha256(publicKey).subarray(0, ADDRESS_BYTES))
-}
 
 /** CBOR decodes integers up to 2^53 as numbers and larger ones as bigints: both become bigint. */
 const amount = z.union([z.bigint(), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]).transform((value) => BigInt(value)).pipe(z.bigint().min(0n).max(AMOUNT_MAX))
@@ -34,7 +29,27 @@ export const transferBodySchema = z.strictObject({
   amount,
   memo: z.string().max(MEMO_BYTES_MAX).optional()
 })
-export const txBodySchema = z.discriminatedUnion('kind', [transferBodySchema])
+/** The most producers one stake holder may vote for (approval voting, DPoS). */
+export const VOTES_PER_VOTER_MAX = 30
+
+const amountAbove0 = amount.pipe(z.bigint().min(1n))
+export const stakingBodySchemas = [
+  /** Moves `amount` from the balance into bonded stake (voting power, and the weight of votes). */
+  z.strictObject({ kind: z.literal('bond'), amount: amountAbove0 }),
+  /** Starts unbonding `amount`: it leaves the power at once, stays slashable until released. */
+  z.strictObject({ kind: z.literal('unbond'), amount: amountAbove0 }),
+  /** Returns released unbonded stake to the balance. */
+  z.strictObject({ kind: z.literal('withdraw') }),
+  /** Registers the sender (its public key) as a validator (PoS) or a producer candidate (DPoS). */
+  z.strictObject({ kind: z.literal('register') }),
+  /** Ends a downtime jailing once its term has passed. */
+  z.strictObject({ kind: z.literal('unjail') }),
+  /** Sets the sender's approval votes (DPoS), replacing earlier ones; an empty list withdraws them. */
+  z.strictObject({ kind: z.literal('vote'), producers: z.array(address).max(VOTES_PER_VOTER_MAX).refine((list) => new Set(list).size === list.length, 'a producer listed twice') }),
+  /** Two conflicting statements signed by one key: slashes and jails the signer. */
+  z.strictObject({ kind: z.literal('evidence'), first: signedStatementSchema, second: signedStatementSchema })
+] as const
+export const txBodySchema = z.discriminatedUnion('kind', [transferBodySchema, ...stakingBodySchemas])
 export type TxBody = z.infer<typeof txBodySchema>
 
 export const unsignedTxSchema = z.strictObject({
@@ -81,5 +96,12 @@ export function checkTx (candidate: unknown, chainId: string): SignedTx {
   if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
   const { signature, ...unsigned } = tx
   if (!verify(tx.publicKey, txSigningBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
+  if (tx.body.kind === 'evidence') {
+    // Evidence is checked whole without the state: both signatures, and that the two conflict.
+    checkStatement(tx.body.first)
+    checkStatement(tx.body.second)
+    if (!conflicting(tx.body.first, tx.body.second)) throw new LedgerError('LEDGER_MALFORMED', 'evidence statements that do not conflict')
+    if (tx.body.first.statement.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `evidence for chain ${tx.body.first.statement.chainId}`)
+  }
   return tx
 }

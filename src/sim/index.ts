@@ -20,3 +20,5 @@ export { runSimulation, formatReport, isConverged, defaultLivenessTimeoutMs, sim
 export type { NodeSummary, SimulationOptions, SimulationResult, SimulationSummary } from './run.js'
 export { shortId } from './names.js'
 export { SimSealer } from './sealer.js'
+export { byzantinePos, byzantineBehaviours } from './byzantine-pos.js'
+export type { ByzantineBehaviour } from './byzantine-pos.js'

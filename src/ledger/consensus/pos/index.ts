@@ -1,1 +1,3 @@
 export * from './proposer.js'
+export * from './engine.js'
+export * from './service.js'
