@@ -6,11 +6,12 @@
 import { encodeCanonical, keyPairFromSeed, sha256, type Ed25519KeyPair, type NodeId } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import {
-  LedgerService, PosEngine, PosService, addressFromPublicKey, defaultStakingParams,
+  LedgerService, PosEngine, blockHash, PosService, addressFromPublicKey, defaultStakingParams,
   type GenesisSpec, type PosTimeouts, type StakingParams
 } from '../../src/ledger/index.js'
 import { byzantinePos, type ByzantineBehaviour, type SimCluster, type SimKernel, type SimNetwork, type LinkPacket } from '../../src/sim/index.js'
 import { makeOverlayCluster, runKernelUntil } from './overlay-cluster.js'
+import type { FinalizedEvent } from '../../src/check/index.js'
 
 export const POS_CHAIN = 'synod-pos-test'
 
@@ -38,6 +39,12 @@ export interface PosSim {
   runUntil: (predicate: () => boolean, maxMs: number, checkEveryMs?: number) => boolean
   /** Head heights of the up nodes. */
   heights: () => number[]
+  /** Every block every node finalized, in order: the chain-safety checker's input. */
+  events: FinalizedEvent[]
+  /** The nodes that run honest validators or followers. */
+  honest: ReadonlySet<NodeId>
+  /** The id of node `index` (validator `index` runs there). */
+  idOf: (index: number) => NodeId
 }
 
 export function validatorKeys (seed: number, count: number): Ed25519KeyPair[] {
@@ -57,6 +64,8 @@ export function makePosSim (init: PosSimInit): PosSim {
     }
   }
   const engine = new PosEngine()
+  const events: FinalizedEvent[] = []
+  const kernelRef = { now: (): number => kernel.now() }
   const { kernel, network, cluster } = makeOverlayCluster({
     nodes: init.nodes,
     seed: init.seed,
@@ -77,6 +86,9 @@ export function makePosSim (init: PosSimInit): PosSim {
       const behaviour = init.byzantine?.[context.index]
       const posInit = { ledger, net: overlay, key, timeouts: init.timeouts, penalize: (peer: NodeId, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string) => { membership.penalize(peer, offence, reason) } }
       pos = behaviour === undefined ? new PosService(posInit) : byzantinePos(posInit, behaviour)
+      ledger.onHead((outcome) => {
+        for (const block of outcome.applied) events.push({ node: context.id, height: block.header.height, hash: blockHash(block.header), atMs: kernelRef.now() })
+      })
       return [membership, ledger, pos]
     }
   })
@@ -93,6 +105,9 @@ export function makePosSim (init: PosSimInit): PosSim {
     ledger,
     pos,
     runUntil: (predicate, maxMs, checkEveryMs = 100) => runKernelUntil(kernel, predicate, maxMs, checkEveryMs),
-    heights: () => up().map((id) => ledger(id).chain().head().header.height)
+    heights: () => up().map((id) => ledger(id).chain().head().header.height),
+    events,
+    honest: new Set(cluster.nodes.filter((node) => init.byzantine?.[node.index] === undefined).map((node) => node.id)),
+    idOf: (index) => (cluster.nodes[index] as { id: NodeId }).id
   }
 }

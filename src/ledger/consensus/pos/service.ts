@@ -21,7 +21,7 @@
  */
 import { z } from 'zod'
 import {
-  bytesField, decodeCanonical, defineMessage, encodeCanonical, nodeIdFromPublicKey, sign,
+  bytesField, decodeCanonical, defineMessage, encodeCanonical, nodeIdFromPublicKey, sign, toHex,
   type Ed25519KeyPair, type Env, type Message, type MessageOf, type NodeId, type Service, type TimerId
 } from '../../../core/index.js'
 import { addressFromPublicKey, type Address } from '../../address.js'
@@ -60,6 +60,10 @@ export const defaultPosTimeouts: Readonly<PosTimeouts> = Object.freeze({ propose
 
 /** Messages for the next height kept until this node gets there. */
 export const FUTURE_MESSAGES_MAX = 4_096
+/** Statements sent to this node alone that it relays to all, per height. */
+export const RELAYED_PER_HEIGHT_MAX = 4_096
+/** Different votes kept per validator and step of a round (an equivocator's; the rest are dropped). */
+export const VOTES_PER_VALIDATOR_STEP_MAX = 4
 /** Rounds of one height a node keeps votes for (a Byzantine flood of far rounds cannot grow memory). */
 export const ROUNDS_KEPT_MAX = 64
 
@@ -91,8 +95,14 @@ interface Proposal { block: Block, hash: string, polRound: number, signed: Signe
 
 interface RoundVotes {
   proposal: Proposal | null
-  prevotes: Map<Address, SignedStatement>
-  precommits: Map<Address, SignedStatement>
+  /**
+   * Each validator's votes of the round: one, or several different ones from an equivocator.
+   * A validator counts once towards "2/3 of any votes", and towards each value it voted for:
+   * quorum intersection makes that safe (two quorums share an honest validator), and it keeps an
+   * equivocator's two votes from leaving honest nodes with views that can never agree.
+   */
+  prevotes: Map<Address, SignedStatement[]>
+  precommits: Map<Address, SignedStatement[]>
   prevoteWaitSet: boolean
   precommitWaitSet: boolean
   /** Rule "2/3 prevotes for the proposal, step >= prevote, first time" has fired. */
@@ -146,7 +156,9 @@ export class PosService implements Service {
   private total = 0n
   private selector: ProposerSelector | null = null
   private readonly validity = new Map<string, boolean>()
-  private future: Array<{ message: Message, origin: NodeId, hops: number }> = []
+  private future: Array<{ message: Message, origin: NodeId, hops: number, relay: boolean }> = []
+  /** Signatures of the statements this node relayed at this height. */
+  private relayed = new Set<string>()
   private lastSigned: SignedRecord | null = null
   /** This node's signed messages of the current height, re-sent every `rebroadcastMs`. */
   private own: Message[] = []
@@ -159,10 +171,12 @@ export class PosService implements Service {
     this.ledger = init.ledger
     this.timeouts = { ...defaultPosTimeouts, ...init.timeouts }
     this.address = init.key === null ? null : addressFromPublicKey(init.key.publicKey)
-    const handler = (message: Message, delivery: { origin: NodeId, hops: number }): void => { this.receive(message, delivery.origin, delivery.hops) }
-    init.net.subscribe(CONSENSUS_TOPIC, handler)
-    init.net.onRouted('pos.proposal', handler)
-    init.net.onRouted('pos.vote', handler)
+    init.net.subscribe(CONSENSUS_TOPIC, (message, delivery) => { this.receive(message, delivery.origin, delivery.hops, false) })
+    // A statement sent to this node alone is relayed to all: what one validator told only some
+    // peers (an equivocator's second value) reaches everyone, who can then prove the equivocation.
+    const routed = (message: Message, delivery: { origin: NodeId, hops: number }): void => { this.receive(message, delivery.origin, delivery.hops, true) }
+    init.net.onRouted('pos.proposal', routed)
+    init.net.onRouted('pos.vote', routed)
     init.ledger.onHead(() => { this.onHead() })
   }
 
@@ -265,6 +279,7 @@ export class PosService implements Service {
     this.rounds = new Map()
     this.validity.clear()
     this.own = []
+    this.relayed = new Set()
     this.lockedRound = -1
     this.lockedBlock = null
     this.validRound = -1
@@ -288,13 +303,14 @@ export class PosService implements Service {
     this.future = []
     this.round = 0
     this.startRound(round)
-    for (const entry of buffered) this.receive(entry.message, entry.origin, entry.hops)
+    for (const entry of buffered) this.receive(entry.message, entry.origin, entry.hops, entry.relay)
   }
 
   private startRound (round: number): void {
     if (round > this.round) this.counters.extraRounds += round - this.round
     this.round = round
     this.step = 'propose'
+    this.polProof = []
     if (this.selector === null) return
     if (this.address !== null && this.proposerOf(round) === this.address) this.propose()
     const height = this.height
@@ -349,6 +365,12 @@ export class PosService implements Service {
       const message: PosProposalMessage = { type: 'pos.proposal', proposal: encodeCanonical(signed), block: bytes }
       this.remember(message)
       this.emit(message, to)
+      // A re-proposal comes with the prevotes that justify it (its proof of lock): peers that
+      // missed them (a partition, a restart) could not accept it otherwise.
+      this.polProof = polRound < 0
+        ? []
+        : [...this.roundOf(polRound).prevotes.values()].flat().filter((vote) => vote.statement.value === hash).map((vote): PosVoteMessage => ({ type: 'pos.vote', vote: encodeCanonical(vote) }))
+      for (const vote of this.polProof) this.emit(vote, to)
       this.acceptProposal(signed, block, hash, bytes)
     })
   }
@@ -420,7 +442,7 @@ export class PosService implements Service {
 
   // --- receiving ---------------------------------------------------------------------------------
 
-  private receive (message: Message, origin: NodeId, hops: number): void {
+  private receive (message: Message, origin: NodeId, hops: number, relay: boolean): void {
     const env = this.env
     if (env === null) return
     let signed: SignedStatement
@@ -438,7 +460,7 @@ export class PosService implements Service {
     const statement = signed.statement
     if (statement.chainId !== this.ledger.genesis.chainId) return
     if (statement.height > this.height || (statement.height === this.height && this.step === 'waiting')) {
-      if (statement.height === this.height + (this.step === 'waiting' ? 0 : 1) && this.future.length < FUTURE_MESSAGES_MAX) this.future.push({ message, origin, hops })
+      if (statement.height === this.height + (this.step === 'waiting' ? 0 : 1) && this.future.length < FUTURE_MESSAGES_MAX) this.future.push({ message, origin, hops, relay })
       if (statement.height > this.height) this.ledger.catchUp(origin)
       return
     }
@@ -448,6 +470,13 @@ export class PosService implements Service {
     if (!this.powerOf.has(signer)) {
       this.counters.invalidMessages++
       return
+    }
+    if (relay && this.relayed.size < RELAYED_PER_HEIGHT_MAX) {
+      const id = toHex(signed.signature)
+      if (!this.relayed.has(id)) {
+        this.relayed.add(id)
+        this.init.net.broadcast(CONSENSUS_TOPIC, message)
+      }
     }
     if (message.type === 'pos.proposal') {
       if (statement.step !== 'proposal' || statement.value === null) { this.counters.invalidMessages++; return }
@@ -493,19 +522,23 @@ export class PosService implements Service {
     const table = statement.step === 'prevote' ? votes.prevotes : votes.precommits
     const signer = statementSigner(signed)
     const held = table.get(signer)
-    if (held !== undefined) {
-      if (held.statement.value !== statement.value) this.equivocation(held, signed)
-      return
+    if (held === undefined) {
+      table.set(signer, [signed])
+    } else {
+      if (held.some((vote) => vote.statement.value === statement.value)) return
+      this.equivocation(held[0] as SignedStatement, signed)
+      if (held.length >= VOTES_PER_VALIDATOR_STEP_MAX) return
+      held.push(signed)
     }
-    table.set(signer, signed)
     this.evaluate()
   }
 
   // --- the rules -----------------------------------------------------------------------------------
 
-  private power (table: Map<Address, SignedStatement>, value: string | null | undefined): bigint {
+  /** The power of the validators with a vote for `value` in `table` (undefined: any vote). */
+  private power (table: Map<Address, SignedStatement[]>, value: string | null | undefined): bigint {
     let sum = 0n
-    for (const [address, vote] of table) if (value === undefined || vote.statement.value === value) sum += this.powerOf.get(address) ?? 0n
+    for (const [address, votes] of table) if (value === undefined || votes.some((vote) => vote.statement.value === value)) sum += this.powerOf.get(address) ?? 0n
     return sum
   }
 
@@ -608,7 +641,7 @@ export class PosService implements Service {
 
   private commit (round: number, proposal: Proposal, votes: RoundVotes): void {
     const env = this.requireEnv()
-    const precommits = [...votes.precommits.values()]
+    const precommits = [...votes.precommits.values()].flat()
       .filter((vote) => vote.statement.value === proposal.hash)
       .map((vote) => ({ publicKey: vote.publicKey, signature: vote.signature }))
     const certificate: CommitCertificate = { height: this.height, round, block: proposal.hash, precommits }
@@ -663,6 +696,9 @@ export class PosService implements Service {
     this.timers = []
   }
 
+  /** The prevotes behind this node's re-proposal in the current round, re-sent with it. */
+  private polProof: PosVoteMessage[] = []
+
   /** Own messages of this height to re-send: the newest few. */
   private remember (message: Message): void {
     this.own.push(message)
@@ -673,6 +709,7 @@ export class PosService implements Service {
     const env = this.env
     if (env === null) return
     for (const message of this.own) this.init.net.broadcast(CONSENSUS_TOPIC, message)
+    for (const message of this.polProof) this.init.net.broadcast(CONSENSUS_TOPIC, message)
     this.rebroadcastTimer = env.setTimer(this.timeouts.rebroadcastMs, () => { this.rebroadcast() })
   }
 

@@ -1,0 +1,104 @@
+/**
+ * Proof of Stake in the simulator: Tendermint rounds on the production services, with Byzantine
+ * validators (equivocating proposals, double votes, withheld votes, invalid blocks), partitions,
+ * crashes and restarts, over many seeds. The chain-safety checker reads every block every honest
+ * node finalized: no two honest nodes may ever finalize different blocks at one height.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { checkChainSafety } from '../../src/check/index.js'
+import { addressFromPublicKey } from '../../src/ledger/index.js'
+import { byzantineBehaviours, type ByzantineBehaviour } from '../../src/sim/index.js'
+import { makePosSim, type PosSim } from '../support/pos-sim.js'
+
+const LONG = process.env.SYNOD_LONG === '1'
+const SEEDS = LONG ? 40 : 6
+
+function assertSafe (sim: PosSim, label: string): void {
+  const report = checkChainSafety(sim.events, sim.honest)
+  assert.ok(report.ok, `${label}: ${JSON.stringify(report.violations.slice(0, 3))}`)
+}
+
+/** The lowest head height among the up honest nodes. */
+function honestHeight (sim: PosSim): number {
+  return Math.min(...[...sim.honest].filter((id) => sim.cluster.isUp(id)).map((id) => sim.ledger(id).chain().head().header.height))
+}
+
+describe('PoS simulation: honest validators', () => {
+  it('n = 4: every node finalizes the same blocks, continuously', () => {
+    const sim = makePosSim({ nodes: 4, seed: 11 })
+    assert.ok(sim.runUntil(() => honestHeight(sim) >= 20, 30_000), `heights ${sim.heights().join(',')}`)
+    assertSafe(sim, 'honest')
+    for (const id of sim.members) {
+      const stats = sim.pos(id).stats()
+      assert.equal(stats.equivocationsSeen, 0)
+      assert.equal(stats.invalidProposals, 0)
+    }
+  })
+
+  it('with more than 1/3 of the power offline nothing finalizes, and it resumes when enough return', () => {
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const sim = makePosSim({ nodes: 4, seed })
+      assert.ok(sim.runUntil(() => honestHeight(sim) >= 3, 20_000))
+      sim.cluster.crash(sim.idOf(0))
+      sim.cluster.crash(sim.idOf(1))
+      sim.kernel.runFor(2_000)
+      const stalled = Math.max(...sim.heights())
+      sim.kernel.runFor(15_000)
+      assert.equal(Math.max(...sim.heights()), stalled, `seed ${seed}: 2 of 4 validators finalized alone`)
+      sim.cluster.restart(sim.idOf(1))
+      assert.ok(sim.runUntil(() => honestHeight(sim) >= stalled + 3, 60_000), `seed ${seed}: no progress after a restart, heights ${sim.heights().join(',')}`)
+      assertSafe(sim, `seed ${seed}`)
+    }
+  })
+
+  it('a validator that crashes and restarts at random never signs two values for one step', () => {
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const sim = makePosSim({ nodes: 4, seed, timeouts: { commitWaitMs: 50 } })
+      const victim = sim.idOf(seed % 4)
+      for (let cycle = 0; cycle < 8; cycle++) {
+        sim.kernel.runFor(700 + ((seed * 131 + cycle * 97) % 900))
+        sim.cluster.crash(victim)
+        sim.kernel.runFor(200 + ((seed * 17 + cycle * 53) % 400))
+        sim.cluster.restart(victim)
+      }
+      assert.ok(sim.runUntil(() => honestHeight(sim) >= 10, 60_000), `seed ${seed}: heights ${sim.heights().join(',')}`)
+      for (const id of sim.members) assert.equal(sim.pos(id).stats().equivocationsSeen, 0, `seed ${seed}: an honest validator equivocated after a restart`)
+      assertSafe(sim, `seed ${seed}`)
+    }
+  })
+})
+
+function byzantineRun (nodes: number, faulty: number, behaviour: ByzantineBehaviour, seed: number): PosSim {
+  const byzantine: Partial<Record<number, ByzantineBehaviour>> = {}
+  for (let index = 0; index < faulty; index++) byzantine[index] = behaviour
+  const sim = makePosSim({ nodes, seed, byzantine })
+  sim.kernel.runFor(3_000)
+  // A partition that splits the honest validators, then heals.
+  const honest = sim.members.filter((id) => sim.honest.has(id))
+  const cut = 1 + (seed % (honest.length - 1))
+  sim.network.partition([honest.slice(0, cut), [...honest.slice(cut), ...sim.members.filter((id) => !sim.honest.has(id))]])
+  sim.kernel.runFor(4_000)
+  sim.network.heal()
+  const healedAt = honestHeight(sim)
+  assert.ok(sim.runUntil(() => honestHeight(sim) >= healedAt + 5, 60_000), `${behaviour} n=${nodes} seed ${seed}: no progress after healing, heights ${sim.heights().join(',')}`)
+  assertSafe(sim, `${behaviour} n=${nodes} seed ${seed}`)
+  return sim
+}
+
+for (const [nodes, faulty] of [[4, 1], [7, 2]] as const) {
+  describe(`PoS simulation: n = ${nodes}, f = ${faulty} Byzantine`, () => {
+    for (const behaviour of byzantineBehaviours) {
+      it(`${behaviour}: honest nodes stay safe and live over ${SEEDS} seeds${behaviour === 'equivocate-proposals' || behaviour === 'double-vote' ? ', and the equivocators are slashed' : ''}`, () => {
+        for (let seed = 1; seed <= SEEDS; seed++) {
+          const sim = byzantineRun(nodes, faulty, behaviour, seed)
+          if (behaviour !== 'equivocate-proposals' && behaviour !== 'double-vote') continue
+          const observer = [...sim.honest][0] as string
+          const slashed = () => sim.keys.slice(0, faulty).every((key) => sim.ledger(observer).chain().state().stakeOf(addressFromPublicKey(key.publicKey)).candidate?.tombstoned === true)
+          assert.ok(sim.runUntil(slashed, 60_000), `${behaviour} n=${nodes} seed ${seed}: equivocators not slashed`)
+          assertSafe(sim, `${behaviour} n=${nodes} seed ${seed} after slashing`)
+        }
+      })
+    }
+  })
+}
