@@ -6,6 +6,7 @@ import { CoreError, fromHex } from '../core/index.js'
 import { addressFromPublicKey } from '../ledger/index.js'
 import { NetError, buildTopology, parseTopologySpec, type TopologySpecInput } from '../net/index.js'
 import { generateKeyFile, writeKeyFile, type Member, type NetworkConfig, type NodeConfig } from '../node/index.js'
+import type { ConsensusChoice } from './options.js'
 
 export interface InitOptions {
   nodes: number
@@ -16,12 +17,14 @@ export interface InitOptions {
   /** The overlay topology; full mesh by default. */
   topology?: TopologySpecInput
   /** A ledger with this consensus engine; none by default. */
-  consensus?: 'pow'
+  consensus?: ConsensusChoice
   force?: boolean
 }
 
 /** What genesis gives each node's account on a new network with a ledger. */
 export const GENESIS_BALANCE_PER_NODE = 1_000_000_000n
+/** PoS: the stake each node's key has bonded at genesis, as one of the validators. */
+export const GENESIS_STAKE_PER_NODE = 1_000_000n
 
 export const NODES_MAX = 64
 /** API ports sit this far above the p2p ports. */
@@ -88,12 +91,14 @@ export function initNetwork (options: InitOptions): InitResult {
     nodeFiles.push(nodeFile)
   }
   const network: NetworkConfig = { version: 1, networkId: options.networkId, members, topology }
-  if (options.consensus !== undefined) {
+  if (options.consensus !== undefined && options.consensus !== 'none') {
     network.ledger = {
       consensus: options.consensus,
       chainId: options.networkId,
       genesisTimeMs: Date.now(),
-      allocations: members.map((member) => ({ address: addressFromPublicKey(fromHex(member.publicKey)), balance: GENESIS_BALANCE_PER_NODE.toString() }))
+      allocations: members.map((member) => ({ address: addressFromPublicKey(fromHex(member.publicKey)), balance: GENESIS_BALANCE_PER_NODE.toString() })),
+      // Every node is a validator with an equal stake.
+      ...(options.consensus === 'pos' ? { validators: members.map((member) => ({ publicKey: member.publicKey, stake: GENESIS_STAKE_PER_NODE.toString() })) } : {})
     }
   }
   writeFileSync(networkFile, JSON.stringify(network, null, 2) + '\n')

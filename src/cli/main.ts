@@ -10,7 +10,7 @@ import { fetchStatus, formatStatus } from './status.js'
 import { simCommand } from './sim.js'
 import { powCommand } from './pow.js'
 import { ledgerCommands } from './ledger.js'
-import { consensusOption, integerOption as integer, topologyOption } from './options.js'
+import { consensusOption, integerOption as integer, topologyOption, type ConsensusChoice } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
 const print = (line: string): void => { process.stdout.write(line + '\n') }
@@ -26,8 +26,8 @@ program.command('init')
   .option('--base-port <port>', 'first p2p port; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--network-id <id>', 'network name', 'synod')
   .option('--topology <name>', `overlay topology: ${topologyNames.join(', ')}`, topologyOption, 'full-mesh')
-  .option('--consensus <engine>', 'add a ledger with this consensus engine: pow', consensusOption)
-  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string, topology: TopologyName, consensus?: 'pow' }) => {
+  .option('--consensus <engine>', 'add a ledger with this consensus engine: pos, pow (none by default)', consensusOption)
+  .action((options: { nodes: number, out: string, hosts?: string, basePort: number, networkId: string, topology: TopologyName, consensus?: ConsensusChoice }) => {
     const hosts = options.hosts?.split(',').map((host) => host.trim()).filter((host) => host.length > 0)
     const result = initNetwork({ nodes: options.nodes, out: options.out, hosts, basePort: options.basePort, networkId: options.networkId, topology: defaultSpecFor(options.topology), consensus: options.consensus })
     print(`wrote ${result.networkFile}`)
@@ -61,9 +61,9 @@ program.command('up')
   .option('--base-port <port>', 'first p2p port on first start; API ports start 100 higher', integer('--base-port', 1024, 65_000), 7100)
   .option('--ready-timeout-ms <ms>', 'how long to wait for the cluster', integer('--ready-timeout-ms', 1_000, 600_000), 30_000)
   .option('--topology <name>', `overlay topology for a new network: ${topologyNames.join(', ')}`, topologyOption)
-  .option('--consensus <engine>', 'give a new network a ledger with this engine: pow', consensusOption)
+  .option('--consensus <engine>', 'the ledger of a new network: pos (default), pow, or none', consensusOption)
   .option('--miner-threads <n>', 'miner threads per node; the cores shared among the nodes by default', integer('--miner-threads', 0, 256))
-  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName, consensus?: 'pow', minerThreads?: number }) => {
+  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName, consensus?: ConsensusChoice, minerThreads?: number }) => {
     await up({ ...options, print })
   })
 

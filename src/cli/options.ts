@@ -15,10 +15,12 @@ export function topologyOption (text: string): TopologyName {
   return text
 }
 
-/** Consensus engines a new network can be given (PoS and DPoS join with their issue). */
-export const consensusNames = ['pow'] as const
+/** Consensus engines a new network can be given, and `none` for no ledger. */
+export const consensusNames = ['pos', 'pow', 'none'] as const
+export type ConsensusChoice = typeof consensusNames[number]
 
-export function consensusOption (text: string): 'pow' {
-  if (text !== 'pow') throw new InvalidArgumentError(`expected one of ${consensusNames.join(', ')}`)
-  return text
+export function consensusOption (text: string): ConsensusChoice {
+  const found = consensusNames.find((name) => name === text)
+  if (found === undefined) throw new InvalidArgumentError(`expected one of ${consensusNames.join(', ')}`)
+  return found
 }

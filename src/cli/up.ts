@@ -12,6 +12,7 @@ import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
 import { initNetwork } from './init.js'
 import { defaultSpecFor, type TopologyName } from '../net/index.js'
 import { CliError } from './errors.js'
+import type { ConsensusChoice } from './options.js'
 
 export interface UpOptions {
   nodes: number
@@ -21,8 +22,8 @@ export interface UpOptions {
   basePort: number
   /** Milliseconds to wait for the cluster to become healthy. */
   readyTimeoutMs: number
-  /** A ledger with this engine for a new network. */
-  consensus?: 'pow'
+  /** A ledger with this engine for a new network: PoS when not given. */
+  consensus?: ConsensusChoice
   /** Miner threads per node; by default the cores shared out among the nodes (at least 1). */
   minerThreads?: number
   print: (line: string) => void
@@ -97,7 +98,7 @@ export async function up (options: UpOptions): Promise<void> {
   const { print } = options
   if (!existsSync(join(dir, 'network.json'))) {
     print(`initialising a ${options.nodes}-node network in ${dir}`)
-    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local', topology: defaultSpecFor(options.topology ?? 'full-mesh'), consensus: options.consensus })
+    initNetwork({ nodes: options.nodes, out: dir, basePort: options.basePort, networkId: 'synod-local', topology: defaultSpecFor(options.topology ?? 'full-mesh'), consensus: options.consensus ?? 'pos' })
   }
   const files = nodeConfigFiles(dir)
   if (files.length !== options.nodes) {
@@ -110,12 +111,14 @@ export async function up (options: UpOptions): Promise<void> {
   }
   print(`topology: ${existing}`)
   const consensus = network.ledger?.consensus
-  if (options.consensus !== undefined && options.consensus !== consensus) {
+  if (options.consensus !== undefined && options.consensus !== (consensus ?? 'none')) {
     print(`note: ${dir} already holds a network with ${consensus ?? 'no ledger'}; --consensus ${options.consensus} applies only to a new data directory`)
   }
   const minerThreads = options.minerThreads ?? Math.max(1, Math.floor(availableParallelism() / files.length))
   const extraArgs = consensus === 'pow' ? ['--miner-threads', String(minerThreads)] : []
-  print(consensus === undefined ? 'ledger: none (start a new data directory with --consensus pow for one)' : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}, ${minerThreads} miner thread(s) per node`)
+  print(consensus === undefined
+    ? 'ledger: none (start a new data directory with --consensus pos or pow for one)'
+    : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} validators`}`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   const children = files.map((file) => startChild(file, logDir, extraArgs))

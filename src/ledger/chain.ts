@@ -117,6 +117,19 @@ export class ChainStore implements HeaderLookup {
     return this.headers.get(this.mainChain[this.mainChain.length - 1] as string) as StoredHeader
   }
 
+  headHeader (): BlockHeader {
+    return this.head().header
+  }
+
+  headHash (): string {
+    return this.head().hash
+  }
+
+  /** The engine's final height, or null for an engine without finality (PoW). */
+  finalizedHeight (): number | null {
+    return this.engine.finalizedHeight?.(this) ?? null
+  }
+
   /** Account state at the head. */
   state (): LedgerState {
     return this.ledger

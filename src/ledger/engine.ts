@@ -28,6 +28,11 @@ export interface ConsensusEngine {
   weightOf (header: BlockHeader): bigint
   /** The new units a block at `height` pays its proposer, besides the fees. */
   rewardAt (height: number): bigint
+  /**
+   * Engines with finality: the height up to which the chain can no longer change (PoS: the head,
+   * every block is final; DPoS: the last irreversible block). Absent: no finality (PoW).
+   */
+  finalizedHeight?: (chain: HeaderLookup & { headHeader: () => BlockHeader, headHash: () => string }) => number
   /** PoS: the validators whose signatures for the parent this header carries, for downtime. */
   signersOfParent?: (header: BlockHeader) => ReadonlySet<Address> | null
 }

@@ -59,13 +59,48 @@ export const powConfigSchema = z.strictObject({
   futureTimeLimitMs: z.number().int().min(0)
 }).partial()
 
+/** Staking rules of a PoS or DPoS network; see StakingParams for their meaning. */
+export const stakingConfigSchema = z.strictObject({
+  epochBlocks: z.number().int().min(1),
+  validatorsMax: z.number().int().min(1).max(1_000),
+  validatorStakeMin: amountText,
+  unbondingBlocks: z.number().int().min(1),
+  slashPerMille: z.number().int().min(0).max(1_000),
+  jailBlocks: z.number().int().min(1),
+  downtimeWindowBlocks: z.number().int().min(1),
+  downtimeMissedMax: z.number().int().min(0)
+}).partial()
+
+/** Proof-of-stake settings: the block reward, the clock tolerance, and Tendermint's timeouts (PosTimeouts). */
+export const posConfigSchema = z.strictObject({
+  blockReward: amountText,
+  futureTimeLimitMs: z.number().int().min(0),
+  proposeMs: z.number().int().min(1),
+  prevoteMs: z.number().int().min(1),
+  precommitMs: z.number().int().min(1),
+  roundDeltaMs: z.number().int().min(0),
+  commitWaitMs: z.number().int().min(0),
+  rebroadcastMs: z.number().int().min(10)
+}).partial()
+
+export const consensusEngines = ['pow', 'pos'] as const
+export type ConsensusName = typeof consensusEngines[number]
+
 /** The ledger: consensus engine, chain id and genesis. */
 export const ledgerConfigSchema = z.strictObject({
-  consensus: z.literal('pow'),
+  consensus: z.enum(consensusEngines),
   chainId: z.string().min(1).max(64),
   genesisTimeMs: z.number().int().min(0),
   allocations: z.array(z.strictObject({ address: hex(20), balance: amountText })).max(100_000),
-  pow: powConfigSchema.optional()
+  pow: powConfigSchema.optional(),
+  pos: posConfigSchema.optional(),
+  staking: stakingConfigSchema.optional(),
+  /** PoS: the validators at genesis, each with its bonded stake (usually the members' node keys). */
+  validators: z.array(z.strictObject({ publicKey: hex(32), stake: amountText })).max(1_000).optional()
+}).superRefine((ledger, context) => {
+  if (ledger.consensus !== 'pow' && (ledger.validators === undefined || ledger.validators.length === 0)) {
+    context.addIssue({ code: 'custom', path: ['validators'], message: `at least one genesis validator for ${ledger.consensus}` })
+  }
 })
 
 export const networkConfigSchema = z.strictObject({

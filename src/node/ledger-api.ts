@@ -1,21 +1,61 @@
 /**
  * The ledger's HTTP routes and Prometheus metrics:
  * `POST /v1/tx`, `GET /v1/tx/:hash`, `GET /v1/blocks/:heightOrHash`, `GET /v1/chain`,
- * `GET /v1/accounts/:address[?proof=true]`.
+ * `GET /v1/accounts/:address[?proof=true]`, `GET /v1/validators` (PoS and DPoS).
  */
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { SynodError } from '../core/index.js'
+import { SynodError, toHex } from '../core/index.js'
 import {
   ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, txFromJson,
-  type LedgerService, type LedgerStats
+  type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord
 } from '../ledger/index.js'
 import type { MinerPool } from './miner.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
 
 class LedgerNotFound extends SynodError<'LEDGER_NOT_FOUND'> {}
 
-export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerService): void {
+/** A candidate's standing: in the active set, waiting (registered, not elected), jailed, or jailed for good. */
+function candidateStatus (record: StakeRecord, active: boolean): 'active' | 'candidate' | 'jailed' | 'tombstoned' {
+  const candidate = record.candidate as NonNullable<StakeRecord['candidate']>
+  if (candidate.tombstoned) return 'tombstoned'
+  if (candidate.jailedUntil !== 0) return 'jailed'
+  return active ? 'active' : 'candidate'
+}
+
+export function validatorsToJson (ledger: LedgerService): object {
+  const chain = ledger.chain()
+  const state = chain.state()
+  const active = state.validators()
+  const powerOf = new Map(active.map((validator) => [validator.address, validator.power]))
+  const total = active.reduce((sum, validator) => sum + validator.power, 0n)
+  const candidates = state.stakeEntries()
+    .filter(([, record]) => record.candidate !== null)
+    .map(([address, record]) => {
+      const candidate = record.candidate as NonNullable<StakeRecord['candidate']>
+      return {
+        address,
+        publicKey: toHex(candidate.publicKey),
+        status: candidateStatus(record, powerOf.has(address)),
+        stake: record.bonded.toString(),
+        unbonding: record.unbonding.map((entry) => ({ amount: entry.amount.toString(), releaseHeight: entry.releaseHeight })),
+        power: (powerOf.get(address) ?? 0n).toString(),
+        votes: record.votesReceived.toString(),
+        jailedUntil: candidate.jailedUntil === 0 ? null : candidate.jailedUntil,
+        missedInWindow: candidate.missed,
+        slashes: candidate.slashes.map((slash) => ({ ...slash, amount: slash.amount.toString() }))
+      }
+    })
+    .sort((a, b) => (BigInt(b.stake) > BigInt(a.stake) ? 1 : BigInt(b.stake) < BigInt(a.stake) ? -1 : a.address < b.address ? -1 : 1))
+  return { engine: chain.engine.name, height: chain.head().header.height, totalPower: total.toString(), active: active.length, validators: candidates }
+}
+
+export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerService, pos: PosService | null = null): void {
+  api.get('/v1/validators', async () => {
+    if (ledger.chain().state().staking === null) throw new LedgerNotFound('LEDGER_NOT_FOUND', `the ${ledger.chain().engine.name} engine has no validators`)
+    return validatorsToJson(ledger)
+  })
+
   api.post('/v1/tx', async (request, reply) => {
     const result = ledger.submit(txFromJson(request.body))
     await reply.code(202).send({ hash: result.hash, status: 'pending' })
@@ -26,7 +66,8 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     if (!HASH_HEX_PATTERN.test(hash)) throw new LedgerError('LEDGER_MALFORMED', 'a transaction hash is 64 lowercase hex digits')
     const status = ledger.txStatus(hash)
     if (status.status === 'unknown') throw new LedgerNotFound('LEDGER_NOT_FOUND', `no pending or included transaction ${hash}`)
-    return { hash, ...status, finalized: null }
+    const finalizedHeight = ledger.chain().finalizedHeight()
+    return { hash, ...status, finalized: finalizedHeight === null ? null : status.status === 'included' && status.height <= finalizedHeight }
   })
 
   api.get<{ Params: { id: string } }>('/v1/blocks/:id', async (request) => {
@@ -37,7 +78,16 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     const block = hash === undefined ? undefined : chain.block(hash)
     if (hash === undefined || block === undefined) throw new LedgerNotFound('LEDGER_NOT_FOUND', `no block ${id}`)
     const stored = chain.stored(hash)
-    return { ...blockToJson(block, hash), mainChain: chain.isOnMainChain(hash), confirmations: chain.isOnMainChain(hash) ? chain.head().header.height - block.header.height + 1 : 0, weight: stored?.weight.toString() ?? null }
+    const finalizedHeight = chain.finalizedHeight()
+    const certificate = pos?.certificate(hash)
+    return {
+      ...blockToJson(block, hash),
+      mainChain: chain.isOnMainChain(hash),
+      confirmations: chain.isOnMainChain(hash) ? chain.head().header.height - block.header.height + 1 : 0,
+      weight: stored?.weight.toString() ?? null,
+      finalized: finalizedHeight === null ? null : chain.isOnMainChain(hash) && block.header.height <= finalizedHeight,
+      ...(certificate === undefined ? {} : { commit: jsonOf(certificate) })
+    }
   })
 
   api.get('/v1/chain', async () => {
@@ -50,10 +100,11 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
       genesis: chain.genesisHash,
       head: { hash: head.hash, height: head.header.height, timeMs: head.header.timeMs, stateRoot: head.header.stateRoot },
       work: head.weight.toString(),
-      /** Proof of work has no finality: a block is only ever more and more confirmed. */
-      finalizedHeight: null,
+      /** Null for proof of work, which has no finality: a block is only ever more and more confirmed. */
+      finalizedHeight: chain.finalizedHeight(),
       mempool: { size: pool.size, bytes: pool.bytes },
-      stats: ledger.stats()
+      stats: ledger.stats(),
+      ...(pos === null ? {} : { consensus: pos.status() })
     }
   })
 
@@ -63,14 +114,25 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     const chain = ledger.chain()
     const state = chain.state()
     const head = chain.head()
-    const body = { address, ...accountToJson(state.get(address)), exists: state.has(address), height: head.header.height, block: head.hash, stateRoot: head.header.stateRoot }
+    const stake = state.stakeOf(address)
+    const staking = state.staking === null ? {} : { stake: { bonded: stake.bonded.toString(), unbonding: stake.unbonding.map((entry) => ({ amount: entry.amount.toString(), releaseHeight: entry.releaseHeight })), votes: stake.votes, candidate: stake.candidate !== null } }
+    const body = { address, ...accountToJson(state.get(address)), ...staking, exists: state.has(address), height: head.header.height, block: head.hash, stateRoot: head.header.stateRoot }
     return request.query.proof === 'true' ? { ...body, proof: state.proofOf(address) } : body
   })
 }
 
 type CounterField = Exclude<keyof LedgerStats, 'deepestReorg'>
 
-export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null): void {
+/** Bytes as hex and bigints as decimal strings, for JSON. */
+function jsonOf (value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (value instanceof Uint8Array) return toHex(value)
+  if (Array.isArray(value)) return value.map(jsonOf)
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, jsonOf(field)]))
+  return value
+}
+
+export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null, pos: PosService | null = null): void {
   const counters: Array<[CounterField, string, string]> = [
     ['blocksMined', 'synod_ledger_blocks_mined_total', 'Blocks this node mined that joined its chain.'],
     ['blocksAccepted', 'synod_ledger_blocks_accepted_total', 'Blocks that joined the main chain here.'],
@@ -89,6 +151,22 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
   collectedGauge(metrics, { name: 'synod_ledger_mempool_txs', help: 'Transactions waiting in the mempool.', read: () => ledger.pool().stats().size })
   collectedGauge(metrics, { name: 'synod_ledger_mempool_bytes', help: 'Bytes of the transactions in the mempool.', read: () => ledger.pool().stats().bytes })
   collectedGauge(metrics, { name: 'synod_ledger_orphan_blocks', help: 'Blocks waiting for their parent.', read: () => ledger.chain().orphanCount() })
+  collectedGauge(metrics, { name: 'synod_ledger_finalized_height', help: 'Height up to which the chain is final (-1 for an engine without finality).', read: () => ledger.chain().finalizedHeight() ?? -1 })
+  if (pos !== null) {
+    const posCounters: Array<[keyof PosStats & ('proposalsMade' | 'votesSigned' | 'commits' | 'extraRounds' | 'signRefusals' | 'invalidProposals' | 'invalidMessages' | 'equivocationsSeen' | 'evidenceSubmitted'), string, string]> = [
+      ['proposalsMade', 'synod_pos_proposals_total', 'Proposals this validator signed.'],
+      ['votesSigned', 'synod_pos_votes_signed_total', 'Prevotes and precommits this validator signed.'],
+      ['commits', 'synod_pos_commits_total', 'Blocks this node committed from its own view of the votes.'],
+      ['extraRounds', 'synod_pos_extra_rounds_total', 'Rounds after the first of a height: failed rounds.'],
+      ['signRefusals', 'synod_pos_sign_refusals_total', 'Signatures refused because they would go back on the last signed step.'],
+      ['invalidProposals', 'synod_pos_invalid_proposals_total', 'Proposals that failed validation (their proposer is scored down).'],
+      ['invalidMessages', 'synod_pos_invalid_messages_total', 'Consensus messages refused: bad bytes, bad signature, not a validator, wrong proposer.'],
+      ['equivocationsSeen', 'synod_pos_equivocations_total', 'Validators seen signing two values for one step.'],
+      ['evidenceSubmitted', 'synod_pos_evidence_submitted_total', 'Evidence transactions this node submitted.']
+    ]
+    for (const [field, name, help] of posCounters) collectedCounter(metrics, name, help, () => pos.stats()[field])
+    collectedGauge(metrics, { name: 'synod_pos_round', help: 'The round of the height in progress.', read: () => pos.stats().round })
+  }
   if (miner !== null) {
     collectedCounter(metrics, 'synod_miner_hashes_total', 'Proof-of-work hashes tried, all miner threads together.', () => miner.stats().hashes)
     collectedGauge(metrics, { name: 'synod_miner_threads', help: 'Miner worker threads.', read: () => miner.threads })

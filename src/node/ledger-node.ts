@@ -1,13 +1,17 @@
 /**
- * The ledger in a real node: the PoW engine and genesis from the network config, the miner pool
- * as the sealer, this node's key as its coinbase, and membership's scores for peers that send
- * invalid blocks or transactions.
+ * The ledger in a real node: the engine and genesis from the network config; for PoW the miner
+ * pool as the sealer, for PoS the Tendermint service signing with this node's key (a validator
+ * when the genesis lists that key); this node's key as its coinbase; and membership's scores for
+ * peers that send invalid blocks, transactions or consensus messages.
  */
 import { availableParallelism } from 'node:os'
-import { CoreError, fromHex, type Logger } from '../core/index.js'
+import { CoreError, fromHex, keyPairFromSeed, toHex, type Logger } from '../core/index.js'
 import type { MembershipService } from '../membership/index.js'
 import type { OverlayService } from '../net/index.js'
-import { LedgerError, LedgerService, PowEngine, addressFromPublicKey, defaultPowParams, type PowParams, type Sealer, type SealJob } from '../ledger/index.js'
+import {
+  LedgerError, LedgerService, PosEngine, PosService, PowEngine, addressFromPublicKey, checkStakingParams, defaultPosParams, defaultPosTimeouts, defaultPowParams, defaultStakingParams,
+  type GenesisSpec, type PosParams, type PosTimeouts, type PowParams, type Sealer, type SealJob, type StakingParams
+} from '../ledger/index.js'
 import type { LedgerConfig } from './config.js'
 import { MinerPool } from './miner.js'
 
@@ -41,25 +45,72 @@ export function powParamsOf (config: LedgerConfig): PowParams {
   }
 }
 
-export interface LedgerParts { ledger: LedgerService, miner: MinerPool | null }
+export function stakingParamsOf (config: LedgerConfig): StakingParams {
+  const staking = config.staking ?? {}
+  return {
+    ...defaultStakingParams,
+    ...staking,
+    validatorStakeMin: staking.validatorStakeMin === undefined ? defaultStakingParams.validatorStakeMin : BigInt(staking.validatorStakeMin)
+  }
+}
 
-export function createLedger (config: LedgerConfig, init: { overlay: OverlayService, membership: MembershipService, publicKey: string, minerThreads: number | undefined, log: Logger }): LedgerParts {
-  let engine: PowEngine
+export function posParamsOf (config: LedgerConfig): { params: PosParams, timeouts: PosTimeouts } {
+  const { blockReward, futureTimeLimitMs, ...timeouts } = config.pos ?? {}
+  return {
+    params: { blockReward: blockReward === undefined ? defaultPosParams.blockReward : BigInt(blockReward), futureTimeLimitMs: futureTimeLimitMs ?? defaultPosParams.futureTimeLimitMs },
+    timeouts: { ...defaultPosTimeouts, ...timeouts }
+  }
+}
+
+/** The genesis of a network config's ledger. */
+export function genesisOf (config: LedgerConfig): GenesisSpec {
+  return {
+    chainId: config.chainId,
+    timeMs: config.genesisTimeMs,
+    allocations: config.allocations.map((allocation) => ({ address: allocation.address, balance: BigInt(allocation.balance) })),
+    ...(config.consensus === 'pow'
+      ? {}
+      : { staking: { params: checkStakingParams(stakingParamsOf(config)), validators: (config.validators ?? []).map((validator) => ({ publicKey: fromHex(validator.publicKey), stake: BigInt(validator.stake) })) } })
+  }
+}
+
+export interface LedgerParts {
+  ledger: LedgerService
+  miner: MinerPool | null
+  /** PoS: the consensus service (it votes when this node's key is a validator's). */
+  pos: PosService | null
+}
+
+export function createLedger (config: LedgerConfig, init: { overlay: OverlayService, membership: MembershipService, keySeed: string, minerThreads: number | undefined, log: Logger }): LedgerParts {
+  const keyPair = keyPairFromSeed(fromHex(init.keySeed))
+  const penalize = (peer: string, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string): void => { init.membership.penalize(peer, offence, reason) }
+  let genesis: GenesisSpec
+  let engine: PowEngine | PosEngine
   try {
-    engine = new PowEngine(powParamsOf(config))
+    genesis = genesisOf(config)
+    engine = config.consensus === 'pow' ? new PowEngine(powParamsOf(config)) : new PosEngine(posParamsOf(config).params)
   } catch (error) {
-    if (error instanceof LedgerError) throw new CoreError('CORE_CONFIG_INVALID', `network config ledger.pow: ${error.message}`, { field: 'ledger.pow' })
+    if (error instanceof LedgerError) throw new CoreError('CORE_CONFIG_INVALID', `network config ledger: ${error.message}`, { field: 'ledger' })
     throw error
+  }
+  const coinbase = addressFromPublicKey(keyPair.publicKey)
+  if (engine instanceof PosEngine) {
+    let pos: PosService | null = null
+    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, finality: PosService.finality(() => pos), penalize })
+    const isValidator = (config.validators ?? []).some((validator) => validator.publicKey === toHex(keyPair.publicKey))
+    pos = new PosService({ ledger, net: init.overlay, key: keyPair, timeouts: posParamsOf(config).timeouts, penalize })
+    init.log.info({ validator: isValidator, address: coinbase }, 'proof of stake')
+    return { ledger, miner: null, pos }
   }
   const threads = init.minerThreads ?? availableParallelism()
   const miner = threads > 0 ? new MinerPool({ threads }) : null
   const ledger = new LedgerService({
     net: init.overlay,
-    genesis: { chainId: config.chainId, timeMs: config.genesisTimeMs, allocations: config.allocations.map((allocation) => ({ address: allocation.address, balance: BigInt(allocation.balance) })) },
+    genesis,
     engine,
     sealer: miner === null ? null : new MinerPoolSealer(miner, init.log.child({ component: 'miner' })),
-    coinbase: addressFromPublicKey(fromHex(init.publicKey)),
-    penalize: (peer, offence, reason) => { init.membership.penalize(peer, offence, reason) }
+    coinbase,
+    penalize
   })
-  return { ledger, miner }
+  return { ledger, miner, pos: null }
 }

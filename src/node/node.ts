@@ -85,8 +85,8 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const hello = new HelloService()
   const ledgerParts = config.network.ledger === undefined || options.services !== undefined
     ? null
-    : createLedger(config.network.ledger, { overlay, membership, publicKey: config.key.publicKey, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
-  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger])]
+    : createLedger(config.network.ledger, { overlay, membership, keySeed: config.key.seed, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
+  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos])]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -135,8 +135,8 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   registerOverlayRoutes(api, overlay, config)
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
   if (ledgerParts !== null) {
-    registerLedgerRoutes(api, ledgerParts.ledger)
-    registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner)
+    registerLedgerRoutes(api, ledgerParts.ledger, ledgerParts.pos)
+    registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner, ledgerParts.pos)
   }
 
   try {

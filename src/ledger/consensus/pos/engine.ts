@@ -111,6 +111,11 @@ export class PosEngine implements ConsensusEngine {
     verifyCommit(seal.lastCommit, state.validatorsAt(parent.height), header.chainId)
   }
 
+  /** Every block the chain store holds on its main chain was committed: the head is final. */
+  finalizedHeight (chain: { headHeader: () => BlockHeader }): number {
+    return chain.headHeader().height
+  }
+
   weightOf (_header: BlockHeader): bigint {
     return 1n
   }

@@ -157,6 +157,8 @@ export class PosService implements Service {
   private selector: ProposerSelector | null = null
   private readonly validity = new Map<string, boolean>()
   private future: Array<{ message: Message, origin: NodeId, hops: number, relay: boolean }> = []
+  /** The certificate of the block this node committed last, which late precommits still join. */
+  private lastCommitted: { height: number, certificate: CommitCertificate } | null = null
   /** Signatures of the statements this node relayed at this height. */
   private relayed = new Set<string>()
   private lastSigned: SignedRecord | null = null
@@ -464,7 +466,10 @@ export class PosService implements Service {
       if (statement.height > this.height) this.ledger.catchUp(origin)
       return
     }
-    if (statement.height < this.height) return
+    if (statement.height < this.height) {
+      this.lateForLastCommit(signed)
+      return
+    }
     if (statement.round > this.round + ROUNDS_KEPT_MAX) return
     const signer = statementSigner(signed)
     if (!this.powerOf.has(signer)) {
@@ -646,6 +651,7 @@ export class PosService implements Service {
       .map((vote) => ({ publicKey: vote.publicKey, signature: vote.signature }))
     const certificate: CommitCertificate = { height: this.height, round, block: proposal.hash, precommits }
     env.disk.put(COMMIT_KEY + proposal.hash, encodeCanonical(certificate))
+    this.lastCommitted = { height: this.height, certificate }
     this.clearTimers()
     this.step = 'waiting'
     try {
@@ -656,6 +662,22 @@ export class PosService implements Service {
       env.log.error({ height: this.height, reason: (error as Error).message }, 'a committed block was refused')
       this.schedule(this.timeouts.commitWaitMs, () => { this.enterHeight() })
     }
+  }
+
+  /**
+   * A precommit for the block this node committed last, arriving after the commit: it joins that
+   * block's certificate, so the next block's `lastCommit` names every validator that took part
+   * (downtime counts the ones it leaves out) and not just the first 2/3 to answer.
+   */
+  private lateForLastCommit (signed: SignedStatement): void {
+    const last = this.lastCommitted
+    const statement = signed.statement
+    if (last === null || statement.step !== 'precommit' || statement.height !== last.height || statement.round !== last.certificate.round || statement.value !== last.certificate.block) return
+    if (last.certificate.precommits.some((precommit) => toHex(precommit.publicKey) === toHex(signed.publicKey))) return
+    const signer = statementSigner(signed)
+    if (!this.ledger.chain().state().validatorsAt(last.height).some((validator) => validator.address === signer)) return
+    last.certificate = { ...last.certificate, precommits: [...last.certificate.precommits, { publicKey: signed.publicKey, signature: signed.signature }] }
+    this.env?.disk.put(COMMIT_KEY + last.certificate.block, encodeCanonical(last.certificate))
   }
 
   // --- evidence ------------------------------------------------------------------------------------
