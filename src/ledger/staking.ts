@@ -143,5 +143,7 @@ export function checkStakingParams (candidate: unknown): StakingParams {
   const parsed = stakingParamsSchema.safeParse(candidate)
   if (!parsed.success) throw new LedgerError('LEDGER_CONFIG_INVALID', `staking parameters: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
   if (parsed.data.downtimeMissedMax >= parsed.data.downtimeWindowBlocks) throw new LedgerError('LEDGER_CONFIG_INVALID', 'downtimeMissedMax must be below downtimeWindowBlocks')
+  // Stake that left must stay slashable as long as it may still be signing: its epoch at least.
+  if (parsed.data.unbondingBlocks <= parsed.data.epochBlocks) throw new LedgerError('LEDGER_CONFIG_INVALID', 'unbondingBlocks must be above epochBlocks: a validator keeps its power until the epoch ends, and must stay slashable that long')
   return parsed.data
 }

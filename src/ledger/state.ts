@@ -132,6 +132,8 @@ export class LedgerState {
     const { reward, signersOfParent } = typeof context === 'bigint' ? { reward: context, signersOfParent: null } : context
     const undo: BlockUndo = { height: block.header.height, previous: [], previousStakes: [], previousSets: this.sets }
     this.undo = undo
+    // The set that signed the parent, taken before this block's transactions can change the sets.
+    const parentSigners = this.validatorsAt(block.header.height - 1)
     this.touched.clear()
     this.touchedStakes.clear()
     const remember = (address: Address): void => { this.remember(address) }
@@ -146,7 +148,7 @@ export class LedgerState {
         if (tx.body.kind !== 'transfer') this.stake(tx, sender, index, block.header.height)
         fees += tx.fee
       }
-      if (this.staking !== null) this.endBlock(block.header.height, signersOfParent ?? null)
+      if (this.staking !== null) this.endBlock(block.header.height, signersOfParent ?? null, parentSigners)
       remember(block.header.proposer)
       const proposer = this.get(block.header.proposer)
       const paid = proposer.balance + fees + reward
@@ -267,6 +269,8 @@ export class LedgerState {
         if (first.statement.height > height + 1) refuse('too_new', `evidence from height ${first.statement.height}, above the chain`)
         const at = offenceKey(first.statement)
         if (candidate.slashes.some((slash) => slash.offence === 'equivocation' && slash.at === at)) refuse('duplicate', `already slashed for ${at}`)
+        // One equivocation ends a validator for good; further evidence has nothing left to punish.
+        if (candidate.tombstoned) refuse('tombstoned', `${offender} is already jailed for good`)
         this.slash(offender, height, at)
         return
       }
@@ -316,10 +320,10 @@ export class LedgerState {
   }
 
   /** Downtime counting and jailing, the downtime window, and the epoch election, after a block's transactions. */
-  private endBlock (height: number, signersOfParent: ReadonlySet<Address> | null): void {
+  private endBlock (height: number, signersOfParent: ReadonlySet<Address> | null, parentSigners: readonly ValidatorEntry[]): void {
     const params = this.staking as StakingParams
     if (signersOfParent !== null && height >= 2) {
-      for (const validator of this.validatorsAt(height - 1)) {
+      for (const validator of parentSigners) {
         if (signersOfParent.has(validator.address)) continue
         const record = this.stakeOf(validator.address)
         const candidate = record.candidate
@@ -335,9 +339,9 @@ export class LedgerState {
       }
     }
     if (height % params.downtimeWindowBlocks === 0) {
-      for (const validator of this.validatorsAt(height)) {
-        const record = this.stakeOf(validator.address)
-        if (record.candidate !== null && record.candidate.missed > 0) this.setStake(validator.address, { ...record, candidate: { ...record.candidate, missed: 0 } })
+      // Every candidate starts the next window clean, in the set or not (one that left the set with misses too).
+      for (const [address, record] of this.stakes) {
+        if (record.candidate !== null && record.candidate.missed > 0) this.setStake(address, { ...record, candidate: { ...record.candidate, missed: 0 } })
       }
     }
     if (height % params.epochBlocks === 0) {

@@ -11,19 +11,10 @@ import { promisify } from 'node:util'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SYNOD_MAIN, freeBasePort, runSynodUp, stopAllUpRuns } from '../support/cluster.js'
+import { SYNOD_MAIN, freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../support/cluster.js'
 import { waitUntil } from '../support/ports.js'
 
 interface ChainBody { head: { height: number, hash: string }, stats: { blocksMined: number } }
-
-async function getJson<T> (url: string): Promise<T | null> {
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) })
-    return response.ok ? await response.json() as T : null
-  } catch {
-    return null
-  }
-}
 
 const NODES = 4
 const SYNC_TIMEOUT_MS = 60_000

@@ -38,6 +38,16 @@ export async function freeBasePort (count: number): Promise<number> {
 }
 
 /** How long a starting node may take to answer `/v1/health`. */
+/** GETs a JSON body; null when the node does not answer or answers with an error. */
+export async function getJson<T> (url: string): Promise<T | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(2_000) })
+    return response.ok ? await response.json() as T : null
+  } catch {
+    return null
+  }
+}
+
 export const HEALTHY_TIMEOUT_MS = 20_000
 
 export interface PeerLinkStatus { peer: string, state: string }

@@ -1,0 +1,79 @@
+/**
+ * Proof of Stake across real processes: `synod up` (PoS by default, 4 validators with equal
+ * stake) finalizes continuously; with one validator killed (SIGKILL) the other three (3/4 of the
+ * power, more than 2/3) still finalize; with a second one killed (2/4, not more than 2/3) nothing
+ * finalizes; restarting one of them from its data directory makes it catch up and finalization
+ * resumes. Every node reports the same block at every finalized height it shares with the others.
+ */
+import { it } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SYNOD_MAIN, freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../support/cluster.js'
+import { waitUntil } from '../support/ports.js'
+
+interface ChainBody { engine: string, head: { height: number, hash: string }, finalizedHeight: number | null }
+
+const NODES = 4
+const TIMEOUT_MS = 60_000
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+it('synod up (PoS): finalizes with 4 and with 3 of 4 validators, stops with 2, resumes when one restarts', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'synod-pos-'))
+  const basePort = await freeBasePort(NODES)
+  const apis = Array.from({ length: NODES }, (_, index) => `http://127.0.0.1:${basePort + 100 + index}`)
+  const chainOf = async (index: number): Promise<ChainBody | null> => await getJson<ChainBody>(`${apis[index]}/v1/chain`)
+  const finalized = async (index: number): Promise<number> => (await chainOf(index))?.finalizedHeight ?? -1
+  const hashAt = async (index: number, height: number): Promise<string | null> => (await getJson<{ hash: string }>(`${apis[index]}/v1/blocks/${height}`))?.hash ?? null
+  const pidOf = async (index: number): Promise<number> => {
+    const pid = (await getJson<{ pid: number }>(`${apis[index]}/v1/status`))?.pid
+    assert.ok(pid !== undefined, `node ${index} reports its pid`)
+    return pid
+  }
+  /** The nodes in `among` hold the same block at every height up to the lowest finalized one (sampled). */
+  const agree = async (among: number[]): Promise<void> => {
+    const heights = await Promise.all(among.map(finalized))
+    const top = Math.min(...heights)
+    for (const height of [1, Math.max(1, top >> 1), top]) {
+      const hashes = await Promise.all(among.map(async (index) => await hashAt(index, height)))
+      assert.ok(hashes.every((hash) => hash !== null && hash === hashes[0]), `height ${height}: ${hashes.join(', ')}`)
+    }
+  }
+  let restarted: ChildProcess | null = null
+  try {
+    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES)])
+    await up.ready
+    assert.match(up.output(), /ledger: pos, chain synod-local, 4 validators/)
+    const all = [0, 1, 2, 3]
+    await waitUntil(async () => (await Promise.all(all.map(finalized))).every((height) => height >= 5), TIMEOUT_MS, 'four validators finalize 5 blocks')
+    assert.equal((await chainOf(0))?.engine, 'pos')
+    const chain = await chainOf(0) as ChainBody
+    assert.equal(chain.finalizedHeight, chain.head.height, 'every block a PoS node holds is final')
+    await agree(all)
+
+    // One validator down: 3/4 of the power is more than 2/3.
+    process.kill(await pidOf(3), 'SIGKILL')
+    const atFirstKill = await finalized(0)
+    await waitUntil(async () => (await finalized(0)) >= atFirstKill + 5, TIMEOUT_MS, 'three validators still finalize')
+    await agree([0, 1, 2])
+
+    // Two down: 2/4 is not more than 2/3; nothing may finalize.
+    process.kill(await pidOf(2), 'SIGKILL')
+    await sleep(2_000)
+    const stalled = Math.max(await finalized(0), await finalized(1))
+    await sleep(6_000)
+    assert.equal(Math.max(await finalized(0), await finalized(1)), stalled, 'two of four validators finalized alone')
+
+    // One comes back from its data directory: 3/4 again.
+    restarted = spawn(process.execPath, [SYNOD_MAIN, 'node', '--config', join(dataDir, 'node-2.json')], { stdio: 'ignore' })
+    await waitUntil(async () => (await finalized(2)) >= stalled, TIMEOUT_MS, 'the restarted validator catches up')
+    await waitUntil(async () => (await Promise.all([0, 1, 2].map(finalized))).every((height) => height >= stalled + 3), TIMEOUT_MS, 'finalization resumes')
+    await agree([0, 1, 2])
+  } finally {
+    restarted?.kill('SIGTERM')
+    await stopAllUpRuns()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+})
