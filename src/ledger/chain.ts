@@ -64,6 +64,8 @@ export class ChainStore implements HeaderLookup {
   private readonly mainChain: string[] = []
   private readonly undos = new Map<string, BlockUndo>()
   private undosPrunedBelow = 1
+  /** The last computed final height, and the head it was computed at. */
+  private finality: { head: string, height: number } | null = null
   private syncInFlight = false
   private syncAgain = false
   private ledger: LedgerState
@@ -104,7 +106,7 @@ export class ChainStore implements HeaderLookup {
     path.reverse()
     for (const [index, hash] of path.entries()) {
       const block = (stored.get(hash) as { block: Block }).block
-      this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header)))
+      this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
       this.mainChain.push(hash)
       onReplayed(block)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
@@ -125,9 +127,22 @@ export class ChainStore implements HeaderLookup {
     return this.head().hash
   }
 
-  /** The engine's final height, or null for an engine without finality (PoW). */
+  headState (): LedgerState {
+    return this.ledger
+  }
+
+  /**
+   * The height up to which the main chain is final, or null for an engine without finality (PoW).
+   * It never goes back: the store refuses to reorganise below it.
+   */
   finalizedHeight (): number | null {
-    return this.engine.finalizedHeight?.(this) ?? null
+    const head = this.head().hash
+    if (this.finality !== null && this.finality.head === head) return this.finality.height
+    const computed = this.engine.finalizedHeight?.(this)
+    if (computed === undefined) return null
+    const height = Math.min(Math.max(computed, this.finality?.height ?? 0), this.head().header.height)
+    this.finality = { head, height }
+    return height
   }
 
   /** Account state at the head. */
@@ -163,6 +178,9 @@ export class ChainStore implements HeaderLookup {
     const bytes = this.disk.get(BLOCK_KEY + hash)
     return bytes === undefined ? undefined : decodeStored(bytes).block
   }
+
+  /** Heavier branches not taken because they fork below the final height. */
+  readonly counters = { belowFinalRefused: 0 }
 
   orphanCount (): number {
     return this.orphans.size
@@ -248,7 +266,8 @@ export class ChainStore implements HeaderLookup {
 
   /** Executes a block on the head state; throws (with the state untouched) unless it yields its state root. */
   private execute (block: Block): BlockUndo {
-    const undo = this.ledger.apply(block, blockContext(this.engine, block.header))
+    this.engine.verifyInState?.(block.header, this.ledger)
+    const undo = this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger))
     if (this.ledger.root() !== block.header.stateRoot) {
       this.ledger.revert(undo)
       throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height}: state root ${block.header.stateRoot} does not match the executed state`, { reason: 'state_root' })
@@ -266,6 +285,12 @@ export class ChainStore implements HeaderLookup {
     }
     const fork = at as StoredHeader
     branch.reverse()
+    // The longest chain that keeps the final blocks: a branch forking below them never wins.
+    const final = this.finalizedHeight()
+    if (final !== null && fork.header.height < final) {
+      this.counters.belowFinalRefused++
+      return { status: 'side', hash: tip.hash }
+    }
     const depth = this.mainChain.length - 1 - fork.header.height
     if (depth > this.limits.reorgDepthBlocksMax) {
       throw new LedgerError('LEDGER_BAD_BLOCK', `a heavier branch forks ${depth} blocks back, deeper than reorgDepthBlocksMax ${this.limits.reorgDepthBlocksMax}`, { reason: 'reorg_too_deep' })
@@ -286,7 +311,7 @@ export class ChainStore implements HeaderLookup {
         this.markInvalid(entry.hash)
         this.rollBackTo(fork.header.height)
         for (const old of [...reverted].reverse()) {
-          this.undos.set(blockHash(old.header), this.ledger.apply(old, blockContext(this.engine, old.header)))
+          this.undos.set(blockHash(old.header), this.ledger.apply(old, blockContext(this.engine, old.header, this.ledger)))
           this.mainChain.push(blockHash(old.header))
         }
         throw error

@@ -8,6 +8,7 @@
  */
 import type { Address } from './address.js'
 import type { BlockHeader } from './block.js'
+import type { ProducerSchedule } from './staking.js'
 import type { BlockContext, LedgerState } from './state.js'
 
 /** Stored headers by hash, for rules that look further back than the parent. */
@@ -15,6 +16,8 @@ export interface HeaderLookup {
   header (hash: string): BlockHeader | undefined
   /** The state after the block `hash`, when the lookup holds it (the chain store: its head only). */
   stateAfter?: (hash: string) => LedgerState | undefined
+  /** The state at the head, when the lookup holds it. */
+  headState?: () => LedgerState
 }
 
 export interface ConsensusEngine {
@@ -33,13 +36,21 @@ export interface ConsensusEngine {
    * every block is final; DPoS: the last irreversible block). Absent: no finality (PoW).
    */
   finalizedHeight?: (chain: HeaderLookup & { headHeader: () => BlockHeader, headHash: () => string }) => number
+  /**
+   * Checks the rules that need the state before the block (DPoS: the slot's producer), when the
+   * block executes: for a block on the head at once, for a side branch's block when a
+   * reorganisation executes it. Throws a LedgerError.
+   */
+  verifyInState?: (header: BlockHeader, stateBefore: LedgerState) => void
+  /** DPoS: the schedule of the block's round, which the state keeps. */
+  scheduleFor?: (header: BlockHeader, stateBefore: LedgerState) => ProducerSchedule | null
   /** PoS: the validators whose signatures for the parent this header carries, for downtime. */
   signersOfParent?: (header: BlockHeader) => ReadonlySet<Address> | null
 }
 
-/** What the state needs from the engine to apply `header`'s block. */
-export function blockContext (engine: ConsensusEngine, header: BlockHeader): BlockContext {
-  return { reward: engine.rewardAt(header.height), signersOfParent: engine.signersOfParent?.(header) ?? null }
+/** What the state needs from the engine to apply `header`'s block on `stateBefore`. */
+export function blockContext (engine: ConsensusEngine, header: BlockHeader, stateBefore: LedgerState): BlockContext {
+  return { reward: engine.rewardAt(header.height), signersOfParent: engine.signersOfParent?.(header) ?? null, schedule: engine.scheduleFor?.(header, stateBefore) ?? null }
 }
 
 /** Walks back `steps` parents from `from` (0 = `from` itself); undefined where the chain is not stored. */

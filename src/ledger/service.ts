@@ -8,7 +8,7 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { decodeCanonical, fromHex, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { decodeCanonical, fromHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
 import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
@@ -19,7 +19,9 @@ import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js
 import { LedgerError } from './errors.js'
 import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
 import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxMessage } from './messages.js'
-import { checkTx, encodeTx, senderOf, txHash, type Address, type SignedTx } from './tx.js'
+import { addressFromPublicKey } from './address.js'
+import type { SignedStatement } from './statement.js'
+import { checkTx, encodeTx, senderOf, signTx, txHash, type Address, type SignedTx } from './tx.js'
 
 /** Canonical CBOR from a peer, or LEDGER_MALFORMED: a peer's bad bytes are the ledger's typed error. */
 function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
@@ -141,6 +143,7 @@ export class LedgerService implements Service {
   private syncing = false
 
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
+  private readonly blockListeners: Array<(block: Block) => void> = []
 
   constructor (private readonly init: LedgerInit) {
     if (init.sealer !== null && !(init.engine instanceof PowEngine)) throw new LedgerError('LEDGER_CONFIG_INVALID', `a sealer mines proof of work; engine ${init.engine.name} has none`)
@@ -181,6 +184,18 @@ export class LedgerService implements Service {
     this.init.penalize?.(from, 'protocol_violation', `bare ${message.type} outside the overlay`)
   }
 
+  /** Hears of every valid new block this node stores, its own and its peers', on any branch. */
+  onBlockAdded (listener: (block: Block) => void): void {
+    this.blockListeners.push(listener)
+  }
+
+  /** Adds a block this node produced and broadcasts it; throws a LedgerError if it is invalid. */
+  publishBlock (block: Block): AddOutcome {
+    const outcome = this.addBlock(block)
+    this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) } satisfies LedgerBlockMessage)
+    return outcome
+  }
+
   /** Hears of every change of head (after the pool is updated). */
   onHead (listener: (outcome: AddOutcome & { status: 'head' }) => void): void {
     this.headListeners.push(listener)
@@ -217,6 +232,25 @@ export class LedgerService implements Service {
     return { hash: pending }
   }
 
+  /**
+   * Signs with `signer` an evidence transaction against the author of two conflicting statements
+   * (its next nonce counts the sender's pending transactions) and submits it; false when the pool
+   * refuses it (logged).
+   */
+  submitEvidence (signer: Ed25519KeyPair, first: SignedStatement, second: SignedStatement): boolean {
+    const env = this.requireEnv()
+    const sender = addressFromPublicKey(signer.publicKey)
+    const pending = this.mempool.pending().filter((entry) => entry.sender === sender).length
+    try {
+      this.submit(signTx({ chainId: this.init.genesis.chainId, publicKey: signer.publicKey, nonce: this.chain().state().get(sender).nonce + pending, fee: this.limits.feeMin, body: { kind: 'evidence', first, second } }, signer))
+      return true
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      env.log.warn({ code: error.code, reason: error.message }, 'could not submit evidence')
+      return false
+    }
+  }
+
   txStatus (hash: string): TxStatus {
     const chain = this.chain()
     const blockHashOf = this.included.get(hash)
@@ -235,6 +269,7 @@ export class LedgerService implements Service {
     const chain = this.chain()
     const before = chain.head().hash
     const outcome = chain.add(block, env.now())
+    if (outcome.status === 'head' || outcome.status === 'side') for (const listener of this.blockListeners) listener(block)
     if (outcome.status === 'head') this.onNewHead(outcome, before)
     return outcome
   }
@@ -504,7 +539,7 @@ export class LedgerService implements Service {
       // The seal is in place while the block executes: an engine may draw state changes from it (PoS: downtime from the parent's commit).
       const header: BlockHeader = { chainId: this.init.genesis.chainId, height, parent: parentHash, timeMs, txRoot: txRootOf(txs), stateRoot: '', proposer, seal: provisionalSeal }
       try {
-        const undo = state.apply({ header, txs }, blockContext(this.init.engine, header))
+        const undo = state.apply({ header, txs }, blockContext(this.init.engine, header, state))
         header.stateRoot = state.root()
         state.revert(undo)
         return { header, txs }

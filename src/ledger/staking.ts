@@ -86,12 +86,20 @@ export interface ValidatorEntry {
   power: bigint
 }
 
+/** DPoS: a round's producers in their shuffled order (power: the votes they were elected with). */
+export interface ProducerSchedule {
+  round: number
+  producers: readonly ValidatorEntry[]
+}
+
 /** The validators for the next block, and the ones that signed the head, which the next block's commit certificate is checked against. */
 export interface ValidatorSets {
   current: readonly ValidatorEntry[]
   previous: readonly ValidatorEntry[]
   /** The height after which `current` applies; blocks up to it were signed by `previous`. */
   changedAt: number
+  /** DPoS: the schedule of the round of the head block. */
+  schedule?: ProducerSchedule
 }
 
 export function stakeRecordBytes (record: StakeRecord): Uint8Array {

@@ -10,7 +10,7 @@ import { AccountTree, type Account } from './account-tree.js'
 import type { Block, GenesisSpec } from './block.js'
 import { LedgerError } from './errors.js'
 import { txCost } from './mempool.js'
-import { EMPTY_STAKE, SLASHES_PER_CANDIDATE_MAX, UNBONDINGS_PER_ACCOUNT_MAX, electValidators, isStakeEmpty, stakeRecordBytes, type StakeRecord, type StakingParams, type ValidatorEntry, type ValidatorSets } from './staking.js'
+import { EMPTY_STAKE, SLASHES_PER_CANDIDATE_MAX, UNBONDINGS_PER_ACCOUNT_MAX, electValidators, isStakeEmpty, stakeRecordBytes, type ProducerSchedule, type StakeRecord, type StakingParams, type ValidatorEntry, type ValidatorSets } from './staking.js'
 import { offenceKey, statementSigner } from './statement.js'
 import { AMOUNT_MAX, senderOf, type Address, type SignedTx } from './tx.js'
 
@@ -28,6 +28,8 @@ export interface BlockContext {
   reward: bigint
   /** PoS: the validators whose precommits for the parent this block carries (downtime counts the others). */
   signersOfParent?: ReadonlySet<Address> | null
+  /** DPoS: the schedule of the block's round, held in the state from its first block on. */
+  schedule?: ProducerSchedule | null
 }
 
 const STATE_ROOT_TAG = 0x02
@@ -60,7 +62,8 @@ export class LedgerState {
         const address = addressFromPublicKey(validator.publicKey)
         if (state.stakes.has(address)) throw new LedgerError('LEDGER_CONFIG_INVALID', `genesis validator ${address} listed twice`)
         if (validator.stake <= 0n || validator.stake > AMOUNT_MAX) throw new LedgerError('LEDGER_CONFIG_INVALID', `genesis validator ${address}: stake out of range`)
-        state.writeStake(address, { ...EMPTY_STAKE, bonded: validator.stake, candidate: { publicKey: validator.publicKey, jailedUntil: 0, tombstoned: false, missed: 0, slashes: [] } })
+        // A genesis validator backs itself with its stake: its DPoS votes, until holders vote.
+        state.writeStake(address, { ...EMPTY_STAKE, bonded: validator.stake, votes: [address], votesReceived: validator.stake, candidate: { publicKey: validator.publicKey, jailedUntil: 0, tombstoned: false, missed: 0, slashes: [] } })
       }
       const elected = electValidators(state.stakes, genesis.staking.params)
       state.setSets({ current: elected, previous: elected, changedAt: 0 })
@@ -80,6 +83,11 @@ export class LedgerState {
   /** The validators that sign the next block (empty on a chain without staking). */
   validators (): readonly ValidatorEntry[] {
     return this.sets?.current ?? []
+  }
+
+  /** DPoS: the schedule of the head block's round (null before the first block). */
+  producerSchedule (): ProducerSchedule | null {
+    return this.sets?.schedule ?? null
   }
 
   /** The validators that signed the block at `height`: the head or the one before the next. */
@@ -129,11 +137,12 @@ export class LedgerState {
    * invalid transaction nothing changes and `LEDGER_BAD_BLOCK` names it.
    */
   apply (block: Block, context: BlockContext | bigint): BlockUndo {
-    const { reward, signersOfParent } = typeof context === 'bigint' ? { reward: context, signersOfParent: null } : context
+    const { reward, signersOfParent, schedule } = typeof context === 'bigint' ? { reward: context, signersOfParent: null, schedule: null } : context
     const undo: BlockUndo = { height: block.header.height, previous: [], previousStakes: [], previousSets: this.sets }
     this.undo = undo
     // The set that signed the parent, taken before this block's transactions can change the sets.
     const parentSigners = this.validatorsAt(block.header.height - 1)
+    if (schedule != null && this.sets !== null && this.sets.schedule?.round !== schedule.round) this.setSets({ ...this.sets, schedule })
     this.touched.clear()
     this.touchedStakes.clear()
     const remember = (address: Address): void => { this.remember(address) }

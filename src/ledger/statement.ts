@@ -59,14 +59,18 @@ export function checkStatement (candidate: unknown): SignedStatement {
   return parsed.data
 }
 
-/** Same signer, chain, height, round and step, different values: equivocation. */
+/**
+ * Same signer, chain, round and step (and height, but for DPoS blocks, where the round is the
+ * slot: two blocks for one slot conflict at any heights), different values: equivocation.
+ */
 export function conflicting (first: SignedStatement, second: SignedStatement): boolean {
   const a = first.statement
   const b = second.statement
-  return toHex(first.publicKey) === toHex(second.publicKey) && a.chainId === b.chainId && a.height === b.height && a.round === b.round && a.step === b.step && a.value !== b.value
+  const sameHeight = a.step === 'block' || a.height === b.height
+  return toHex(first.publicKey) === toHex(second.publicKey) && a.chainId === b.chainId && sameHeight && a.round === b.round && a.step === b.step && a.value !== b.value
 }
 
 /** The key one offence is recorded under, so the same evidence cannot slash twice. */
 export function offenceKey (statement: Statement): string {
-  return `${statement.height}/${statement.round}/${statement.step}`
+  return statement.step === 'block' ? `slot ${statement.round}/block` : `${statement.height}/${statement.round}/${statement.step}`
 }

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { checkChainSafety } from '../../src/check/index.js'
 import { addressFromPublicKey } from '../../src/ledger/index.js'
 import { byzantineBehaviours, type ByzantineBehaviour } from '../../src/sim/index.js'
-import { makePosSim, type PosSim } from '../support/pos-sim.js'
+import { makePosSim, type PosSim } from '../support/stake-sim.js'
 
 const LONG = process.env.SYNOD_LONG === '1'
 const SEEDS = LONG ? 40 : 6

@@ -99,7 +99,7 @@ function produce (chain: ChainStore, engine: PosEngine, options: ProduceOptions 
     proposer,
     seal: { lastCommit, signature: new Uint8Array(64) } satisfies PosSeal
   }
-  const undo = state.apply({ header, txs }, blockContext(engine, header))
+  const undo = state.apply({ header, txs }, blockContext(engine, header, state))
   header.stateRoot = options.stateRoot ?? state.root()
   state.revert(undo)
   header.seal = { lastCommit, signature: sign(options.signer ?? keyOf(proposer), sealingHash({ ...header, seal: null })) } satisfies PosSeal

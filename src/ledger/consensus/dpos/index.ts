@@ -1,1 +1,3 @@
 export * from './schedule.js'
+export * from './engine.js'
+export * from './service.js'

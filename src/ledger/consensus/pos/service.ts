@@ -30,7 +30,6 @@ import { LedgerError } from '../../errors.js'
 import type { FinalityProofs, LedgerNet, LedgerService } from '../../service.js'
 import type { ValidatorEntry } from '../../staking.js'
 import { STEP_ORDER, checkStatement, signStatement, statementSigner, type SignedStatement, type Statement, type StatementStep } from '../../statement.js'
-import { signTx, senderOf } from '../../tx.js'
 import { checkCommitCertificate, isOneThird, isSupermajority, verifyCommit, type CommitCertificate } from './engine.js'
 import { ProposerSelector, proposerSeed } from './proposer.js'
 
@@ -692,18 +691,7 @@ export class PosService implements Service {
     env.log.warn({ offender, height: first.statement.height, round: first.statement.round, step: first.statement.step }, 'equivocation seen')
     this.init.penalize?.(nodeIdFromPublicKey(first.publicKey), 'protocol_violation', `equivocation at ${first.statement.height}/${first.statement.round}/${first.statement.step}`)
     const signer = this.init.key
-    if (signer === null) return
-    const chain = this.ledger.chain()
-    const sender = addressFromPublicKey(signer.publicKey)
-    const pending = this.ledger.pool().pending().filter((entry) => entry.sender === sender).length
-    try {
-      const tx = signTx({ chainId: this.ledger.genesis.chainId, publicKey: signer.publicKey, nonce: chain.state().get(sender).nonce + pending, fee: 1n, body: { kind: 'evidence', first, second } }, signer)
-      if (senderOf(tx) !== sender) return
-      this.ledger.submit(tx)
-      this.counters.evidenceSubmitted++
-    } catch (error) {
-      env.log.warn({ reason: (error as Error).message }, 'could not submit evidence')
-    }
+    if (signer !== null && this.ledger.submitEvidence(signer, first, second)) this.counters.evidenceSubmitted++
   }
 
   // --- timers --------------------------------------------------------------------------------------
