@@ -23,7 +23,7 @@ export interface InitOptions {
 
 /** What genesis gives each node's account on a new network with a ledger. */
 export const GENESIS_BALANCE_PER_NODE = 1_000_000_000n
-/** PoS: the stake each node's key has bonded at genesis, as one of the validators. */
+/** PoS and DPoS: the stake each node's key has bonded at genesis, as one of the validators (producer candidates). */
 export const GENESIS_STAKE_PER_NODE = 1_000_000n
 
 export const NODES_MAX = 64
@@ -98,7 +98,7 @@ export function initNetwork (options: InitOptions): InitResult {
       genesisTimeMs: Date.now(),
       allocations: members.map((member) => ({ address: addressFromPublicKey(fromHex(member.publicKey)), balance: GENESIS_BALANCE_PER_NODE.toString() })),
       // Every node is a validator with an equal stake.
-      ...(options.consensus === 'pos' ? { validators: members.map((member) => ({ publicKey: member.publicKey, stake: GENESIS_STAKE_PER_NODE.toString() })) } : {})
+      ...(options.consensus !== 'pow' ? { validators: members.map((member) => ({ publicKey: member.publicKey, stake: GENESIS_STAKE_PER_NODE.toString() })) } : {})
     }
   }
   writeFileSync(networkFile, JSON.stringify(network, null, 2) + '\n')

@@ -16,7 +16,7 @@ export function topologyOption (text: string): TopologyName {
 }
 
 /** Consensus engines a new network can be given, and `none` for no ledger. */
-export const consensusNames = ['pos', 'pow', 'none'] as const
+export const consensusNames = ['pos', 'dpos', 'pow', 'none'] as const
 export type ConsensusChoice = typeof consensusNames[number]
 
 export function consensusOption (text: string): ConsensusChoice {

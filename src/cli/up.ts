@@ -117,8 +117,8 @@ export async function up (options: UpOptions): Promise<void> {
   const minerThreads = options.minerThreads ?? Math.max(1, Math.floor(availableParallelism() / files.length))
   const extraArgs = consensus === 'pow' ? ['--miner-threads', String(minerThreads)] : []
   print(consensus === undefined
-    ? 'ledger: none (start a new data directory with --consensus pos or pow for one)'
-    : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} validators`}`)
+    ? 'ledger: none (start a new data directory with --consensus pos, dpos or pow for one)'
+    : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} ${consensus === 'dpos' ? 'producer candidates' : 'validators'}`}`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   const children = files.map((file) => startChild(file, logDir, extraArgs))

@@ -83,7 +83,16 @@ export const posConfigSchema = z.strictObject({
   rebroadcastMs: z.number().int().min(10)
 }).partial()
 
-export const consensusEngines = ['pow', 'pos'] as const
+/** Delegated-proof-of-stake settings; see DposParams for their meaning. */
+export const dposConfigSchema = z.strictObject({
+  producersMax: z.number().int().min(1).max(1_000),
+  blocksPerTurn: z.number().int().min(1).max(1_000),
+  blockIntervalMs: z.number().int().min(10),
+  blockReward: amountText,
+  futureTimeLimitMs: z.number().int().min(0)
+}).partial()
+
+export const consensusEngines = ['pow', 'pos', 'dpos'] as const
 export type ConsensusName = typeof consensusEngines[number]
 
 /** The ledger: consensus engine, chain id and genesis. */
@@ -94,8 +103,9 @@ export const ledgerConfigSchema = z.strictObject({
   allocations: z.array(z.strictObject({ address: hex(20), balance: amountText })).max(100_000),
   pow: powConfigSchema.optional(),
   pos: posConfigSchema.optional(),
+  dpos: dposConfigSchema.optional(),
   staking: stakingConfigSchema.optional(),
-  /** PoS: the validators at genesis, each with its bonded stake (usually the members' node keys). */
+  /** PoS and DPoS: the validators (producer candidates) at genesis, each with its bonded stake (usually the members' node keys). */
   validators: z.array(z.strictObject({ publicKey: hex(32), stake: amountText })).max(1_000).optional()
 }).superRefine((ledger, context) => {
   if (ledger.consensus !== 'pow' && (ledger.validators === undefined || ledger.validators.length === 0)) {

@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client'
 import { SynodError, toHex } from '../core/index.js'
 import {
   ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, txFromJson,
-  type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord
+  type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord
 } from '../ledger/index.js'
 import type { MinerPool } from './miner.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
@@ -26,7 +26,9 @@ function candidateStatus (record: StakeRecord, active: boolean): 'active' | 'can
 export function validatorsToJson (ledger: LedgerService): object {
   const chain = ledger.chain()
   const state = chain.state()
-  const active = state.validators()
+  const schedule = state.producerSchedule()
+  // PoS: the validator set; DPoS: the producers of the current round.
+  const active = chain.engine.name === 'dpos' ? (schedule?.producers ?? []) : state.validators()
   const powerOf = new Map(active.map((validator) => [validator.address, validator.power]))
   const total = active.reduce((sum, validator) => sum + validator.power, 0n)
   const candidates = state.stakeEntries()
@@ -47,10 +49,19 @@ export function validatorsToJson (ledger: LedgerService): object {
       }
     })
     .sort((a, b) => (BigInt(b.stake) > BigInt(a.stake) ? 1 : BigInt(b.stake) < BigInt(a.stake) ? -1 : a.address < b.address ? -1 : 1))
-  return { engine: chain.engine.name, height: chain.head().header.height, totalPower: total.toString(), active: active.length, validators: candidates }
+  return {
+    engine: chain.engine.name,
+    height: chain.head().header.height,
+    finalizedHeight: chain.finalizedHeight(),
+    totalPower: total.toString(),
+    active: active.length,
+    ...(schedule === null ? {} : { round: schedule.round, schedule: schedule.producers.map((producer) => producer.address) }),
+    validators: candidates
+  }
 }
 
-export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerService, pos: PosService | null = null): void {
+export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerService, pos: PosService | null = null, dpos: DposService | null = null): void {
+  const consensus = pos ?? dpos
   api.get('/v1/validators', async () => {
     if (ledger.chain().state().staking === null) throw new LedgerNotFound('LEDGER_NOT_FOUND', `the ${ledger.chain().engine.name} engine has no validators`)
     return validatorsToJson(ledger)
@@ -104,7 +115,7 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
       finalizedHeight: chain.finalizedHeight(),
       mempool: { size: pool.size, bytes: pool.bytes },
       stats: ledger.stats(),
-      ...(pos === null ? {} : { consensus: pos.status() })
+      ...(consensus === null ? {} : { consensus: consensus.status() })
     }
   })
 
@@ -132,7 +143,7 @@ function jsonOf (value: unknown): unknown {
   return value
 }
 
-export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null, pos: PosService | null = null): void {
+export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null, pos: PosService | null = null, dpos: DposService | null = null): void {
   const counters: Array<[CounterField, string, string]> = [
     ['blocksMined', 'synod_ledger_blocks_mined_total', 'Blocks this node mined that joined its chain.'],
     ['blocksAccepted', 'synod_ledger_blocks_accepted_total', 'Blocks that joined the main chain here.'],
@@ -167,6 +178,12 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     for (const [field, name, help] of posCounters) collectedCounter(metrics, name, help, () => pos.stats()[field])
     collectedGauge(metrics, { name: 'synod_pos_round', help: 'The round of the height in progress.', read: () => pos.stats().round })
   }
+  if (dpos !== null) {
+    collectedCounter(metrics, 'synod_dpos_blocks_produced_total', 'Blocks this producer made in its slots.', () => dpos.stats().blocksProduced)
+    collectedCounter(metrics, 'synod_dpos_double_signs_total', 'Producers seen signing two blocks for one slot.', () => dpos.stats().doubleSignsSeen)
+    collectedCounter(metrics, 'synod_dpos_evidence_submitted_total', 'Evidence transactions this node submitted.', () => dpos.stats().evidenceSubmitted)
+  }
+  collectedCounter(metrics, 'synod_ledger_below_final_refused_total', 'Heavier branches not taken because they fork below the final height.', () => ledger.chain().counters.belowFinalRefused)
   if (miner !== null) {
     collectedCounter(metrics, 'synod_miner_hashes_total', 'Proof-of-work hashes tried, all miner threads together.', () => miner.stats().hashes)
     collectedGauge(metrics, { name: 'synod_miner_threads', help: 'Miner worker threads.', read: () => miner.threads })

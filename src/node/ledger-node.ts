@@ -1,7 +1,7 @@
 /**
  * The ledger in a real node: the engine and genesis from the network config; for PoW the miner
  * pool as the sealer, for PoS the Tendermint service signing with this node's key (a validator
- * when the genesis lists that key); this node's key as its coinbase; and membership's scores for
+ * when the genesis lists that key), for DPoS slot production with it; this node's key as its coinbase; and membership's scores for
  * peers that send invalid blocks, transactions or consensus messages.
  */
 import { availableParallelism } from 'node:os'
@@ -9,8 +9,8 @@ import { CoreError, fromHex, keyPairFromSeed, toHex, type Logger } from '../core
 import type { MembershipService } from '../membership/index.js'
 import type { OverlayService } from '../net/index.js'
 import {
-  LedgerError, LedgerService, PosEngine, PosService, PowEngine, addressFromPublicKey, checkStakingParams, defaultPosParams, defaultPosTimeouts, defaultPowParams, defaultStakingParams,
-  type GenesisSpec, type PosParams, type PosTimeouts, type PowParams, type Sealer, type SealJob, type StakingParams
+  DposEngine, DposService, LedgerError, LedgerService, PosEngine, defaultDposParams, PosService, PowEngine, addressFromPublicKey, checkStakingParams, defaultPosParams, defaultPosTimeouts, defaultPowParams, defaultStakingParams,
+  type DposParams, type GenesisSpec, type PosParams, type PosTimeouts, type PowParams, type Sealer, type SealJob, type StakingParams
 } from '../ledger/index.js'
 import type { LedgerConfig } from './config.js'
 import { MinerPool } from './miner.js'
@@ -74,21 +74,28 @@ export function genesisOf (config: LedgerConfig): GenesisSpec {
   }
 }
 
+export function dposParamsOf (config: LedgerConfig): DposParams {
+  const { blockReward, ...rest } = config.dpos ?? {}
+  return { ...defaultDposParams, ...rest, blockReward: blockReward === undefined ? defaultDposParams.blockReward : BigInt(blockReward), genesisTimeMs: config.genesisTimeMs }
+}
+
 export interface LedgerParts {
   ledger: LedgerService
   miner: MinerPool | null
   /** PoS: the consensus service (it votes when this node's key is a validator's). */
   pos: PosService | null
+  /** DPoS: block production (it produces when this node's key is an elected producer's). */
+  dpos: DposService | null
 }
 
 export function createLedger (config: LedgerConfig, init: { overlay: OverlayService, membership: MembershipService, keySeed: string, minerThreads: number | undefined, log: Logger }): LedgerParts {
   const keyPair = keyPairFromSeed(fromHex(init.keySeed))
   const penalize = (peer: string, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string): void => { init.membership.penalize(peer, offence, reason) }
   let genesis: GenesisSpec
-  let engine: PowEngine | PosEngine
+  let engine: PowEngine | PosEngine | DposEngine
   try {
     genesis = genesisOf(config)
-    engine = config.consensus === 'pow' ? new PowEngine(powParamsOf(config)) : new PosEngine(posParamsOf(config).params)
+    engine = config.consensus === 'pow' ? new PowEngine(powParamsOf(config)) : config.consensus === 'pos' ? new PosEngine(posParamsOf(config).params) : new DposEngine(dposParamsOf(config))
   } catch (error) {
     if (error instanceof LedgerError) throw new CoreError('CORE_CONFIG_INVALID', `network config ledger: ${error.message}`, { field: 'ledger' })
     throw error
@@ -100,7 +107,13 @@ export function createLedger (config: LedgerConfig, init: { overlay: OverlayServ
     const isValidator = (config.validators ?? []).some((validator) => validator.publicKey === toHex(keyPair.publicKey))
     pos = new PosService({ ledger, net: init.overlay, key: keyPair, timeouts: posParamsOf(config).timeouts, penalize })
     init.log.info({ validator: isValidator, address: coinbase }, 'proof of stake')
-    return { ledger, miner: null, pos }
+    return { ledger, miner: null, pos, dpos: null }
+  }
+  if (engine instanceof DposEngine) {
+    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, penalize })
+    const dpos = new DposService({ ledger, engine, key: keyPair })
+    init.log.info({ address: coinbase }, 'delegated proof of stake')
+    return { ledger, miner: null, pos: null, dpos }
   }
   const threads = init.minerThreads ?? availableParallelism()
   const miner = threads > 0 ? new MinerPool({ threads }) : null
@@ -112,5 +125,5 @@ export function createLedger (config: LedgerConfig, init: { overlay: OverlayServ
     coinbase,
     penalize
   })
-  return { ledger, miner, pos: null }
+  return { ledger, miner, pos: null, dpos: null }
 }

@@ -86,7 +86,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const ledgerParts = config.network.ledger === undefined || options.services !== undefined
     ? null
     : createLedger(config.network.ledger, { overlay, membership, keySeed: config.key.seed, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
-  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos])]
+  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos]), ...(ledgerParts?.dpos == null ? [] : [ledgerParts.dpos])]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -135,8 +135,8 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   registerOverlayRoutes(api, overlay, config)
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
   if (ledgerParts !== null) {
-    registerLedgerRoutes(api, ledgerParts.ledger, ledgerParts.pos)
-    registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner, ledgerParts.pos)
+    registerLedgerRoutes(api, ledgerParts.ledger, ledgerParts.pos, ledgerParts.dpos)
+    registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner, ledgerParts.pos, ledgerParts.dpos)
   }
 
   try {

@@ -1,9 +1,11 @@
 /**
- * Proof of Stake across real processes: `synod up` (PoS by default, 4 validators with equal
- * stake) finalizes continuously; with one validator killed (SIGKILL) the other three (3/4 of the
- * power, more than 2/3) still finalize; with a second one killed (2/4, not more than 2/3) nothing
+ * PoS and DPoS across real processes. `synod up` (PoS by default, 4 validators with equal stake)
+ * finalizes continuously; with one validator killed (SIGKILL) the other three (3/4 of the power,
+ * more than 2/3) still finalize; with a second one killed (2/4, not more than 2/3) nothing
  * finalizes; restarting one of them from its data directory makes it catch up and finalization
- * resumes. Every node reports the same block at every finalized height it shares with the others.
+ * resumes. The same with `--consensus dpos` (4 producers: a block is irreversible once
+ * floor(2 x 4 / 3) + 1 = 3 distinct producers built on it). Every node reports the same block at
+ * every final height it shares with the others.
  */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -20,8 +22,9 @@ const NODES = 4
 const TIMEOUT_MS = 60_000
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-it('synod up (PoS): finalizes with 4 and with 3 of 4 validators, stops with 2, resumes when one restarts', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'synod-pos-'))
+for (const engine of ['pos', 'dpos'] as const) {
+it(`synod up (${engine}): finalizes with 4 and with 3 of 4 validators, stops with 2, resumes when one restarts`, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), `synod-${engine}-`))
   const basePort = await freeBasePort(NODES)
   const apis = Array.from({ length: NODES }, (_, index) => `http://127.0.0.1:${basePort + 100 + index}`)
   const chainOf = async (index: number): Promise<ChainBody | null> => await getJson<ChainBody>(`${apis[index]}/v1/chain`)
@@ -43,14 +46,15 @@ it('synod up (PoS): finalizes with 4 and with 3 of 4 validators, stops with 2, r
   }
   let restarted: ChildProcess | null = null
   try {
-    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES)])
+    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), ...(engine === 'pos' ? [] : ['--consensus', engine])])
     await up.ready
-    assert.match(up.output(), /ledger: pos, chain synod-local, 4 validators/)
+    assert.match(up.output(), engine === 'pos' ? /ledger: pos, chain synod-local, 4 validators/ : /ledger: dpos, chain synod-local, 4 producer candidates/)
     const all = [0, 1, 2, 3]
     await waitUntil(async () => (await Promise.all(all.map(finalized))).every((height) => height >= 5), TIMEOUT_MS, 'four validators finalize 5 blocks')
-    assert.equal((await chainOf(0))?.engine, 'pos')
+    assert.equal((await chainOf(0))?.engine, engine)
     const chain = await chainOf(0) as ChainBody
-    assert.equal(chain.finalizedHeight, chain.head.height, 'every block a PoS node holds is final')
+    if (engine === 'pos') assert.equal(chain.finalizedHeight, chain.head.height, 'every block a PoS node holds is final')
+    else assert.ok((chain.finalizedHeight ?? 0) < chain.head.height, 'the irreversible block trails the head')
     await agree(all)
 
     // One validator down: 3/4 of the power is more than 2/3.
@@ -61,10 +65,13 @@ it('synod up (PoS): finalizes with 4 and with 3 of 4 validators, stops with 2, r
 
     // Two down: 2/4 is not more than 2/3; nothing may finalize.
     process.kill(await pidOf(2), 'SIGKILL')
-    await sleep(2_000)
+    // DPoS: blocks made before the kill may still become irreversible until both survivors built on them.
+    await sleep(engine === 'pos' ? 2_000 : 6_000)
     const stalled = Math.max(await finalized(0), await finalized(1))
+    const headBefore = (await chainOf(0))?.head.height ?? 0
     await sleep(6_000)
     assert.equal(Math.max(await finalized(0), await finalized(1)), stalled, 'two of four validators finalized alone')
+    if (engine === 'dpos') assert.ok(((await chainOf(0))?.head.height ?? 0) > headBefore, 'DPoS blocks go on in the survivors\' slots')
 
     // One comes back from its data directory: 3/4 again.
     restarted = spawn(process.execPath, [SYNOD_MAIN, 'node', '--config', join(dataDir, 'node-2.json')], { stdio: 'ignore' })
@@ -77,3 +84,4 @@ it('synod up (PoS): finalizes with 4 and with 3 of 4 validators, stops with 2, r
     rmSync(dataDir, { recursive: true, force: true })
   }
 })
+}
