@@ -12,6 +12,7 @@ class ByzantineDpos extends DposService {
     super(init)
   }
 
+  /** Signs at once, twice, with no last-signed guard. */
   protected override produce (slot: number): void {
     const first = this.build(slot)
     const key = this.init.key

@@ -9,7 +9,8 @@
  */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,6 +57,16 @@ it(`synod up (${engine}): finalizes with 4 and with 3 of 4 validators, stops wit
     if (engine === 'pos') assert.equal(chain.finalizedHeight, chain.head.height, 'every block a PoS node holds is final')
     else assert.ok((chain.finalizedHeight ?? 0) < chain.head.height, 'the irreversible block trails the head')
     await agree(all)
+
+    // Staking from the command line: node 0 bonds more; the validators list shows it.
+    const key = join(dataDir, 'data', 'node-0', 'node.key')
+    const run = async (...args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [SYNOD_MAIN, ...args, '--api', apis[1] as string])).stdout
+    const before = JSON.parse(await run('validators', '--json')) as { validators: Array<{ address: string, stake: string }> }
+    const bonded = JSON.parse(await run('tx', 'bond', '--key', key, '--amount', '5000')) as { from: string, status: string }
+    assert.equal(bonded.status, 'pending')
+    const stakeOf = (body: { validators: Array<{ address: string, stake: string }> }): bigint => BigInt(body.validators.find((validator) => validator.address === bonded.from)?.stake ?? '0')
+    await waitUntil(async () => stakeOf(await getJson(`${apis[2]}/v1/validators`) ?? { validators: [] }) === stakeOf(before) + 5000n, TIMEOUT_MS, 'the bond is final on another node')
+    assert.match(await run('validators'), new RegExp(`${bonded.from}\\s+active`))
 
     // One validator down: 3/4 of the power is more than 2/3.
     process.kill(await pidOf(3), 'SIGKILL')

@@ -11,6 +11,8 @@ import type { LedgerService } from '../../service.js'
 import { statementBytes, type SignedStatement } from '../../statement.js'
 import { blockStatement, dposSealSchema, type DposEngine } from './engine.js'
 
+const LAST_SLOT_KEY = 'dpos/last-signed-slot'
+
 /** Slots whose signed blocks are remembered for double-sign detection. */
 export const SIGNED_SLOTS_KEPT_MAX = 4_096
 
@@ -18,6 +20,8 @@ export interface DposStats {
   slot: number
   blocksProduced: number
   slotsMissedByThisNode: number
+  /** Slots not signed because this node had signed them (or later ones) before a restart. */
+  signRefusals: number
   doubleSignsSeen: number
   evidenceSubmitted: number
 }
@@ -39,7 +43,7 @@ export class DposService implements Service {
   /** Signed block statements by slot (the first seen per producer and slot). */
   private readonly signedSlots = new Map<number, Map<Address, SignedStatement>>()
   private readonly reported = new Set<string>()
-  private readonly counters = { blocksProduced: 0, slotsMissedByThisNode: 0, doubleSignsSeen: 0, evidenceSubmitted: 0 }
+  private readonly counters = { blocksProduced: 0, slotsMissedByThisNode: 0, signRefusals: 0, doubleSignsSeen: 0, evidenceSubmitted: 0 }
 
   constructor (protected readonly init: DposInit) {
     this.address = init.key === null ? null : addressFromPublicKey(init.key.publicKey)
@@ -86,12 +90,7 @@ export class DposService implements Service {
     if (head.header.height > 0 && (dposSealSchema.safeParse(head.header.seal).data?.slot ?? -1) >= slot) return
     const producer = this.init.engine.producerAt(chain.state(), head.hash, slot)
     if (producer === null || producer.address !== this.address) return
-    try {
-      this.produce(slot)
-    } catch (error) {
-      this.counters.slotsMissedByThisNode++
-      this.env?.log.error({ slot, reason: (error as Error).message }, 'could not produce a block')
-    }
+    this.produce(slot)
   }
 
   /** Builds and signs the block of `slot` on the head, with `extraTxs` first; not added. */
@@ -105,10 +104,37 @@ export class DposService implements Service {
     return { header: { ...header, seal: { slot, signature } }, txs: template.txs }
   }
 
+  /**
+   * Persists the slot as the last one signed, waits until that is durable, then builds, signs and
+   * publishes the slot's block: a producer restarted within its slot never signs a second block
+   * for it (which would be slashed).
+   */
   protected produce (slot: number): void {
-    const block = this.build(slot)
-    this.init.ledger.publishBlock(block)
-    this.counters.blocksProduced++
+    const env = this.env
+    if (env === null) return
+    if (slot <= this.lastSignedSlot(env)) {
+      this.counters.signRefusals++
+      return
+    }
+    env.disk.put(LAST_SLOT_KEY, new TextEncoder().encode(String(slot)))
+    env.disk.sync(() => {
+      if (this.env === null) return
+      const head = this.init.ledger.chain().head()
+      if (head.header.height > 0 && (dposSealSchema.safeParse(head.header.seal).data?.slot ?? -1) >= slot) return
+      try {
+        this.init.ledger.publishBlock(this.build(slot))
+        this.counters.blocksProduced++
+      } catch (error) {
+        this.counters.slotsMissedByThisNode++
+        this.env.log.error({ slot, reason: (error as Error).message }, 'could not produce a block')
+      }
+    })
+  }
+
+  private lastSignedSlot (env: Env): number {
+    const bytes = env.disk.get(LAST_SLOT_KEY)
+    const slot = bytes === undefined ? -1 : Number(new TextDecoder().decode(bytes))
+    return Number.isSafeInteger(slot) ? slot : Number.MAX_SAFE_INTEGER
   }
 
   /** Remembers a stored block's signed slot; a second block signed for the slot by its producer is evidence. */
