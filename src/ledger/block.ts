@@ -60,17 +60,18 @@ export function encodeBlock (block: Block): Uint8Array {
 }
 
 /**
- * Checks a block's shape, limits, transaction signatures and transaction root (what can be
- * checked without the parent's state); throws `LEDGER_MALFORMED`, `LEDGER_BAD_SIGNATURE`,
- * `LEDGER_WRONG_CHAIN` or `LEDGER_BAD_BLOCK`.
+ * Checks a block's shape, limits, transaction signatures (but those of the transactions
+ * `signatureVerified` vouches for) and transaction root (what can be checked without the parent's
+ * state); throws `LEDGER_MALFORMED`, `LEDGER_BAD_SIGNATURE`, `LEDGER_WRONG_CHAIN` or
+ * `LEDGER_BAD_BLOCK`.
  */
-export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown): Block {
+export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown, signatureVerified: (bytes: unknown) => boolean = () => false): Block {
   const header = blockHeaderSchema.safeParse(candidate.header)
   if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
   if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
   if (!Array.isArray(candidate.txs)) throw new LedgerError('LEDGER_MALFORMED', 'block transactions are not a list')
   if (candidate.txs.length > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${candidate.txs.length} transactions, limit ${limits.blockTxsMax}`)
-  const txs = candidate.txs.map((raw) => checkTx(decodeTx(raw), chainId))
+  const txs = candidate.txs.map((raw) => checkTx(decodeTx(raw), chainId, { signatureVerified: signatureVerified(raw) }))
   const block = { header: header.data, txs }
   const bytes = encodeBlock(block).length
   if (bytes > limits.blockBytesMax) throw new LedgerError('LEDGER_BAD_BLOCK', `block of ${bytes} bytes, limit ${limits.blockBytesMax}`)

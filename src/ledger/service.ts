@@ -8,7 +8,7 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { decodeCanonical, fromHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { decodeCanonical, fromHex, sha256, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
 import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
@@ -119,6 +119,23 @@ export interface LedgerStats {
   syncBlocksReceived: number
   /** Invalid blocks or transactions relayed by others, whose origin cannot be proven: not penalized. */
   invalidUnattributed: number
+  /** Block transactions whose signatures were not checked again: verified when the pool admitted them. */
+  signaturesSkipped: number
+}
+
+/** Transactions whose verified signatures are remembered (the oldest are forgotten first). */
+export const VERIFIED_TXS_KEPT_MAX = 200_000
+
+/** A set that forgets its oldest entries beyond `capacity`. */
+class BoundedSet<T> {
+  private readonly items = new Set<T>()
+  constructor (private readonly capacity: number) {}
+  has (item: T): boolean { return this.items.has(item) }
+  add (item: T): void {
+    if (this.items.has(item)) return
+    this.items.add(item)
+    if (this.items.size > this.capacity) this.items.delete(this.items.values().next().value as T)
+  }
 }
 
 export type TxStatus =
@@ -133,7 +150,7 @@ export class LedgerService implements Service {
   private chainStore: ChainStore | null = null
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
-  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0 }
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0 }
   /** Where each main-chain transaction is: tx hash -> block hash. */
   private readonly included = new Map<string, string>()
   private syncTimer: TimerId | null = null
@@ -142,6 +159,8 @@ export class LedgerService implements Service {
   private templateStale = false
   private syncing = false
 
+  /** Hashes of transaction bytes whose signatures this node verified (admitted to the pool): a block carrying them skips those signatures. */
+  private readonly verified = new BoundedSet<string>(VERIFIED_TXS_KEPT_MAX)
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -345,6 +364,10 @@ export class LedgerService implements Service {
     return checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
       if (!(tx instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a block transaction is bytes')
       return decodeLedgerBytes(tx, 'block transaction')
+    }, (tx) => {
+      if (!(tx instanceof Uint8Array) || !this.verified.has(toHex(sha256(tx)))) return false
+      this.counters.signaturesSkipped++
+      return true
     })
   }
 
@@ -436,8 +459,10 @@ export class LedgerService implements Service {
   private admit (tx: SignedTx): string {
     const env = this.requireEnv()
     const chain = this.chain()
+    const bytes = encodeTx(tx)
+    this.verified.add(toHex(sha256(bytes)))
     try {
-      const pending = this.mempool.add(tx, encodeTx(tx).length, env.now(), (address) => chain.state().get(address))
+      const pending = this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address))
       this.counters.txsAccepted++
       this.templateStale = true
       return pending.hash

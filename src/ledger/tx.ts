@@ -88,12 +88,17 @@ export function senderOf (tx: UnsignedTx): Address {
   return addressFromPublicKey(tx.publicKey)
 }
 
-/** Checks shape and signature; throws LEDGER_MALFORMED or LEDGER_BAD_SIGNATURE. */
-export function checkTx (candidate: unknown, chainId: string): SignedTx {
+/**
+ * Checks shape and signature; throws LEDGER_MALFORMED or LEDGER_BAD_SIGNATURE. `signatureVerified`
+ * skips the signatures, for the exact bytes of a transaction whose signatures were verified here
+ * before (a block's transactions that the mempool admitted).
+ */
+export function checkTx (candidate: unknown, chainId: string, options: { signatureVerified?: boolean } = {}): SignedTx {
   const parsed = signedTxSchema.safeParse(candidate)
   if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
   const tx = parsed.data
   if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
+  if (options.signatureVerified === true) return tx
   const { signature, ...unsigned } = tx
   if (!verify(tx.publicKey, txSigningBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
   if (tx.body.kind === 'evidence') {

@@ -153,7 +153,8 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     ['txsRejected', 'synod_ledger_txs_rejected_total', 'Transactions refused (see the mempool codes).'],
     ['syncRequests', 'synod_ledger_sync_requests_total', 'Block requests sent to peers to catch up.'],
     ['syncBlocksReceived', 'synod_ledger_sync_blocks_received_total', 'Blocks received in answer to sync requests.'],
-    ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.']
+    ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.'],
+    ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Block transactions whose signatures were not verified again (verified when the mempool admitted the same bytes).']
   ]
   const stats = (): LedgerStats => ledger.stats()
   for (const [field, name, help] of counters) collectedCounter(metrics, name, help, () => stats()[field])

@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkChainSafety } from '../../src/check/index.js'
-import { addressFromPublicKey } from '../../src/ledger/index.js'
+import { addressFromPublicKey, signTx } from '../../src/ledger/index.js'
 import { byzantineBehaviours, type ByzantineBehaviour } from '../../src/sim/index.js'
 import { makePosSim, type PosSim } from '../support/stake-sim.js'
 
@@ -34,6 +34,24 @@ describe('PoS simulation: honest validators', () => {
       assert.equal(stats.equivocationsSeen, 0)
       assert.equal(stats.invalidProposals, 0)
     }
+  })
+
+  it('transfers submitted to different nodes are finalized once and every node ends with the same balances', () => {
+    const sim = makePosSim({ nodes: 4, seed: 5 })
+    const to = 'ab'.repeat(20)
+    const hashes: string[] = []
+    for (const [index, key] of sim.keys.entries()) {
+      const ledger = sim.ledger(sim.idOf(index))
+      for (let nonce = 0; nonce < 5; nonce++) {
+        hashes.push(ledger.submit(signTx({ chainId: sim.genesis.chainId, publicKey: key.publicKey, nonce, fee: 2n, body: { kind: 'transfer', to, amount: 10n } }, key)).hash)
+      }
+    }
+    const everywhere = (): boolean => sim.members.every((id) => hashes.every((hash) => sim.ledger(id).txStatus(hash).status === 'included'))
+    assert.ok(sim.runUntil(everywhere, 30_000), 'not every transfer was finalized everywhere')
+    for (const id of sim.members) assert.equal(sim.ledger(id).chain().state().get(to).balance, 200n)
+    // Proposals carried transactions the pool had verified: their signatures were not checked again.
+    assert.ok(sim.members.some((id) => sim.ledger(id).stats().signaturesSkipped > 0))
+    assertSafe(sim, 'transfers')
   })
 
   it('with more than 1/3 of the power offline nothing finalizes, and it resumes when enough return', () => {
