@@ -5,6 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
+import { consensusBenchmark } from './consensus.js'
 import { ledgerBenchmark } from './ledger.js'
 import { membershipBenchmark } from './membership.js'
 import { powBenchmark } from './pow.js'
@@ -16,7 +17,8 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   broadcast: broadcastBenchmark,
   membership: membershipBenchmark,
   pow: powBenchmark,
-  ledger: ledgerBenchmark
+  ledger: ledgerBenchmark,
+  consensus: consensusBenchmark
 }
 
 const requested = process.argv.slice(2)

@@ -45,7 +45,9 @@ function nodeConfigFiles (dir: string): string[] {
 function startChild (configFile: string, logDir: string, extraArgs: string[]): Child {
   const config = loadNodeConfig(configFile)
   const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
-  const child = spawn(process.execPath, [MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+  // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`).
+  const execArgv = (process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)
+  const child = spawn(process.execPath, [...execArgv, MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
   const exited = new Promise<number | null>((resolveExit) => { child.once('exit', (code) => { resolveExit(code) }) })

@@ -1,4 +1,4 @@
-/** Wire messages of the ledger: transactions and blocks by broadcast, blocks by request for sync. */
+/** Wire messages of the ledger: transactions (batched) and blocks by broadcast, blocks by request for sync. */
 import { z } from 'zod'
 import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
 
@@ -9,7 +9,11 @@ export const SYNC_BLOCKS_PER_REPLY_MAX = 256
 
 const hashHex = z.string().regex(/^[0-9a-f]{64}$/)
 
-export const ledgerTx = defineMessage('ledger.tx', { tx: bytesField() })
+/** Transactions one gossip message carries at most. */
+export const TX_BATCH_TXS_MAX = 512
+
+/** Transactions a node's clients submitted, gossiped in batches. */
+export const ledgerTxs = defineMessage('ledger.txs', { txs: z.array(bytesField()).min(1).max(TX_BATCH_TXS_MAX) })
 export const ledgerBlock = defineMessage('ledger.block', { block: bytesField() })
 export const ledgerGetBlocks = defineMessage('ledger.get-blocks', {
   /** Hashes of the asker's main chain, newest first; the answer starts after the first one the peer shares. */
@@ -24,9 +28,9 @@ export const ledgerBlocks = defineMessage('ledger.blocks', {
   headHeight: z.number().int().min(0)
 })
 
-export type LedgerTxMessage = MessageOf<typeof ledgerTx>
+export type LedgerTxsMessage = MessageOf<typeof ledgerTxs>
 export type LedgerBlockMessage = MessageOf<typeof ledgerBlock>
 export type LedgerGetBlocks = MessageOf<typeof ledgerGetBlocks>
 export type LedgerBlocks = MessageOf<typeof ledgerBlocks>
 
-export const ledgerMessages = [ledgerTx, ledgerBlock, ledgerGetBlocks, ledgerBlocks]
+export const ledgerMessages = [ledgerTxs, ledgerBlock, ledgerGetBlocks, ledgerBlocks]

@@ -18,7 +18,7 @@ import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
 import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
 import { LedgerError } from './errors.js'
 import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
-import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxMessage } from './messages.js'
+import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxsMessage, TX_BATCH_TXS_MAX } from './messages.js'
 import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
 import { checkTx, encodeTx, senderOf, signTx, txHash, type Address, type SignedTx } from './tx.js'
@@ -69,6 +69,12 @@ export interface LedgerLimits extends BlockLimits, ChainLimits, MempoolLimits {
   syncBlocksPerRequest: number
   /** A mining template is rebuilt this often when new transactions arrived. */
   templateRefreshMs: number
+  /** Submitted transactions wait at most this long to be gossiped in one batch. */
+  txBatchMs: number
+  /** A gossip batch goes out at once when it holds this many transactions (at most TX_BATCH_TXS_MAX)... */
+  txBatchTxsMax: number
+  /** ...or this many bytes. */
+  txBatchBytesMax: number
 }
 
 export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
@@ -79,7 +85,10 @@ export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
   blockBytesMax: 512 * 1024,
   syncIntervalMs: 5_000,
   syncBlocksPerRequest: 64,
-  templateRefreshMs: 1_000
+  templateRefreshMs: 1_000,
+  txBatchMs: 20,
+  txBatchTxsMax: 256,
+  txBatchBytesMax: 128 * 1024
 })
 
 export interface LedgerInit {
@@ -161,6 +170,9 @@ export class LedgerService implements Service {
 
   /** Hashes of transaction bytes whose signatures this node verified (admitted to the pool): a block carrying them skips those signatures. */
   private readonly verified = new BoundedSet<string>(VERIFIED_TXS_KEPT_MAX)
+  private txBatch: Uint8Array[] = []
+  private txBatchBytes = 0
+  private txBatchTimer: TimerId | null = null
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -194,6 +206,10 @@ export class LedgerService implements Service {
     this.init.sealer?.cancel()
     if (this.syncTimer !== null) this.env?.clearTimer(this.syncTimer)
     if (this.refreshTimer !== null) this.env?.clearTimer(this.refreshTimer)
+    if (this.txBatchTimer !== null) this.env?.clearTimer(this.txBatchTimer)
+    this.txBatchTimer = null
+    this.txBatch = []
+    this.txBatchBytes = 0
     this.syncTimer = null
     this.refreshTimer = null
     this.env = null
@@ -246,9 +262,39 @@ export class LedgerService implements Service {
     const env = this.requireEnv()
     const tx = checkTx(candidate, this.init.genesis.chainId)
     const pending = this.admit(tx)
-    env.log.info({ hash: pending }, 'transaction submitted')
-    this.init.net.broadcast(TX_TOPIC, { type: 'ledger.tx', tx: encodeTx(tx) } satisfies LedgerTxMessage)
+    env.log.debug({ hash: pending }, 'transaction submitted')
+    this.gossipTx(tx)
     return { hash: pending }
+  }
+
+  /**
+   * Queues a transaction for gossip: a batch goes out every `txBatchMs`, or at once when it holds
+   * `txBatchTxsMax` transactions or `txBatchBytesMax` bytes (one message instead of one per
+   * transaction: fewer frames, headers and syscalls for every node).
+   */
+  private gossipTx (tx: SignedTx): void {
+    const env = this.requireEnv()
+    const bytes = encodeTx(tx)
+    this.txBatch.push(bytes)
+    this.txBatchBytes += bytes.length
+    if (this.txBatch.length >= Math.min(this.limits.txBatchTxsMax, TX_BATCH_TXS_MAX) || this.txBatchBytes >= this.limits.txBatchBytesMax) {
+      this.flushTxs()
+      return
+    }
+    this.txBatchTimer ??= env.setTimer(this.limits.txBatchMs, () => {
+      this.txBatchTimer = null
+      this.flushTxs()
+    })
+  }
+
+  private flushTxs (): void {
+    if (this.txBatchTimer !== null) this.env?.clearTimer(this.txBatchTimer)
+    this.txBatchTimer = null
+    if (this.txBatch.length === 0) return
+    const txs = this.txBatch
+    this.txBatch = []
+    this.txBatchBytes = 0
+    this.init.net.broadcast(TX_TOPIC, { type: 'ledger.txs', txs } satisfies LedgerTxsMessage)
   }
 
   /**
@@ -298,15 +344,17 @@ export class LedgerService implements Service {
   private onTxMessage (message: Message, from: Delivery): void {
     const env = this.env
     if (env === null || from.origin === env.self) return
-    try {
-      const tx = checkTx(decodeLedgerBytes((message as LedgerTxMessage).tx, 'transaction'), this.init.genesis.chainId)
-      this.admit(tx)
-    } catch (error) {
-      if (!(error instanceof LedgerError)) throw error
-      this.counters.txsRejected++
-      // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
-      if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
-      else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
+    for (const bytes of (message as LedgerTxsMessage).txs) {
+      try {
+        const tx = checkTx(decodeLedgerBytes(bytes, 'transaction'), this.init.genesis.chainId)
+        this.admit(tx)
+      } catch (error) {
+        if (!(error instanceof LedgerError)) throw error
+        this.counters.txsRejected++
+        // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
+        if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
+        else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
+      }
     }
   }
 

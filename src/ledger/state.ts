@@ -41,6 +41,12 @@ export class LedgerState {
   private readonly tree = new AccountTree()
   private readonly stakes = new Map<Address, StakeRecord>()
   private readonly stakeTree = new AccountTree<StakeRecord>(stakeRecordBytes)
+  /**
+   * Addresses written since the trees were last brought up to date: a block's many writes to one
+   * account cost one tree update, when the root is next asked for.
+   */
+  private readonly dirtyAccounts = new Set<Address>()
+  private readonly dirtyStakes = new Set<Address>()
   private sets: ValidatorSets | null = null
   private setsHash: Uint8Array | null = null
   /** Null on a chain without staking (PoW): staking transactions are refused. */
@@ -109,6 +115,7 @@ export class LedgerState {
 
   /** The accounts root; on a staking chain, the hash of it with the staking records' root and the validator sets. */
   root (): string {
+    this.flushTrees()
     if (this.staking === null) return toHex(this.tree.rootHash())
     this.setsHash ??= sha256(encodeCanonical(this.sets))
     const input = new Uint8Array(1 + 32 * 3)
@@ -119,12 +126,24 @@ export class LedgerState {
     return toHex(sha256(input))
   }
 
+  private flushTrees (): void {
+    for (const address of this.dirtyAccounts) {
+      const account = this.accounts.get(address)
+      this.tree.set(address, account === undefined ? null : { ...account })
+    }
+    this.dirtyAccounts.clear()
+    for (const address of this.dirtyStakes) this.stakeTree.set(address, this.stakes.get(address) ?? null)
+    this.dirtyStakes.clear()
+  }
+
   /** The root of the staking records alone. */
   stakeRoot (): string {
+    this.flushTrees()
     return toHex(this.stakeTree.rootHash())
   }
 
   proofOf (address: Address): ReturnType<AccountTree['prove']> {
+    this.flushTrees()
     return this.tree.prove(address)
   }
 
@@ -205,7 +224,7 @@ export class LedgerState {
   private writeStake (address: Address, record: StakeRecord | null): void {
     if (record === null) this.stakes.delete(address)
     else this.stakes.set(address, record)
-    this.stakeTree.set(address, record)
+    this.dirtyStakes.add(address)
   }
 
   private setSets (sets: ValidatorSets | null): void {
@@ -383,6 +402,6 @@ export class LedgerState {
     this.remember(address)
     if (account === null) this.accounts.delete(address)
     else this.accounts.set(address, { ...account })
-    this.tree.set(address, account)
+    this.dirtyAccounts.add(address)
   }
 }

@@ -75,13 +75,31 @@ export function signTx (tx: UnsignedTx, keyPair: Ed25519KeyPair): SignedTx {
   return { ...tx, signature: sign(keyPair, txSigningBytes(tx)) }
 }
 
+/**
+ * Encodings and hashes of transaction objects, computed once each: a transaction is encoded for
+ * its size, its hash, gossip, the transaction root and every block that carries it. Transaction
+ * objects are never changed after signing (a change makes a new object), so the cache holds.
+ */
+const encoded = new WeakMap<SignedTx, Uint8Array>()
+const hashes = new WeakMap<SignedTx, string>()
+
 /** The canonical bytes of a signed transaction: what blocks carry and hashes cover. */
 export function encodeTx (tx: SignedTx): Uint8Array {
-  return encodeCanonical(tx)
+  let bytes = encoded.get(tx)
+  if (bytes === undefined) {
+    bytes = encodeCanonical(tx)
+    encoded.set(tx, bytes)
+  }
+  return bytes
 }
 
 export function txHash (tx: SignedTx): string {
-  return toHex(sha256(encodeTx(tx)))
+  let hash = hashes.get(tx)
+  if (hash === undefined) {
+    hash = toHex(sha256(encodeTx(tx)))
+    hashes.set(tx, hash)
+  }
+  return hash
 }
 
 export function senderOf (tx: UnsignedTx): Address {

@@ -106,7 +106,7 @@ describe('invalid blocks in the simulator', () => {
       send(produce(chain, engine, { timeMs: chain.head().header.timeMs - 10_000 })) // time below the median
       overlay.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: Uint8Array.of(0xff, 0x00, 0x13) }) // not CBOR
       overlay.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeCanonical({ header: good.header, txs: [Uint8Array.of(0xff)] }) }) // a transaction that is not CBOR
-      overlay.broadcast(TX_TOPIC, { type: 'ledger.tx', tx: Uint8Array.of(0xff) }) // a bare transaction that is not CBOR
+      overlay.broadcast(TX_TOPIC, { type: 'ledger.txs', txs: [Uint8Array.of(0xff)] }) // a bare transaction that is not CBOR
       const heights = honest.map((id) => sim.ledger(id).chain().head().header.height)
       sim.kernel.runFor(10_000)
       for (const [index, id] of honest.entries()) {
