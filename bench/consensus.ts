@@ -56,7 +56,17 @@ function verificationsPerSecond (): number {
 interface ChainBody { finalizedHeight: number | null, head: { height: number }, chainId: string }
 interface BlockBody { txs: Array<{ hash: string }> }
 
-interface PhaseResult { engine: string, offered: number, submitted: number, refused: number, finalized: number, tps: number, p50: number, p99: number }
+interface PhaseResult { engine: string, offered: number, submitted: number, refused: number, finalized: number, tps: number, p50: number, p99: number, cpuUsPerTx: number }
+
+/** CPU seconds (user + system) a process used so far, from /proc (Linux); 0 elsewhere. */
+function cpuSeconds (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
 
 async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, progress: (line: string) => void): Promise<PhaseResult[]> {
   const dataDir = mkdtempSync(join(tmpdir(), `synod-bench-${engine}-`))
@@ -71,6 +81,8 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
     const chain = async (): Promise<ChainBody | null> => await getJson<ChainBody>(`${apis[0]}/v1/chain`)
     while (((await chain())?.finalizedHeight ?? 0) < 2) await sleep(200)
     const chainId = (await chain() as ChainBody).chainId
+    const pids = await Promise.all(apis.map(async (api) => (await getJson<{ pid: number }>(`${api}/v1/status`))?.pid ?? 0))
+    const nodesCpu = (): number => pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
 
     // Finality watcher: every tx hash's first sighting in a final block on node 0.
     const finalAt = new Map<string, number>()
@@ -123,6 +135,7 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
       const submittedAt = new Map<string, number>()
       let refused = 0
       let inFlight = 0
+      const cpuBefore = nodesCpu()
       const started = performance.now()
       for (const [index, item] of load.entries()) {
         const due = started + (index * 1000) / offered
@@ -153,9 +166,10 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
       // Throughput: every finalized transaction of the phase over the span from the submit start to the later of the last finality and the submit end.
       const span = (Math.max(lastFinal, submitEnd) - started) / 1000
       const tps = finalizedInPhase / span
-      const result: PhaseResult = { engine, offered, submitted: submittedAt.size, refused: refused + unfinalized, finalized: finalizedInPhase, tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99) }
+      const cpuUsPerTx = (nodesCpu() - cpuBefore) * 1e6 / Math.max(1, finalizedInPhase)
+      const result: PhaseResult = { engine, offered, submitted: submittedAt.size, refused: refused + unfinalized, finalized: finalizedInPhase, tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuUsPerTx }
       results.push(result)
-      progress(`${engine} @ ${offered}: ${result.finalized}/${count} final, ${tps.toFixed(0)} tx/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, ${refused} refused, ${unfinalized} not final, limit ${limitTps.toFixed(0)} tx/s`)
+      progress(`${engine} @ ${offered}: ${result.finalized}/${count} final, ${tps.toFixed(0)} tx/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, nodes' CPU ${cpuUsPerTx.toFixed(0)} us/tx, ${refused} refused, ${unfinalized} not final, limit ${limitTps.toFixed(0)} tx/s`)
       if (result.p99 > TARGET_P99_MS * 3 || finalizedInPhase < count * 0.5) break
     }
     watching = false
@@ -172,7 +186,7 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
   const perCore = verificationsPerSecond()
   const cores = availableParallelism()
   const limitTps = perCore * cores / NODES
-  progress(`Ed25519: ${perCore.toFixed(0)} verifications/s per core x ${cores} cores / ${NODES} nodes = ${limitTps.toFixed(0)} tx/s`)
+  progress(`Ed25519: ${perCore.toFixed(0)} verifications/s per core x ${cores} cores / ${NODES} nodes = ${limitTps.toFixed(0)} tx/s (${(NODES * 1e6 / perCore).toFixed(0)} us of CPU per tx for the ${NODES} verifications)`)
   const rows: string[][] = []
   const verdicts: string[] = []
   const data: Record<string, unknown> = { verificationsPerSecondPerCore: perCore, cores, nodes: NODES, limitTps }
@@ -180,7 +194,7 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
     const phases = await runEngine(engine, limitTps, progress)
     data[engine] = phases
     for (const phase of phases) {
-      rows.push([engine, String(phase.offered), phase.tps.toFixed(0), phase.p50.toFixed(0), phase.p99.toFixed(0), String(phase.refused), `${(100 * phase.tps / limitTps).toFixed(0)}%`])
+      rows.push([engine, String(phase.offered), phase.tps.toFixed(0), phase.p50.toFixed(0), phase.p99.toFixed(0), String(phase.refused), phase.cpuUsPerTx.toFixed(0), `${(100 * phase.tps / limitTps).toFixed(0)}%`])
     }
     // The best sustained rate: the highest throughput among phases whose p99 meets the target.
     const sustained = phases.filter((phase) => phase.p99 <= TARGET_P99_MS).sort((a, b) => b.tps - a.tps)[0]
@@ -194,7 +208,7 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
   return {
     name: 'consensus',
     title: `finalized transfers on 4 local processes; limit = ${perCore.toFixed(0)} Ed25519 verifications/s x ${cores} cores / ${NODES} nodes = ${limitTps.toFixed(0)} tx/s`,
-    header: ['engine', 'offered tx/s', 'finalized tx/s', 'p50 ms', 'p99 ms', 'refused or lost', 'of limit'],
+    header: ['engine', 'offered tx/s', 'finalized tx/s', 'p50 ms', 'p99 ms', 'refused or lost', 'nodes CPU us/tx', 'of limit'],
     rows,
     verdict: verdicts.join('\n'),
     data

@@ -102,8 +102,16 @@ export function txHash (tx: SignedTx): string {
   return hash
 }
 
+const senders = new WeakMap<UnsignedTx, Address>()
+
+/** The sender's address (computed once per transaction object). */
 export function senderOf (tx: UnsignedTx): Address {
-  return addressFromPublicKey(tx.publicKey)
+  let sender = senders.get(tx)
+  if (sender === undefined) {
+    sender = addressFromPublicKey(tx.publicKey)
+    senders.set(tx, sender)
+  }
+  return sender
 }
 
 /**
