@@ -51,8 +51,16 @@ export function sealingHash (header: BlockHeader): Uint8Array {
   return sha256(encodeCanonical({ ...header, seal: null }))
 }
 
+const txRoots = new WeakMap<readonly SignedTx[], string>()
+
+/** The RFC 6962 root over the transactions' bytes (computed once per list object: a block is checked more than once). */
 export function txRootOf (txs: readonly SignedTx[]): string {
-  return toHex(merkleRoot(txs.map((tx) => merkleLeafHash(encodeTx(tx)))))
+  let root = txRoots.get(txs)
+  if (root === undefined) {
+    root = toHex(merkleRoot(txs.map((tx) => merkleLeafHash(encodeTx(tx)))))
+    txRoots.set(txs, root)
+  }
+  return root
 }
 
 export function encodeBlock (block: Block): Uint8Array {

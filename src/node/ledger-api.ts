@@ -1,6 +1,6 @@
 /**
  * The ledger's HTTP routes and Prometheus metrics:
- * `POST /v1/tx`, `GET /v1/tx/:hash`, `GET /v1/blocks/:heightOrHash`, `GET /v1/chain`,
+ * `POST /v1/tx`, `POST /v1/txs` (a batch), `GET /v1/tx/:hash`, `GET /v1/blocks/:heightOrHash`, `GET /v1/chain`,
  * `GET /v1/accounts/:address[?proof=true]`, `GET /v1/validators` (PoS and DPoS).
  */
 import type { FastifyInstance } from 'fastify'
@@ -14,6 +14,9 @@ import type { MinerPool } from './miner.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
 
 class LedgerNotFound extends SynodError<'LEDGER_NOT_FOUND'> {}
+
+/** Transactions one `POST /v1/txs` may carry (the body limit of 1 MiB holds about 2 500 transfers). */
+export const TXS_PER_REQUEST_MAX = 1_000
 
 /** A candidate's standing: in the active set, waiting (registered, not elected), jailed, or jailed for good. */
 function candidateStatus (record: StakeRecord, active: boolean): 'active' | 'candidate' | 'jailed' | 'tombstoned' {
@@ -70,6 +73,23 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
   api.post('/v1/tx', async (request, reply) => {
     const result = ledger.submit(txFromJson(request.body))
     await reply.code(202).send({ hash: result.hash, status: 'pending' })
+  })
+
+  // A batch of transactions in one request (as JSON-RPC batches): each is checked and pooled on
+  // its own; the answer lists, in order, each one's hash or its refusal.
+  api.post('/v1/txs', async (request, reply) => {
+    const body = request.body
+    if (!Array.isArray(body) || body.length === 0) throw new LedgerError('LEDGER_MALFORMED', 'a batch is a non-empty JSON array of transactions')
+    if (body.length > TXS_PER_REQUEST_MAX) throw new LedgerError('LEDGER_MALFORMED', `a batch of ${body.length} transactions, limit ${TXS_PER_REQUEST_MAX}`)
+    const results = body.map((candidate: unknown) => {
+      try {
+        return { hash: ledger.submit(txFromJson(candidate)).hash, status: 'pending' }
+      } catch (error) {
+        if (!(error instanceof SynodError)) throw error
+        return { status: 'refused', code: error.code, message: error.message }
+      }
+    })
+    await reply.code(202).send({ results, accepted: results.filter((result) => result.status === 'pending').length })
   })
 
   api.get<{ Params: { hash: string } }>('/v1/tx/:hash', async (request) => {

@@ -66,6 +66,20 @@ describe('ledger HTTP API', () => {
     assert.equal((await app.inject({ method: 'GET', url: `/v1/tx/${'0'.repeat(64)}` })).statusCode, 404)
   })
 
+  it('accepts a batch, answering each transaction in order with its hash or its refusal', async () => {
+    const good = [transfer(1, 0, 3, 5n, 2n), transfer(1, 1, 3, 5n, 2n)]
+    const forged = { ...body(transfer(3, 0, 1, 1n)), fee: '77' }
+    const answer = await app.inject({ method: 'POST', url: '/v1/txs', payload: [body(good[0] as ReturnType<typeof transfer>), forged, body(good[1] as ReturnType<typeof transfer>), { hello: 'world' }] })
+    assert.equal(answer.statusCode, 202)
+    const { results, accepted } = answer.json<{ results: Array<{ status: string, hash?: string, code?: string }>, accepted: number }>()
+    assert.equal(accepted, 2)
+    assert.deepEqual(results.map((result) => result.status === 'pending' ? result.hash : result.code), [txToJson(good[0] as ReturnType<typeof transfer>).hash, 'LEDGER_BAD_SIGNATURE', txToJson(good[1] as ReturnType<typeof transfer>).hash, 'LEDGER_MALFORMED'])
+    for (const payload of [[], { not: 'a list' }, Array.from({ length: 1_001 }, () => ({}))]) {
+      const refused = await app.inject({ method: 'POST', url: '/v1/txs', payload })
+      assert.deepEqual([refused.statusCode, refused.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+    }
+  })
+
   it('exports the ledger metrics', async () => {
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
     assert.match(text, /^synod_ledger_height [1-9]\d*$/m)
