@@ -4,6 +4,7 @@
  * in as a 32-byte seed chosen by the caller (the real node draws it from the OS, the simulator
  * from its seeded generator).
  */
+import * as nodeCrypto from 'node:crypto'
 import { createHash, createPrivateKey, createPublicKey, sign as edSign, verify as edVerify, type KeyObject, type Hash } from 'node:crypto'
 import { CoreError } from './errors.js'
 
@@ -62,8 +63,13 @@ export function verify (publicKey: Uint8Array, message: Uint8Array, signature: U
   return edVerify(null, message, publicKeyObject(publicKey), signature)
 }
 
+/** The one-shot `crypto.hash` (Node 20.12 and later) costs about 2/3 of a `createHash` object for small inputs. */
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash
+
 export function sha256 (data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(data).digest())
+  if (oneShotHash === undefined) return new Uint8Array(createHash('sha256').update(data).digest())
+  const digest = oneShotHash('sha256', data, 'buffer')
+  return new Uint8Array(digest.buffer, digest.byteOffset, digest.length)
 }
 
 /** Bitcoin's hash: SHA-256 applied twice. */

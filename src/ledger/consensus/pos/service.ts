@@ -485,6 +485,8 @@ export class PosService implements Service {
     if (message.type === 'pos.proposal') {
       if (statement.step !== 'proposal' || statement.value === null) { this.counters.invalidMessages++; return }
       if (signer !== this.proposerOf(statement.round)) { this.counters.invalidMessages++; return }
+      // A copy of the proposal this node holds (re-sent, relayed): nothing to decode again.
+      if (this.rounds.get(statement.round)?.proposal?.hash === statement.value) return
       let block: Block
       try {
         block = this.ledger.decodeBlockBytes((message as PosProposalMessage).block)
