@@ -36,7 +36,7 @@ const TARGET_TPS = 1_000
 const TARGET_P99_MS = 3_000
 const TARGET_SHARE = 0.5
 /** Offered rates and engines; `SYNOD_BENCH_RATES=1000,2000` and `SYNOD_BENCH_ENGINES=pos` narrow a run. */
-const OFFERED_RATES = (process.env.SYNOD_BENCH_RATES ?? '500,1000,1500').split(',').map(Number).filter((rate) => rate > 0)
+const OFFERED_RATES = (process.env.SYNOD_BENCH_RATES ?? '1000,1500,1800').split(',').map(Number).filter((rate) => rate > 0)
 const ALL_ENGINES = ['pos', 'dpos'] as const
 const ENGINES = ALL_ENGINES.filter((engine) => (process.env.SYNOD_BENCH_ENGINES ?? 'pos,dpos').split(',').includes(engine))
 

@@ -45,7 +45,7 @@ export interface DposParams {
 
 export const defaultDposParams: Readonly<Omit<DposParams, 'genesisTimeMs'>> = Object.freeze({
   producersMax: DEFAULT_PRODUCERS,
-  blocksPerTurn: 2,
+  blocksPerTurn: 1,
   blockIntervalMs: 500,
   blockReward: 1_000n,
   futureTimeLimitMs: 2_000
