@@ -508,7 +508,8 @@ export class LedgerService implements Service {
     const env = this.requireEnv()
     const chain = this.chain()
     const bytes = encodeTx(tx)
-    this.verified.add(toHex(sha256(bytes)))
+    // The transaction hash is SHA-256 of these very bytes: the key a block's bytes are looked up by.
+    this.verified.add(txHash(tx))
     try {
       const pending = this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address))
       this.counters.txsAccepted++
