@@ -59,7 +59,7 @@ function verificationsPerSecond (): number {
 interface ChainBody { finalizedHeight: number | null, head: { height: number }, chainId: string }
 interface BlockBody { txs: Array<{ hash: string }> }
 
-interface PhaseResult { engine: string, offered: number, submitted: number, refused: number, finalized: number, tps: number, p50: number, p99: number, cpuUsPerTx: number }
+interface PhaseResult { engine: string, offered: number, submitted: number, refused: number, finalized: number, tps: number, p50: number, p99: number, cpuUsPerTx: number, clientCpuUsPerTx: number }
 
 /** CPU seconds (user + system) a process used so far, from /proc (Linux); 0 elsewhere. */
 function cpuSeconds (pid: number): number {
@@ -146,6 +146,7 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
       let refused = 0
       let inFlight = 0
       const cpuBefore = nodesCpu()
+      const clientBefore = process.cpuUsage()
       const started = performance.now()
       for (let first = 0; first < load.length; first += BATCH_TXS) {
         const batch = load.slice(first, first + BATCH_TXS)
@@ -184,9 +185,11 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
       const span = (Math.max(lastFinal, submitEnd) - started) / 1000
       const tps = finalizedInPhase / span
       const cpuUsPerTx = (nodesCpu() - cpuBefore) * 1e6 / Math.max(1, finalizedInPhase)
-      const result: PhaseResult = { engine, offered, submitted: submittedAt.size, refused: refused + unfinalized, finalized: finalizedInPhase, tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuUsPerTx }
+      const client = process.cpuUsage(clientBefore)
+      const clientCpuUsPerTx = (client.user + client.system) / Math.max(1, finalizedInPhase)
+      const result: PhaseResult = { engine, offered, submitted: submittedAt.size, refused: refused + unfinalized, finalized: finalizedInPhase, tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuUsPerTx, clientCpuUsPerTx }
       results.push(result)
-      progress(`${engine} @ ${offered}: ${result.finalized}/${count} final, ${tps.toFixed(0)} tx/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, nodes' CPU ${cpuUsPerTx.toFixed(0)} us/tx, ${refused} refused, ${unfinalized} not final, limit ${limitTps.toFixed(0)} tx/s`)
+      progress(`${engine} @ ${offered}: ${result.finalized}/${count} final, ${tps.toFixed(0)} tx/s, p50 ${result.p50.toFixed(0)} ms, p99 ${result.p99.toFixed(0)} ms, nodes' CPU ${cpuUsPerTx.toFixed(0)} us/tx (the bench client ${clientCpuUsPerTx.toFixed(0)}), ${refused} refused, ${unfinalized} not final, limit ${limitTps.toFixed(0)} tx/s`)
       if (result.p99 > TARGET_P99_MS * 3 || finalizedInPhase < count * 0.5) break
     }
     watching = false
@@ -200,6 +203,10 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
 }
 
 export async function consensusBenchmark (progress: (line: string) => void): Promise<BenchResult> {
+  // Interrupted (Ctrl-C, a timeout): stop the clusters, whose nodes would otherwise outlive the bench.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => { void stopAllUpRuns().finally(() => process.exit(130)) })
+  }
   const perCore = verificationsPerSecond()
   const cores = availableParallelism()
   const limitTps = perCore * cores / NODES
