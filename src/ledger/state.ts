@@ -344,7 +344,8 @@ export class LedgerState {
     if (sets === null || !sets.current.some((entry) => entry.address === address)) return
     const current = sets.current.filter((entry) => entry.address !== address)
     if (current.length === 0) return
-    this.setSets({ current, previous: this.validatorsAt(height), changedAt: height })
+    // The DPoS schedule of the round stays: a change of the PoS set never reshuffles a round.
+    this.setSets({ ...sets, current, previous: this.validatorsAt(height), changedAt: height })
   }
 
   /** Downtime counting and jailing, the downtime window, and the epoch election, after a block's transactions. */
@@ -374,7 +375,7 @@ export class LedgerState {
     }
     if (height % params.epochBlocks === 0) {
       const elected = electValidators(this.stakes, params)
-      if (elected.length > 0) this.setSets({ current: elected, previous: this.validatorsAt(height), changedAt: height })
+      if (elected.length > 0 && this.sets !== null) this.setSets({ ...this.sets, current: elected, previous: this.validatorsAt(height), changedAt: height })
     }
   }
 
