@@ -13,7 +13,7 @@ const AMOUNT_FIELDS = new Set(['fee', 'amount'])
 const BYTES_FIELDS = new Set(['publicKey', 'signature'])
 
 /** Bigints become decimal strings and bytes lowercase hex, all the way down. */
-function toJsonValue (value: unknown): unknown {
+export function toJsonValue (value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   if (value instanceof Uint8Array) return toHex(value)
   if (Array.isArray(value)) return value.map(toJsonValue)

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
 import { SynodError, toHex } from '../core/index.js'
 import {
-  ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, txFromJson,
+  ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, toJsonValue, txFromJson,
   type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord
 } from '../ledger/index.js'
 import type { MinerPool } from './miner.js'
@@ -117,7 +117,7 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
       confirmations: chain.isOnMainChain(hash) ? chain.head().header.height - block.header.height + 1 : 0,
       weight: stored?.weight.toString() ?? null,
       finalized: finalizedHeight === null ? null : chain.isOnMainChain(hash) && block.header.height <= finalizedHeight,
-      ...(certificate === undefined ? {} : { commit: jsonOf(certificate) })
+      ...(certificate === undefined ? {} : { commit: toJsonValue(certificate) })
     }
   })
 
@@ -154,14 +154,6 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
 
 type CounterField = Exclude<keyof LedgerStats, 'deepestReorg'>
 
-/** Bytes as hex and bigints as decimal strings, for JSON. */
-function jsonOf (value: unknown): unknown {
-  if (typeof value === 'bigint') return value.toString()
-  if (value instanceof Uint8Array) return toHex(value)
-  if (Array.isArray(value)) return value.map(jsonOf)
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, field]) => [key, jsonOf(field)]))
-  return value
-}
 
 export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService, miner: MinerPool | null, pos: PosService | null = null, dpos: DposService | null = null): void {
   const counters: Array<[CounterField, string, string]> = [
