@@ -6,9 +6,11 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
 import { consensusBenchmark } from './consensus.js'
+import { kvStrongBenchmark } from './kv-strong.js'
 import { ledgerBenchmark } from './ledger.js'
 import { membershipBenchmark } from './membership.js'
 import { powBenchmark } from './pow.js'
+import { ringBenchmark } from './ring.js'
 import { transportBenchmark } from './transport.js'
 import { formatTable, type BenchResult } from './util.js'
 
@@ -18,7 +20,9 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   membership: membershipBenchmark,
   pow: powBenchmark,
   ledger: ledgerBenchmark,
-  consensus: consensusBenchmark
+  consensus: consensusBenchmark,
+  'kv-strong': kvStrongBenchmark,
+  ring: ringBenchmark
 }
 
 const requested = process.argv.slice(2)

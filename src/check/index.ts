@@ -1,1 +1,2 @@
 export * from './chain-safety.js'
+export * from './linearizable.js'

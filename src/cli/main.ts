@@ -10,6 +10,7 @@ import { fetchStatus, formatStatus } from './status.js'
 import { simCommand } from './sim.js'
 import { powCommand } from './pow.js'
 import { ledgerCommands } from './ledger.js'
+import { checkCommands } from './check.js'
 import { consensusOption, integerOption as integer, topologyOption, type ConsensusChoice } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
@@ -79,6 +80,7 @@ program.command('status')
 simCommand(program, print)
 powCommand(program, print)
 ledgerCommands(program, print)
+checkCommands(program, print)
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof SynodError) {

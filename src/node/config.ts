@@ -17,7 +17,9 @@ export const memberSchema = z.strictObject({
   id: hex(10),
   publicKey: hex(32),
   p2p: multiaddrText,
-  api: z.string().url()
+  api: z.string().url(),
+  /** The member's capacity: its share of the store's keys is proportional to it (1 by default). */
+  weight: z.number().positive().max(1_000).optional()
 })
 
 export const transportLimitsSchema = z.strictObject({
@@ -113,6 +115,17 @@ export const ledgerConfigSchema = z.strictObject({
   }
 })
 
+/** The key-value store: replication and placement, and the limits a network may tune (StoreLimits). */
+export const storeConfigSchema = z.strictObject({
+  replicationFactor: z.number().int().min(1).max(15),
+  vnodesPerWeight: z.number().int().min(1).max(4_096),
+  keyBytesMax: z.number().int().min(1).max(4_096),
+  valueBytesMax: z.number().int().min(1).max(768 * 1_024),
+  requestTimeoutMs: z.number().int().min(10).max(600_000),
+  roundTimeoutMs: z.number().int().min(1).max(600_000),
+  tombstoneGcDelayMs: z.number().int().min(0)
+}).partial()
+
 export const networkConfigSchema = z.strictObject({
   version: z.literal(1),
   networkId: z.string().min(1).max(64),
@@ -121,7 +134,8 @@ export const networkConfigSchema = z.strictObject({
   topology: topologySpecSchema.optional(),
   routeMetric: z.enum(['hops', 'rtt']).optional(),
   limits: z.strictObject({ transport: transportLimitsSchema.optional(), membership: membershipLimitsSchema.optional() }).optional(),
-  ledger: ledgerConfigSchema.optional()
+  ledger: ledgerConfigSchema.optional(),
+  store: storeConfigSchema.optional()
 })
 
 export const nodeConfigSchema = z.strictObject({

@@ -33,7 +33,15 @@ const statusByCode: Record<string, number> = {
   LEDGER_TX_NONCE_GAP: 422,
   LEDGER_TX_INSUFFICIENT_FUNDS: 422,
   LEDGER_TX_SENDER_LIMIT: 429,
-  LEDGER_TX_POOL_FULL: 503
+  LEDGER_TX_POOL_FULL: 503,
+  STORE_NO_QUORUM: 503,
+  STORE_TIMEOUT: 504,
+  STORE_OVERLOADED: 429,
+  STORE_CAS_MISMATCH: 409,
+  STORE_KEY_TOO_LARGE: 400,
+  STORE_VALUE_TOO_LARGE: 413,
+  STORE_BAD_REQUEST: 400,
+  STORE_UNSUPPORTED_CONSISTENCY: 400
 }
 
 export function httpStatusFor (code: string): number {
@@ -58,7 +66,7 @@ export function createApiServer (source: StatusSource, metrics: Registry, log: L
     }
     const statusCode = typeof (error as { statusCode?: unknown }).statusCode === 'number' ? (error as { statusCode: number }).statusCode : 500
     if (statusCode >= 500) log.error({ url: request.url, reason: (error as Error).message }, 'request failed')
-    const code = statusCode >= 500 ? 'HTTP_INTERNAL' : 'HTTP_BAD_REQUEST'
+    const code = statusCode >= 500 ? 'HTTP_INTERNAL' : statusCode === 413 ? 'HTTP_BODY_TOO_LARGE' : 'HTTP_BAD_REQUEST'
     await reply.code(statusCode).send({ code, message: (error as Error).message, details: {} })
   })
   return app

@@ -20,6 +20,8 @@ import { registerMembershipMetrics, registerMembershipRoutes } from './membershi
 import { createApiServer } from './http.js'
 import { createLedger } from './ledger-node.js'
 import { registerLedgerMetrics, registerLedgerRoutes } from './ledger-api.js'
+import { StoreService, defaultStoreLimits } from '../store/index.js'
+import { registerStoreRoutes } from './store-api.js'
 import { SYNOD_VERSION } from './version.js'
 
 export interface RunningNode {
@@ -34,6 +36,8 @@ export interface RunningNode {
   readonly membership: MembershipService
   /** The ledger, when the network config has one. */
   readonly ledger: LedgerService | null
+  /** The key-value store (every node of a network runs it, unless `services` replaced the defaults). */
+  readonly store: StoreService | null
   /** Announces a graceful leave to the cluster, then stops. */
   stop (): Promise<void>
 }
@@ -86,7 +90,18 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const ledgerParts = config.network.ledger === undefined || options.services !== undefined
     ? null
     : createLedger(config.network.ledger, { overlay, membership, keySeed: config.key.seed, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
-  const services = options.services ?? [overlay, membership, hello, ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos]), ...(ledgerParts?.dpos == null ? [] : [ledgerParts.dpos])]
+  const storeConfig = config.network.store ?? {}
+  const store = options.services !== undefined
+    ? null
+    : new StoreService({
+      net: overlay,
+      members: config.network.members.map((member) => ({ id: member.id, weight: member.weight ?? 1, api: member.api })),
+      ...(storeConfig.replicationFactor === undefined ? {} : { replicationFactor: storeConfig.replicationFactor }),
+      ...(storeConfig.vnodesPerWeight === undefined ? {} : { vnodesPerWeight: storeConfig.vnodesPerWeight }),
+      isLive: (member) => membership.stateOf(member) === 'alive',
+      limits: storeConfig
+    })
+  const services = options.services ?? [overlay, membership, hello, ...(store === null ? [] : [store]), ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos]), ...(ledgerParts?.dpos == null ? [] : [ledgerParts.dpos])]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -134,6 +149,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   }, metrics, log.child({ component: 'http' }))
   registerOverlayRoutes(api, overlay, config)
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
+  if (store !== null) registerStoreRoutes(api, store, metrics, storeConfig.valueBytesMax ?? defaultStoreLimits.valueBytesMax)
   if (ledgerParts !== null) {
     registerLedgerRoutes(api, ledgerParts.ledger, ledgerParts.pos, ledgerParts.dpos)
     registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner, ledgerParts.pos, ledgerParts.dpos)
@@ -156,7 +172,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
 
   let stopped = false
   return {
-    config, transport, host, disk, api, log, overlay, membership, ledger: ledgerParts?.ledger ?? null,
+    config, transport, host, disk, api, log, overlay, membership, ledger: ledgerParts?.ledger ?? null, store,
     apiUrl: `http://${apiHost}:${apiPort}`,
     async stop () {
       if (stopped) return

@@ -1,0 +1,672 @@
+/**
+ * Strongly consistent key-value store benchmark: Synod against etcd, same load, same run.
+ *
+ * - (a) Synod: a 3-node local cluster (`synod up --nodes 3 --consensus none`), its store API
+ *   `PUT /v1/kv/{key}?consistency=strong` (raw value bytes) and `GET /v1/kv/{key}?consistency=strong`.
+ *   Each request goes to a node picked round-robin over the three: with replication factor 3
+ *   every node replicates every key, so nothing is forwarded.
+ * - (b) etcd: a 3-member local cluster on loopback (Debian's `etcd-server`, installed with apt-get
+ *   when it is not on PATH and the bench runs as root), through its JSON gateway:
+ *   `POST /v3/kv/put` and `POST /v3/kv/range` (linearizable, etcd's default), again round-robin
+ *   over the three members. The gateway prefix (/v3, /v3beta, /v3alpha) is probed first.
+ *
+ * One load generator for both (a per-system adapter builds each request and judges each answer):
+ * 64 closed-loop workers over undici keep-alive pools (one per target, 64 connections each), keys
+ * drawn uniformly from a fixed space of 10 000 keys with 100-byte values (fixed per key, so a get
+ * checks the bytes it reads). A put phase, then a get phase over the keys the put phase wrote;
+ * each phase has a 2 s warm-up, then a measured window (10 s, `SYNOD_BENCH_SECONDS`): successful
+ * ops/s, latency p50/p99 of the successful operations, errors by code (or HTTP status, or network
+ * error), the server processes' CPU per operation and the bench client's (from /proc), and the
+ * CPU other processes on the machine used meanwhile (both clusters and the load generator share
+ * its cores: a busy machine skews the figures and the verdict says so).
+ *
+ * Targets: Synod strong puts >= 1x etcd puts at equal concurrency, and Synod put p99 <= etcd put p99.
+ * When Synod's store API is not there (404 on a probe put), the Synod half says so and the etcd half
+ * still runs; when etcd cannot be found or installed, the reverse.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { accessSync, constants, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { Pool } from 'undici'
+import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
+import { percentile, type BenchResult } from './util.js'
+
+const NODES = 3
+const CLIENTS = 64
+const KEYS = 10_000
+const VALUE_BYTES = 100
+const WARMUP_MS = 2_000
+const MEASURE_SECONDS = Number(process.env.SYNOD_BENCH_SECONDS ?? 10)
+const MEASURE_MS = (Number.isFinite(MEASURE_SECONDS) && MEASURE_SECONDS > 0 ? MEASURE_SECONDS : 10) * 1000
+/** A request that has no answer by then counts as a network error. */
+const REQUEST_TIMEOUT_MS = 10_000
+const READY_TIMEOUT_MS = 60_000
+/** How long an etcd member gets to stop after SIGTERM before it is killed. */
+const ETCD_STOP_GRACE_MS = 5_000
+const INSTALL_TIMEOUT_MS = 300_000
+/** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
+const FOREIGN_CORES_MAX = 0.15
+
+type Op = 'put' | 'get'
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+const KEY_NAMES = Array.from({ length: KEYS }, (_, index) => `bench-${String(index).padStart(5, '0')}`)
+const VALUES = Array.from({ length: KEYS }, () => randomBytes(VALUE_BYTES))
+
+// ---------------------------------------------------------------------------------------------
+// Process bookkeeping: everything the bench starts, so that a signal or an exit can stop it.
+
+const liveChildren = new Set<ChildProcess>()
+const tempDirs = new Set<string>()
+/** Set by SIGINT/SIGTERM: start nothing more. */
+let interrupted = false
+
+function removeTempDirs (): void {
+  for (const dir of tempDirs) {
+    try { rmSync(dir, { recursive: true, force: true }) } catch {}
+    tempDirs.delete(dir)
+  }
+}
+
+function makeTempDir (prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  tempDirs.add(dir)
+  return dir
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+async function stopChild (child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) { liveChildren.delete(child); return }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
+  await exited
+  clearTimeout(timer)
+  liveChildren.delete(child)
+}
+
+async function stopEverything (): Promise<void> {
+  await Promise.all([...[...liveChildren].map(async (child) => { await stopChild(child, ETCD_STOP_GRACE_MS) }), stopAllUpRuns()])
+  removeTempDirs()
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU accounting, from /proc (Linux; zeros elsewhere).
+
+/** CPU seconds (user + system) a process used so far. */
+function cpuSeconds (pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return 0
+  }
+}
+
+function parentPid (pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? 0)
+  } catch {
+    return 0
+  }
+}
+
+/** CPU seconds the whole machine spent busy (all but idle and iowait). */
+function machineBusySeconds (): number {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+    return fields.slice(0, 8).reduce((sum, value, index) => index === 3 || index === 4 ? sum : sum + value, 0) / 100
+  } catch {
+    return 0
+  }
+}
+
+const ownCpuSeconds = (): number => { const usage = process.cpuUsage(); return (usage.user + usage.system) / 1e6 }
+
+// ---------------------------------------------------------------------------------------------
+// The load generator, shared by both systems.
+
+interface RequestSpec { path: string, method: 'GET' | 'PUT' | 'POST', headers: Record<string, string>, body?: Buffer | string }
+
+interface Adapter {
+  system: string
+  /** HTTP base URLs, one per node or member; requests go to them round-robin. */
+  origins: string[]
+  /** The server processes, for their CPU. */
+  serverPids: number[]
+  /** Other processes the bench started that are not servers (`synod up`): not "foreign" CPU. */
+  helperPids: number[]
+  request: (op: Op, key: number) => RequestSpec
+  /** null when the answer is a success, else a label for the error. */
+  outcome: (op: Op, key: number, status: number, body: Buffer) => string | null
+}
+
+export interface PhaseFigures {
+  system: string
+  op: Op
+  /** Successful operations completed in the measured window. */
+  ops: number
+  windowMs: number
+  opsPerSecond: number
+  p50: number
+  p99: number
+  mean: number
+  max: number
+  errors: number
+  /** Errors in the measured window, by code (or `HTTP <status>`, or `network <code>`). */
+  errorsBy: Record<string, number>
+  warmupErrorsBy: Record<string, number>
+  serverCpuUsPerOp: number
+  /** Server processes' CPU in cores during the window. */
+  serverCores: number
+  clientCpuUsPerOp: number
+  foreignCores: number
+}
+
+function networkLabel (error: unknown): string {
+  const code = (error as { code?: unknown }).code
+  return `network ${typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)}`
+}
+
+/**
+ * One phase: CLIENTS closed-loop workers issue `op` on keys from `pickKey` for the warm-up, then the
+ * measured window; `onSuccess` hears of every successful operation (warm-up included).
+ */
+async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () => number, onSuccess: (key: number) => void): Promise<PhaseFigures> {
+  const latencies: number[] = []
+  const errorsBy: Record<string, number> = {}
+  const warmupErrorsBy: Record<string, number> = {}
+  let measuring = false
+  let stopped = false
+  let next = 0
+  const serversCpu = (): number => adapter.serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+  const benchCpu = (): number => serversCpu() + adapter.helperPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) + ownCpuSeconds()
+  interface Mark { at: number, servers: number, client: number, bench: number, machine: number }
+  const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), bench: benchCpu(), machine: machineBusySeconds() })
+  let startMark: Mark | undefined
+  let endMark: Mark | undefined
+  const startTimer = setTimeout(() => { startMark = mark(); measuring = true }, WARMUP_MS)
+  const endTimer = setTimeout(() => { measuring = false; stopped = true; endMark = mark() }, WARMUP_MS + MEASURE_MS)
+
+  const worker = async (): Promise<void> => {
+    while (!stopped) {
+      const key = pickKey()
+      const pool = pools[next++ % pools.length] as Pool
+      const spec = adapter.request(op, key)
+      const at = performance.now()
+      let label: string | null
+      try {
+        const response = await pool.request(spec)
+        label = adapter.outcome(op, key, response.statusCode, Buffer.from(await response.body.arrayBuffer()))
+      } catch (error) {
+        label = networkLabel(error)
+      }
+      const done = performance.now()
+      if (label === null) {
+        onSuccess(key)
+        if (measuring) latencies.push(done - at)
+      } else {
+        const into = measuring ? errorsBy : startMark === undefined ? warmupErrorsBy : null
+        if (into !== null) into[label] = (into[label] ?? 0) + 1
+        // A refused connection answers at once: do not spin on a node that is down.
+        if (label.startsWith('network')) await sleep(10)
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: CLIENTS }, worker))
+  } finally {
+    clearTimeout(startTimer)
+    clearTimeout(endTimer)
+  }
+  const begin = startMark as Mark
+  const end = endMark as Mark
+  const windowMs = end.at - begin.at
+  const seconds = windowMs / 1000
+  const ops = latencies.length
+  const errors = Object.values(errorsBy).reduce((sum, value) => sum + value, 0)
+  const foreignCores = Math.max(0, (end.machine - begin.machine) - (end.bench - begin.bench)) / seconds
+  return {
+    system: adapter.system,
+    op,
+    ops,
+    windowMs,
+    opsPerSecond: ops / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    mean: ops === 0 ? Number.NaN : latencies.reduce((sum, value) => sum + value, 0) / ops,
+    max: ops === 0 ? Number.NaN : latencies.reduce((max, value) => Math.max(max, value), 0),
+    errors,
+    errorsBy,
+    warmupErrorsBy,
+    serverCpuUsPerOp: ops === 0 ? Number.NaN : (end.servers - begin.servers) * 1e6 / ops,
+    serverCores: (end.servers - begin.servers) / seconds,
+    clientCpuUsPerOp: ops === 0 ? Number.NaN : (end.client - begin.client) * 1e6 / ops,
+    foreignCores
+  }
+}
+
+interface SystemRun {
+  system: string
+  available: boolean
+  /** Why the system was not measured (or a phase was skipped). */
+  reason?: string
+  info: Record<string, unknown>
+  phases: PhaseFigures[]
+}
+
+/** The put phase over the whole key space, then the get phase over the keys it wrote. */
+async function runLoad (adapter: Adapter, progress: (line: string) => void): Promise<{ phases: PhaseFigures[], reason?: string }> {
+  const pools = adapter.origins.map((origin) => new Pool(origin, {
+    connections: CLIENTS,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    headersTimeout: REQUEST_TIMEOUT_MS,
+    bodyTimeout: REQUEST_TIMEOUT_MS
+  }))
+  const phases: PhaseFigures[] = []
+  try {
+    const written = new Uint8Array(KEYS)
+    const writtenKeys: number[] = []
+    progress(`${adapter.system}: put, ${CLIENTS} clients, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s over ${adapter.origins.length} targets`)
+    const put = await runPhase(adapter, pools, 'put', () => Math.floor(Math.random() * KEYS), (key) => {
+      if (written[key] === 0) { written[key] = 1; writtenKeys.push(key) }
+    })
+    phases.push(put)
+    progress(describePhase(put) + `; ${writtenKeys.length} distinct keys written`)
+    if (writtenKeys.length === 0) return { phases, reason: `${adapter.system}: no put succeeded, so no get phase` }
+    progress(`${adapter.system}: get over the ${writtenKeys.length} keys written`)
+    const get = await runPhase(adapter, pools, 'get', () => writtenKeys[Math.floor(Math.random() * writtenKeys.length)] as number, () => {})
+    phases.push(get)
+    progress(describePhase(get))
+    return { phases }
+  } finally {
+    await Promise.all(pools.map(async (pool) => { await pool.close() }))
+  }
+}
+
+function describeErrors (errorsBy: Record<string, number>): string {
+  return Object.entries(errorsBy).sort((a, b) => b[1] - a[1]).map(([label, count]) => `${label} ${count}`).join(', ')
+}
+
+function describePhase (phase: PhaseFigures): string {
+  const errors = describeErrors(phase.errorsBy)
+  return `${phase.system} ${phase.op}: ${phase.opsPerSecond.toFixed(0)} ops/s, p50 ${fixed(phase.p50, 2)} ms, p99 ${fixed(phase.p99, 2)} ms (max ${fixed(phase.max, 1)}); ` +
+    `${phase.errors} errors${errors === '' ? '' : ` (${errors})`}; servers ${fixed(phase.serverCpuUsPerOp, 0)} us CPU/op (${phase.serverCores.toFixed(2)} cores), ` +
+    `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what}: no answer within ${ms} ms`)) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A figure with `digits` decimals, or `-` when there is none (no successful operation). */
+const fixed = (value: number, digits: number): string => Number.isFinite(value) ? value.toFixed(digits) : '-'
+
+const describeError = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/** An error body's `code` (Synod) or message (etcd's gateway), else `HTTP <status>`. */
+function errorLabel (status: number, body: Buffer): string {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { code?: unknown, message?: unknown, error?: unknown }
+    if (typeof parsed.code === 'string') return parsed.code
+    const message = typeof parsed.message === 'string' ? parsed.message : typeof parsed.error === 'string' ? parsed.error : undefined
+    if (message !== undefined) return `HTTP ${status} ${message.slice(0, 60)}`
+  } catch {}
+  return `HTTP ${status}`
+}
+
+interface Answer { status: number, text: string }
+
+async function call (url: string, init: { method: string, headers?: Record<string, string>, body?: Buffer | string }): Promise<Answer> {
+  const response = await fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+  return { status: response.status, text: await response.text() }
+}
+
+const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').slice(-lines).join('\n')
+
+// ---------------------------------------------------------------------------------------------
+// (a) Synod.
+
+function synodAdapter (origins: string[], serverPids: number[], helperPids: number[]): Adapter {
+  const paths = KEY_NAMES.map((name) => `/v1/kv/${encodeURIComponent(name)}?consistency=strong`)
+  const putHeaders = { 'content-type': 'application/octet-stream' }
+  return {
+    system: 'synod',
+    origins,
+    serverPids,
+    helperPids,
+    request: (op, key) => op === 'put'
+      ? { path: paths[key] as string, method: 'PUT', headers: putHeaders, body: VALUES[key] as Buffer }
+      : { path: paths[key] as string, method: 'GET', headers: {} },
+    outcome: (op, key, status, body) => {
+      if (status !== 200) return errorLabel(status, body)
+      if (op === 'get' && !body.equals(VALUES[key] as Buffer)) return 'wrong value'
+      return null
+    }
+  }
+}
+
+async function runSynod (progress: (line: string) => void): Promise<SystemRun> {
+  const run: SystemRun = { system: 'synod', available: false, info: {}, phases: [] }
+  const dataDir = makeTempDir('synod-bench-kv-')
+  let up: UpRun | undefined
+  try {
+    const basePort = await freeBasePort(NODES)
+    progress(`synod: starting ${NODES} nodes (synod up --nodes ${NODES} --consensus none --base-port ${basePort})`)
+    up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--consensus', 'none'])
+    await withTimeout(up.ready, READY_TIMEOUT_MS, 'synod up')
+    // `synod up` prints "node ID  api URL  p2p ADDR" per node once the cluster is ready.
+    const printed = [...up.output().matchAll(/^\s*node \S+\s+api (http:\/\/\S+)/gm)].map((match) => match[1] as string)
+    const origins = printed.length === NODES ? printed : Array.from({ length: NODES }, (_, index) => `http://127.0.0.1:${basePort + 100 + index}`)
+    const serverPids = (await Promise.all(origins.map(async (api) => (await getJson<{ pid?: number }>(`${api}/v1/status`))?.pid ?? 0))).filter((pid) => pid > 0)
+    const upPid = parentPid(serverPids[0] ?? 0)
+    run.info = { origins, serverPids, upPid }
+
+    // Is there a store API? A probe put and get on node 0 decide.
+    const probeKey = 'bench-probe'
+    const probeValue = randomBytes(VALUE_BYTES)
+    const probeUrl = `${origins[0] as string}/v1/kv/${probeKey}?consistency=strong`
+    let put: Answer
+    try {
+      put = await call(probeUrl, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: probeValue })
+    } catch (error) {
+      run.reason = `Synod store API not available: PUT ${probeUrl} failed: ${describeError(error)}`
+      return run
+    }
+    if (put.status !== 200) {
+      run.reason = `Synod store API not available: PUT ${probeUrl} answered ${put.status} ${put.text.slice(0, 200)}`
+      return run
+    }
+    const get = await fetch(probeUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then(async (response) => ({ status: response.status, body: Buffer.from(await response.arrayBuffer()), version: response.headers.get('synod-version') }), (error: unknown) => ({ status: 0, body: Buffer.from(describeError(error)), version: null }))
+    // A get that fails here still gets its phase: its errors then show in the table.
+    const getProblem = get.status === 0
+      ? `failed: ${get.body.toString('utf8')}`
+      : get.status !== 200 ? `answered ${get.status} ${get.body.toString('utf8').slice(0, 200)}` : get.body.equals(probeValue) ? null : `answered ${get.body.length} bytes, not the ${VALUE_BYTES} put`
+    if (getProblem !== null) {
+      run.info.getProbe = `GET ${probeUrl} after a successful put ${getProblem}`
+      progress(`synod: warning: the probe GET ${probeUrl} after a successful put ${getProblem}`)
+    }
+    const ring = await getJson<{ version?: number, replicationFactor?: number, members?: Array<{ id: string, api?: string }> }>(`${origins[0] as string}/v1/cluster/ring`)
+    run.info.ring = ring === null ? 'GET /v1/cluster/ring: no answer' : { version: ring.version, replicationFactor: ring.replicationFactor, members: ring.members?.map((member) => member.id) }
+    if (ring?.replicationFactor !== undefined && ring.replicationFactor < NODES) {
+      progress(`synod: note: replication factor ${ring.replicationFactor} < ${NODES} nodes, so some requests are forwarded`)
+    }
+    progress(`synod: store API answers (probe put ${put.text.slice(0, 60)}${getProblem === null ? `, get version ${get.version ?? 'none'}` : ''}); nodes ${origins.join(' ')}`)
+    run.available = true
+    const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : []), progress)
+    run.phases = load.phases
+    if (load.reason !== undefined) run.reason = load.reason
+    return run
+  } catch (error) {
+    run.available = false
+    run.reason = `Synod cluster not measured: ${describeError(error)}${up === undefined ? '' : `\n${tail(up.output())}`}`
+    return run
+  } finally {
+    if (up !== undefined) await up.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+    tempDirs.delete(dataDir)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) etcd.
+
+function findOnPath (name: string): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin']
+  for (const dir of dirs) {
+    if (dir === '') continue
+    const candidate = join(dir, name)
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return null
+}
+
+/** Runs a command to its end: its exit code (null when killed) and its output. */
+async function runCommand (command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null, output: string }> {
+  if (interrupted) return { code: null, output: 'interrupted' }
+  return await new Promise((resolve) => {
+    let output = ''
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+    liveChildren.add(child)
+    const timer = setTimeout(() => { output += `\n(timed out after ${timeoutMs} ms)`; child.kill('SIGKILL') }, timeoutMs)
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.once('error', (error) => { output += `\n${error.message}` })
+    child.once('close', (code) => { clearTimeout(timer); liveChildren.delete(child); resolve({ code, output }) })
+  })
+}
+
+/** The etcd binary: from PATH, or installed with `apt-get install -y etcd-server` when running as root. */
+async function findOrInstallEtcd (progress: (line: string) => void): Promise<{ path: string } | { reason: string }> {
+  const found = findOnPath('etcd')
+  if (found !== null) return { path: found }
+  if (process.getuid?.() !== 0) return { reason: 'etcd is not on PATH, and the bench is not running as root to apt-get install etcd-server' }
+  if (findOnPath('apt-get') === null) return { reason: 'etcd is not on PATH and there is no apt-get to install etcd-server with' }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  progress('etcd: not on PATH; apt-get install -y etcd-server')
+  let install = await runCommand('apt-get', ['install', '-y', 'etcd-server'], INSTALL_TIMEOUT_MS, env)
+  if (install.code !== 0) {
+    progress('etcd: install failed; apt-get update, then again')
+    const update = await runCommand('apt-get', ['update'], INSTALL_TIMEOUT_MS, env)
+    if (update.code !== 0) return { reason: `apt-get update failed (exit ${update.code ?? 'killed'}): ${tail(update.output, 5)}` }
+    install = await runCommand('apt-get', ['install', '-y', 'etcd-server'], INSTALL_TIMEOUT_MS, env)
+  }
+  if (install.code !== 0) return { reason: `apt-get install -y etcd-server failed (exit ${install.code ?? 'killed'}): ${tail(install.output, 5)}` }
+  const installed = findOnPath('etcd')
+  return installed === null ? { reason: 'apt-get installed etcd-server, but there is still no etcd on PATH' } : { path: installed }
+}
+
+interface EtcdMember { name: string, client: string, peer: string, dataDir: string, log: string, process: ChildProcess }
+
+const b64 = (text: string | Buffer): string => Buffer.from(text).toString('base64')
+
+function etcdAdapter (origins: string[], prefix: string, serverPids: number[]): Adapter {
+  const putPath = `${prefix}/kv/put`
+  const rangePath = `${prefix}/kv/range`
+  const headers = { 'content-type': 'application/json' }
+  const putBodies = KEY_NAMES.map((name, index) => JSON.stringify({ key: b64(name), value: b64(VALUES[index] as Buffer) }))
+  const rangeBodies = KEY_NAMES.map((name) => JSON.stringify({ key: b64(name) }))
+  const expected = VALUES.map((value) => `"value":"${b64(value)}"`)
+  return {
+    system: 'etcd',
+    origins,
+    serverPids,
+    helperPids: [],
+    request: (op, key) => op === 'put'
+      ? { path: putPath, method: 'POST', headers, body: putBodies[key] as string }
+      : { path: rangePath, method: 'POST', headers, body: rangeBodies[key] as string },
+    outcome: (op, key, status, body) => {
+      if (status !== 200) return errorLabel(status, body)
+      if (op === 'get') {
+        const text = body.toString('utf8')
+        if (!text.includes('"kvs"')) return 'not found'
+        if (!text.includes(expected[key] as string)) return 'wrong value'
+      }
+      return null
+    }
+  }
+}
+
+async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
+  const run: SystemRun = { system: 'etcd', available: false, info: {}, phases: [] }
+  if (interrupted) return { ...run, reason: 'etcd not measured: interrupted' }
+  const binary = await findOrInstallEtcd(progress)
+  if ('reason' in binary) {
+    run.reason = `etcd not available: ${binary.reason}`
+    return run
+  }
+  const version = await runCommand(binary.path, ['--version'], 10_000)
+  const versionText = /etcd Version:\s*(\S+)/.exec(version.output)?.[1] ?? version.output.trim().split('\n')[0] ?? 'unknown'
+  run.info = { binary: binary.path, version: versionText }
+  const dir = makeTempDir('synod-bench-etcd-')
+  const members: EtcdMember[] = []
+  try {
+    // Peer ports base..base+2, client ports base+100..base+102, below the ephemeral range.
+    const basePort = await freeBasePort(NODES)
+    const specs = Array.from({ length: NODES }, (_, index) => ({
+      name: `m${index}`,
+      client: `http://127.0.0.1:${basePort + 100 + index}`,
+      peer: `http://127.0.0.1:${basePort + index}`,
+      dataDir: join(dir, `m${index}`),
+      log: join(dir, `m${index}.log`)
+    }))
+    const initialCluster = specs.map((spec) => `${spec.name}=${spec.peer}`).join(',')
+    const token = `synod-bench-${randomBytes(4).toString('hex')}`
+    progress(`etcd ${versionText}: starting ${NODES} members (clients ${specs.map((spec) => spec.client).join(' ')}; data and logs in ${dir})`)
+    for (const spec of specs) {
+      if (interrupted) throw new Error('interrupted')
+      const child = spawn(binary.path, [
+        '--name', spec.name,
+        '--data-dir', spec.dataDir,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-state', 'new',
+        '--initial-cluster-token', token,
+        '--listen-client-urls', spec.client,
+        '--advertise-client-urls', spec.client,
+        '--listen-peer-urls', spec.peer,
+        '--initial-advertise-peer-urls', spec.peer
+      ], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(process.arch === 'arm64' ? { ETCD_UNSUPPORTED_ARCH: 'arm64' } : {}) } })
+      liveChildren.add(child)
+      const log = createWriteStream(spec.log, { flags: 'a' })
+      child.stdout?.pipe(log)
+      child.stderr?.pipe(log)
+      child.once('error', (error) => { log.write(`\nspawn failed: ${error.message}\n`) })
+      members.push({ ...spec, process: child })
+    }
+    const logTail = (member: EtcdMember): string => { try { return tail(readFileSync(member.log, 'utf8'), 10) } catch { return '' } }
+
+    // Healthy: every member answers GET /health with {"health":"true"}.
+    const deadline = Date.now() + READY_TIMEOUT_MS
+    for (;;) {
+      const gone = members.find((member) => member.process.exitCode !== null || member.process.signalCode !== null)
+      if (gone !== undefined) throw new Error(`member ${gone.name} exited (${gone.process.exitCode ?? gone.process.signalCode}) while starting:\n${logTail(gone)}`)
+      const healthy = await Promise.all(members.map(async (member) => (await getJson<{ health?: string }>(`${member.client}/health`))?.health === 'true'))
+      if (healthy.every(Boolean)) break
+      if (Date.now() > deadline) throw new Error(`the cluster was not healthy within ${READY_TIMEOUT_MS} ms:\n${members.map((member) => `--- ${member.name}\n${logTail(member)}`).join('\n')}`)
+      await sleep(200)
+    }
+
+    // The JSON gateway's prefix: /v3 from etcd 3.4, /v3beta in 3.3, /v3alpha before.
+    let prefix: string | undefined
+    const probes: string[] = []
+    for (const candidate of ['/v3', '/v3beta', '/v3alpha']) {
+      const answer = await call(`${members[0]?.client as string}${candidate}/kv/range`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: b64('bench-probe') }) }).catch((error: unknown) => ({ status: 0, text: describeError(error) }))
+      probes.push(`${candidate}: ${answer.status}`)
+      if (answer.status === 200) { prefix = candidate; break }
+    }
+    if (prefix === undefined) throw new Error(`no JSON gateway found (POST <prefix>/kv/range answered ${probes.join(', ')})`)
+    const pids = members.map((member) => member.process.pid ?? 0).filter((pid) => pid > 0)
+    run.info = { ...run.info, gatewayPrefix: prefix, clients: members.map((member) => member.client), pids }
+    progress(`etcd: healthy; JSON gateway at ${prefix}/`)
+    run.available = true
+    const load = await runLoad(etcdAdapter(members.map((member) => member.client), prefix, pids), progress)
+    run.phases = load.phases
+    if (load.reason !== undefined) run.reason = load.reason
+    return run
+  } catch (error) {
+    run.available = run.phases.length > 0
+    run.reason = `etcd not available: ${describeError(error)}`
+    return run
+  } finally {
+    await Promise.all(members.map(async (member) => { await stopChild(member.process, ETCD_STOP_GRACE_MS) }))
+    rmSync(dir, { recursive: true, force: true })
+    tempDirs.delete(dir)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function kvStrongBenchmark (progress: (line: string) => void): Promise<BenchResult> {
+  // Interrupted (Ctrl-C, a timeout): stop the clusters, whose processes would otherwise outlive the bench.
+  const onSignal = (): void => { interrupted = true; void stopEverything().finally(() => process.exit(130)) }
+  // Last resort on any exit: kill what is left, synchronously.
+  const onExit = (): void => {
+    for (const child of liveChildren) child.kill('SIGKILL')
+    removeTempDirs()
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', onExit)
+  let synod: SystemRun
+  let etcd: SystemRun
+  try {
+    synod = await runSynod(progress)
+    if (!synod.available && synod.reason !== undefined) progress(synod.reason)
+    etcd = await runEtcd(progress)
+    if (etcd.reason !== undefined) progress(etcd.reason)
+  } finally {
+    await stopEverything()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    process.off('exit', onExit)
+  }
+
+  const rows: string[][] = []
+  for (const run of [synod, etcd]) {
+    if (run.phases.length === 0) {
+      rows.push([run.system, 'put', '-', '-', '-', 'not measured', '-', '-', '-'])
+      continue
+    }
+    for (const phase of run.phases) {
+      const errors = describeErrors(phase.errorsBy)
+      rows.push([
+        run.system, phase.op, phase.opsPerSecond.toFixed(0), fixed(phase.p50, 2), fixed(phase.p99, 2),
+        errors === '' ? '0' : `${phase.errors} (${errors})`, fixed(phase.serverCpuUsPerOp, 0), fixed(phase.clientCpuUsPerOp, 0), phase.foreignCores.toFixed(2)
+      ])
+    }
+  }
+
+  const synodPut = synod.phases.find((phase) => phase.op === 'put')
+  const etcdPut = etcd.phases.find((phase) => phase.op === 'put')
+  const mark = (ok: boolean): string => ok ? 'pass' : 'FAIL'
+  const lines: string[] = []
+  const targets: Record<string, boolean | null> = { putThroughput: null, putP99: null }
+  if (synodPut !== undefined && etcdPut !== undefined) {
+    targets.putThroughput = synodPut.opsPerSecond >= etcdPut.opsPerSecond
+    targets.putP99 = synodPut.p99 <= etcdPut.p99
+    lines.push(`targets at ${CLIENTS} clients: Synod strong puts >= 1x etcd puts: ${mark(targets.putThroughput)} (${synodPut.opsPerSecond.toFixed(0)} vs ${etcdPut.opsPerSecond.toFixed(0)} ops/s, ${(synodPut.opsPerSecond / etcdPut.opsPerSecond).toFixed(2)}x); ` +
+      `Synod put p99 <= etcd put p99: ${mark(targets.putP99)} (${fixed(synodPut.p99, 2)} vs ${fixed(etcdPut.p99, 2)} ms)`)
+  } else {
+    lines.push(`targets (Synod strong puts >= 1x etcd puts, Synod put p99 <= etcd put p99): not judged, ${synodPut === undefined ? 'Synod' : 'etcd'} was not measured`)
+  }
+  if (synod.reason !== undefined) lines.push(synod.reason.split('\n')[0] as string)
+  if (typeof synod.info.getProbe === 'string') lines.push(`Synod get probe: ${synod.info.getProbe}`)
+  if (etcd.reason !== undefined) lines.push(etcd.reason.split('\n')[0] as string)
+  const busy = [...synod.phases, ...etcd.phases].filter((phase) => phase.foreignCores > FOREIGN_CORES_MAX)
+  if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phase.op}`).join(', ')}: rerun on an idle machine`)
+
+  return {
+    name: 'kv-strong',
+    title: `strongly consistent put/get, Synod (3 nodes, synod up --consensus none) vs etcd ${String(etcd.info.version ?? '')} (3 members, JSON gateway), ` +
+      `${CLIENTS} closed-loop clients round-robin over the 3 nodes, ${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per phase; ` +
+      'ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench',
+    header: ['system', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'client CPU us/op', 'other cores'],
+    rows,
+    verdict: lines.join('\n'),
+    data: {
+      clients: CLIENTS,
+      keys: KEYS,
+      valueBytes: VALUE_BYTES,
+      warmupMs: WARMUP_MS,
+      measureMs: MEASURE_MS,
+      targets,
+      synod,
+      etcd
+    }
+  }
+}

@@ -1,0 +1,612 @@
+/**
+ * The linearizability checker for the key-value store: is there one order of a history's
+ * operations, consistent with what every client saw and with real time (an operation that
+ * returned before another was called comes first), in which a plain register per key explains
+ * every answer? The history format is docs/store-history.md.
+ *
+ * Linearizability is local (Herlihy and Wing): a history is linearizable exactly when each key's
+ * sub-history is. So each key is checked on its own, which turns one search exponential in the
+ * whole history into many small ones (Porcupine calls this P-compositionality). Per key the search
+ * is Wing and Gong's, with Lowe's memoisation, as Porcupine does it: call and return entries in a
+ * doubly linked list sorted by time; linearize a call whose effect the register allows and unlink
+ * it with its return; meeting a return whose call is not linearized yet means backtracking. A
+ * (set of linearized operations, register value) pair already explored is never explored again.
+ *
+ * The checker reads no clock: its work is bounded by `searchStepsMax` per key, and a key whose
+ * search needs more is reported `unknown`, not guessed.
+ */
+import { z } from 'zod'
+import { SynodError } from '../core/index.js'
+
+export type CheckErrorCode =
+  /** A history that is not in the format of docs/store-history.md. */
+  | 'CHECK_BAD_HISTORY'
+
+export class CheckError extends SynodError<CheckErrorCode> {}
+
+export type KvHistoryOperationKind = 'get' | 'put' | 'delete' | 'cas'
+
+/**
+ * One operation of a store history, field for field as docs/store-history.md writes it (hence the
+ * `_ns` names). Not `KvOperation`: that is the store's own request type.
+ */
+export interface KvHistoryOperation {
+  client: string | number
+  op: KvHistoryOperationKind
+  key: string
+  /** put and cas: the value written. */
+  value?: string
+  /** cas: the value the key must hold for the cas to apply; null: the key must be absent. */
+  expected?: string | null
+  /** get: the value read (null: absent). cas: whether it applied. Ignored for put and delete. */
+  output?: string | null | boolean
+  call_ns: number
+  /** null: the operation never returned; it may or may not have taken effect, any time after its call. */
+  return_ns: number | null
+}
+
+/** An operation together with its position in the history it came from. */
+export type IndexedKvOperation = KvHistoryOperation & { index: number }
+
+export interface LinearizabilityLimits {
+  /**
+   * Search steps (one operation tried, or one backtrack) allowed per key. The search is
+   * exponential in the worst case, so a key that needs more is reported `unknown`.
+   */
+  searchStepsMax: number
+}
+
+export const defaultLinearizabilityLimits: Readonly<LinearizabilityLimits> = Object.freeze({
+  searchStepsMax: 20_000_000
+})
+
+/** How many operations a failure lists, each way: enough to see the problem, not a dump. */
+export const FAILURE_OPERATIONS_REPORTED_MAX = 8
+
+export type LinearizabilityVerdict = 'linearizable' | 'not-linearizable' | 'unknown'
+
+export interface LinearizabilityFailure {
+  key: string
+  verdict: 'not-linearizable' | 'unknown'
+  /** Operations on this key. */
+  operations: number
+  reason: string
+  searchSteps: number
+  /** The longest linearizable prefix the search found: how many of the key's operations it orders. */
+  linearizedMax: number
+  /** The key's value after that prefix (null: absent). */
+  valueAfterPrefix: string | null
+  /** The last operations of that prefix, in linearization order. */
+  prefixTail: IndexedKvOperation[]
+  /**
+   * The operations that could take effect next, none of which leads anywhere: first the one that
+   * returned earliest (it must take effect before its return), then the others called before it
+   * returned.
+   */
+  stuck: IndexedKvOperation[]
+}
+
+export interface LinearizabilityReport {
+  ok: boolean
+  verdict: LinearizabilityVerdict
+  keys: number
+  operations: number
+  /** Search steps over all keys: the work done, for comparing runs. */
+  searchSteps: number
+  /** Keys that are not linearizable, then keys left unknown, each in order of first appearance. */
+  failures: LinearizabilityFailure[]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+const operationSchema = z.object({
+  client: z.union([z.string(), z.number()], { error: 'expected a string or a number' }),
+  op: z.enum(['get', 'put', 'delete', 'cas']),
+  key: z.string(),
+  value: z.string().optional(),
+  expected: z.string().nullable().optional(),
+  output: z.union([z.string(), z.boolean(), z.null()], { error: 'expected a string, null or a boolean' }).optional(),
+  call_ns: z.number(),
+  return_ns: z.number().nullable()
+})
+
+interface Location { where: string, details: Record<string, unknown> }
+
+function badHistory (location: Location, field: string | null, problem: string): CheckError {
+  const prefix = field === null ? location.where : `${location.where}, field ${field}`
+  return new CheckError('CHECK_BAD_HISTORY', `${prefix}: ${problem}`, field === null ? location.details : { ...location.details, field })
+}
+
+/**
+ * The operation with only the fields its kind uses, after the checks the schema cannot express.
+ * An unreturned operation's output is dropped: it never returned, so it has none.
+ */
+function normalizeOperation (input: KvHistoryOperation, location: Location): KvHistoryOperation {
+  const { client, op, key, call_ns: callNs, return_ns: returnNs } = input
+  if (!Number.isFinite(callNs)) throw badHistory(location, 'call_ns', `must be a finite number, got ${callNs}`)
+  if (returnNs !== null) {
+    if (!Number.isFinite(returnNs)) throw badHistory(location, 'return_ns', `must be a finite number or null, got ${returnNs}`)
+    if (returnNs < callNs) throw badHistory(location, 'return_ns', `the operation returns (${returnNs}) before it is called (${callNs})`)
+  }
+  const base = { client, op, key, call_ns: callNs, return_ns: returnNs }
+  switch (op) {
+    case 'put':
+      if (typeof input.value !== 'string') throw badHistory(location, 'value', 'a put needs the value it writes (a string)')
+      return { ...base, value: input.value }
+    case 'delete':
+      return base
+    case 'get':
+      if (returnNs === null) return base
+      if (input.output === undefined || typeof input.output === 'boolean') throw badHistory(location, 'output', 'a get that returned needs the value it read (a string, or null for absent)')
+      return { ...base, output: input.output }
+    case 'cas': {
+      if (input.expected === undefined) throw badHistory(location, 'expected', 'a cas needs the value it expects (a string, or null for absent)')
+      if (typeof input.value !== 'string') throw badHistory(location, 'value', 'a cas needs the value it writes (a string)')
+      const cas = { ...base, expected: input.expected, value: input.value }
+      if (returnNs === null) return cas
+      if (typeof input.output !== 'boolean') throw badHistory(location, 'output', 'a cas that returned needs whether it applied (true or false)')
+      return { ...cas, output: input.output }
+    }
+    default:
+      throw badHistory(location, 'op', `unknown operation ${String(op)}`)
+  }
+}
+
+function parseOperation (value: unknown, location: Location): KvHistoryOperation {
+  const parsed = operationSchema.safeParse(value)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    const field = issue === undefined || issue.path.length === 0 ? null : issue.path.map(String).join('.')
+    throw badHistory(location, field, issue?.message ?? 'not an operation')
+  }
+  return normalizeOperation(parsed.data, location)
+}
+
+function parseJson (text: string, location: Location): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw badHistory(location, null, `not JSON: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}
+
+/**
+ * Reads a history: a JSON array of operations, or JSON Lines (one operation object per line,
+ * blank lines skipped). Throws a `CheckError` naming the index or line, and the field, of the
+ * first operation that does not fit docs/store-history.md.
+ */
+export function parseHistory (text: string): KvHistoryOperation[] {
+  if (text.trimStart().startsWith('[')) {
+    const json = parseJson(text, { where: 'history', details: {} })
+    if (!Array.isArray(json)) throw badHistory({ where: 'history', details: {} }, null, 'expected a JSON array of operations')
+    return json.map((item: unknown, index) => parseOperation(item, { where: `operation at index ${index}`, details: { index } }))
+  }
+  const operations: KvHistoryOperation[] = []
+  const lines = text.split('\n')
+  for (const [offset, line] of lines.entries()) {
+    if (line.trim().length === 0) continue
+    const location = { where: `line ${offset + 1}`, details: { line: offset + 1 } }
+    operations.push(parseOperation(parseJson(line, location), location))
+  }
+  return operations
+}
+
+// ---------------------------------------------------------------------------------------------
+// The register model, on interned values
+
+/** Value codes: 0 is absent, 1 + i the i-th distinct string of the key. */
+const ABSENT = 0
+/** What `stepRegister` returns when the operation cannot take effect on that value. */
+const NOT_ALLOWED = -1
+
+const enum Effect {
+  Put,
+  Delete,
+  /** A get whose answer is known: allowed only when the register holds it. */
+  Read,
+  /** A get that never returned: no constraint, no effect. Dropped before the search. */
+  ReadUnknown,
+  CasApplied,
+  CasRejected,
+  /** A cas that never returned: applies exactly when the register holds its expected value. */
+  CasUnknown
+}
+
+/**
+ * One key's operations in the form the search wants: parallel typed arrays, values interned to
+ * small integers so a state is one number and a step is a comparison.
+ */
+interface KeyProblem {
+  /** The operations (indices into the history), by call time. */
+  indices: number[]
+  effect: Uint8Array
+  /** Put and cas: the value written. */
+  written: Int32Array
+  /** Read: the value read; cas: the value expected. */
+  compared: Int32Array
+  callNs: Float64Array
+  /** Infinity for an operation that never returned. */
+  returnNs: Float64Array
+  values: string[]
+}
+
+function stepRegister (problem: KeyProblem, state: number, operation: number): number {
+  switch (problem.effect[operation] as Effect) {
+    case Effect.Put: return problem.written[operation] as number
+    case Effect.Delete: return ABSENT
+    case Effect.Read: return state === problem.compared[operation] ? state : NOT_ALLOWED
+    case Effect.ReadUnknown: return state
+    case Effect.CasApplied: return state === problem.compared[operation] ? problem.written[operation] as number : NOT_ALLOWED
+    case Effect.CasRejected: return state === problem.compared[operation] ? NOT_ALLOWED : state
+    case Effect.CasUnknown: return state === problem.compared[operation] ? problem.written[operation] as number : state
+  }
+}
+
+function effectOf (operation: KvHistoryOperation): Effect {
+  const returned = operation.return_ns !== null
+  switch (operation.op) {
+    case 'put': return Effect.Put
+    case 'delete': return Effect.Delete
+    case 'get': return returned ? Effect.Read : Effect.ReadUnknown
+    case 'cas': return !returned ? Effect.CasUnknown : operation.output === true ? Effect.CasApplied : Effect.CasRejected
+  }
+}
+
+function buildProblem (history: readonly KvHistoryOperation[], indices: number[]): KeyProblem {
+  // A get that never returned constrains nothing and changes nothing: leave it out of the search.
+  const kept = indices.filter((index) => effectOf(history[index] as KvHistoryOperation) !== Effect.ReadUnknown)
+  kept.sort((a, b) => (history[a] as KvHistoryOperation).call_ns - (history[b] as KvHistoryOperation).call_ns || a - b)
+  const count = kept.length
+  const problem: KeyProblem = {
+    indices: kept,
+    effect: new Uint8Array(count),
+    written: new Int32Array(count),
+    compared: new Int32Array(count),
+    callNs: new Float64Array(count),
+    returnNs: new Float64Array(count),
+    values: []
+  }
+  const codes = new Map<string, number>()
+  const intern = (value: string | null | undefined): number => {
+    if (value === null || value === undefined) return ABSENT
+    let code = codes.get(value)
+    if (code === undefined) {
+      problem.values.push(value)
+      codes.set(value, code = problem.values.length)
+    }
+    return code
+  }
+  for (const [operation, index] of kept.entries()) {
+    const entry = history[index] as KvHistoryOperation
+    const effect = effectOf(entry)
+    problem.effect[operation] = effect
+    problem.callNs[operation] = entry.call_ns
+    problem.returnNs[operation] = entry.return_ns ?? Infinity
+    if (effect === Effect.Put || effect === Effect.CasApplied || effect === Effect.CasUnknown) problem.written[operation] = intern(entry.value)
+    if (effect === Effect.Read) problem.compared[operation] = intern(entry.output as string | null)
+    if (effect === Effect.CasApplied || effect === Effect.CasRejected || effect === Effect.CasUnknown) problem.compared[operation] = intern(entry.expected)
+  }
+  return problem
+}
+
+// ---------------------------------------------------------------------------------------------
+// The search
+
+/** murmur3's finalizer: spreads an integer over 32 bits, so XORs of them make a usable set hash. */
+function mix32 (input: number): number {
+  let hash = input | 0
+  hash ^= hash >>> 16
+  hash = Math.imul(hash, 0x85eb_ca6b)
+  hash ^= hash >>> 13
+  hash = Math.imul(hash, 0xc2b2_ae35)
+  hash ^= hash >>> 16
+  return hash
+}
+
+const FULL_WORD = 0xffff_ffff
+
+/**
+ * The set of linearized operations as a bitset, with a hash kept up to date by XOR (so adding or
+ * removing one operation costs O(1), not a pass over the words). Memo entries store only the
+ * words between the first not-full word and the last non-zero one: the search goes forward in
+ * time, so that window is about the history's concurrency wide, whatever the history's length.
+ */
+class LinearizedSet {
+  readonly words: Uint32Array
+  hash = 0
+  /** The first word that is not all ones (words.length when every word is). */
+  low = 0
+  /** The last word that is not zero (-1 when none is). */
+  high = -1
+  private readonly memberHashes: Int32Array
+
+  constructor (size: number) {
+    this.words = new Uint32Array(Math.ceil(size / 32))
+    this.memberHashes = new Int32Array(size)
+    for (let member = 0; member < size; member++) this.memberHashes[member] = mix32(Math.imul(member + 1, 0x9e37_79b9))
+  }
+
+  add (member: number): void {
+    const word = member >>> 5
+    this.words[word] = (this.words[word] as number) | (1 << (member & 31))
+    this.hash ^= this.memberHashes[member] as number
+    if (word > this.high) this.high = word
+    while (this.low < this.words.length && this.words[this.low] === FULL_WORD) this.low++
+  }
+
+  remove (member: number): void {
+    const word = member >>> 5
+    this.words[word] = (this.words[word] as number) & ~(1 << (member & 31))
+    this.hash ^= this.memberHashes[member] as number
+    if (word < this.low) this.low = word
+    while (this.high >= 0 && this.words[this.high] === 0) this.high--
+  }
+
+  window (): Uint32Array {
+    return this.words.slice(this.low, Math.max(this.low, this.high + 1))
+  }
+
+  matches (low: number, window: Uint32Array): boolean {
+    if (low !== this.low || window.length !== Math.max(0, this.high + 1 - this.low)) return false
+    for (let offset = 0; offset < window.length; offset++) {
+      if (window[offset] !== this.words[low + offset]) return false
+    }
+    return true
+  }
+}
+
+/** The (linearized set, register value) pairs already explored: a hash table with chaining. */
+class ExploredStates {
+  private readonly heads = new Map<number, number>()
+  private readonly chain: number[] = []
+  private readonly lows: number[] = []
+  private readonly states: number[] = []
+  private readonly windows: Uint32Array[] = []
+
+  /** Records the pair; false when it was already there. */
+  add (linearized: LinearizedSet, state: number): boolean {
+    // Thirty bits, so the key stays a small integer (a V8 Smi) and the Map stays fast.
+    const hash = (linearized.hash ^ mix32(state + 0x5bd1_e995)) & 0x3fff_ffff
+    const head = this.heads.get(hash)
+    for (let entry = head ?? -1; entry !== -1; entry = this.chain[entry] as number) {
+      if (this.states[entry] === state && linearized.matches(this.lows[entry] as number, this.windows[entry] as Uint32Array)) return false
+    }
+    this.chain.push(head ?? -1)
+    this.lows.push(linearized.low)
+    this.states.push(state)
+    this.windows.push(linearized.window())
+    this.heads.set(hash, this.chain.length - 1)
+    return true
+  }
+}
+
+type SearchOutcome =
+  | { verdict: 'linearizable', steps: number }
+  | { verdict: 'not-linearizable' | 'unknown', steps: number, prefix: number[], stateAfterPrefix: number }
+
+/**
+ * Entries of the call/return list, as node numbers: node 0 is the head, then 1..2n in time order.
+ * A call sorts before a return at the same time, so touching intervals count as concurrent (the
+ * order that cannot invent a violation).
+ */
+function buildEntryList (problem: KeyProblem): { next: Int32Array, prev: Int32Array, operationOf: Int32Array, isCall: Uint8Array, callNode: Int32Array, returnNode: Int32Array } {
+  const count = problem.indices.length
+  const order: number[] = []
+  for (let operation = 0; operation < count; operation++) order.push(operation << 1, (operation << 1) | 1)
+  const timeOf = (entry: number): number => (entry & 1) === 0 ? problem.callNs[entry >> 1] as number : problem.returnNs[entry >> 1] as number
+  order.sort((a, b) => timeOf(a) - timeOf(b) || (a & 1) - (b & 1) || a - b)
+  const size = 2 * count + 1
+  const next = new Int32Array(size)
+  const prev = new Int32Array(size)
+  const operationOf = new Int32Array(size)
+  const isCall = new Uint8Array(size)
+  const callNode = new Int32Array(count)
+  const returnNode = new Int32Array(count)
+  for (const [position, entry] of order.entries()) {
+    const node = position + 1
+    const operation = entry >> 1
+    operationOf[node] = operation
+    if ((entry & 1) === 0) {
+      isCall[node] = 1
+      callNode[operation] = node
+    } else {
+      returnNode[operation] = node
+    }
+  }
+  for (let node = 0; node < size; node++) {
+    next[node] = node + 1 < size ? node + 1 : -1
+    prev[node] = node - 1
+  }
+  return { next, prev, operationOf, isCall, callNode, returnNode }
+}
+
+/** Operations that never change the register: a known read, a cas that did not apply. */
+function isReadOnly (problem: KeyProblem, operation: number): boolean {
+  const effect = problem.effect[operation] as Effect
+  return effect === Effect.Read || effect === Effect.CasRejected
+}
+
+/**
+ * Depth-first search for a linearization of one key, Porcupine's loop with one addition: a
+ * read-only operation the register allows now is taken now, and never revisited. If any
+ * linearization extends the current prefix, one extends it with that operation next: moving a
+ * read that many operations later to the front breaks no real-time order (everything that had to
+ * precede it already does, since its call is reachable before any pending return) and changes no
+ * state. So when the prefix plus that read fails, the prefix fails too, and the search backs up
+ * past it instead of trying the prefix's other candidates. On read-heavy histories with repeated
+ * values this removes most of the branching.
+ */
+function searchKey (problem: KeyProblem, searchStepsMax: number): SearchOutcome {
+  const count = problem.indices.length
+  const { next, prev, operationOf, isCall, callNode, returnNode } = buildEntryList(problem)
+  const linearized = new LinearizedSet(count)
+  const explored = new ExploredStates()
+  const stackOperation = new Int32Array(count)
+  const stackState = new Int32Array(count)
+  /** 1: the frame took a read-only operation, so its failure is its parent's failure. */
+  const stackForced = new Uint8Array(count)
+  let depth = 0
+  let state = ABSENT
+  // The deepest point reached, for the report. Stack slots below `unchangedBelow` have not been
+  // touched since the last copy, so each copy only takes what changed: O(1) amortized a step.
+  const deepest = new Int32Array(count)
+  let deepestDepth = 0
+  let deepestState = ABSENT
+  let unchangedBelow = 0
+  const unlink = (node: number): void => {
+    next[prev[node] as number] = next[node] as number
+    if (next[node] !== -1) prev[next[node] as number] = prev[node] as number
+  }
+  const relink = (node: number): void => {
+    next[prev[node] as number] = node
+    if (next[node] !== -1) prev[next[node] as number] = node
+  }
+  /** Undoes frames up to and including the first that may have other candidates; the node to try next, or -1 if none is left. */
+  const backtrack = (): number => {
+    while (depth > 0) {
+      depth--
+      const operation = stackOperation[depth] as number
+      state = stackState[depth] as number
+      linearized.remove(operation)
+      relink(returnNode[operation] as number)
+      relink(callNode[operation] as number)
+      if (stackForced[depth] === 0) {
+        if (depth < unchangedBelow) unchangedBelow = depth
+        return next[callNode[operation] as number] as number
+      }
+    }
+    return -1
+  }
+  const failure = (verdict: 'not-linearizable' | 'unknown', steps: number): SearchOutcome =>
+    ({ verdict, steps, prefix: Array.from(deepest.subarray(0, deepestDepth)), stateAfterPrefix: deepestState })
+
+  let steps = 0
+  let node = next[0] as number
+  while (next[0] !== -1) {
+    if (steps >= searchStepsMax) return failure('unknown', steps)
+    steps++
+    if (isCall[node] === 0) {
+      // The return of an operation not yet linearized: every order from here is exhausted.
+      node = backtrack()
+      if (node === -1) return failure('not-linearizable', steps)
+      continue
+    }
+    const operation = operationOf[node] as number
+    const after = stepRegister(problem, state, operation)
+    if (after === NOT_ALLOWED) {
+      node = next[node] as number
+      continue
+    }
+    const forced = isReadOnly(problem, operation)
+    linearized.add(operation)
+    if (!explored.add(linearized, after)) {
+      // Explored before, without success. For a read-only operation that settles this prefix too.
+      linearized.remove(operation)
+      node = forced ? backtrack() : next[node] as number
+      if (node === -1) return failure('not-linearizable', steps)
+      continue
+    }
+    stackOperation[depth] = operation
+    stackState[depth] = state
+    stackForced[depth] = forced ? 1 : 0
+    depth++
+    state = after
+    unlink(node)
+    unlink(returnNode[operation] as number)
+    if (depth > deepestDepth) {
+      deepest.set(stackOperation.subarray(unchangedBelow, depth), unchangedBelow)
+      deepestDepth = depth
+      deepestState = state
+      unchangedBelow = depth
+    }
+    node = next[0] as number
+  }
+  return { verdict: 'linearizable', steps }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports
+
+function indexed (history: readonly KvHistoryOperation[], index: number): IndexedKvOperation {
+  return { ...(history[index] as KvHistoryOperation), index }
+}
+
+function quote (value: string | null): string {
+  return value === null ? 'absent' : JSON.stringify(value)
+}
+
+/** One line for an operation, for reports: `#12 client 3 cas "a" -> "b" = true [100, 250]`. */
+export function describeOperation (operation: KvHistoryOperation, index?: number): string {
+  const what = operation.op === 'put'
+    ? `put ${quote(operation.value ?? null)}`
+    : operation.op === 'delete'
+      ? 'delete'
+      : operation.op === 'get'
+        ? `get = ${operation.return_ns === null ? '?' : quote(operation.output as string | null)}`
+        : `cas ${quote(operation.expected ?? null)} -> ${quote(operation.value ?? null)} = ${operation.return_ns === null ? '?' : String(operation.output)}`
+  const returned = operation.return_ns === null ? 'never returned' : String(operation.return_ns)
+  return `${index === undefined ? '' : `#${index} `}client ${operation.client} ${what} [${operation.call_ns}, ${returned}]`
+}
+
+function describeFailure (history: readonly KvHistoryOperation[], key: string, problem: KeyProblem, outcome: Extract<SearchOutcome, { prefix: number[] }>, operations: number): LinearizabilityFailure {
+  const inPrefix = new Uint8Array(problem.indices.length)
+  for (const operation of outcome.prefix) inPrefix[operation] = 1
+  const left: number[] = []
+  for (let operation = 0; operation < problem.indices.length; operation++) if (inPrefix[operation] === 0) left.push(operation)
+  // The earliest return among what is left bounds what may come next.
+  const blocking = left.reduce((best, operation) => (problem.returnNs[operation] as number) < (problem.returnNs[best] as number) ? operation : best, left[0] ?? -1)
+  const deadline = blocking === -1 ? Infinity : problem.returnNs[blocking] as number
+  const candidates = left.filter((operation) => operation !== blocking && (problem.callNs[operation] as number) <= deadline)
+  const stuckOperations = blocking === -1 ? [] : [blocking, ...candidates]
+  const stuck = stuckOperations.slice(0, FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
+  const prefixTail = outcome.prefix.slice(-FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
+  const valueAfterPrefix = outcome.stateAfterPrefix === ABSENT ? null : problem.values[outcome.stateAfterPrefix - 1] as string
+  const longest = `the longest linearizable prefix orders ${outcome.prefix.length} of ${problem.indices.length} operations, leaving the value ${quote(valueAfterPrefix)}`
+  const first = stuck[0]
+  const reason = outcome.verdict === 'unknown'
+    ? `gave up after ${outcome.steps} search steps (searchStepsMax); ${longest}`
+    : first === undefined
+      ? `no linearization; ${longest}`
+      : `no linearization: ${longest}; from there, no order of the ${stuckOperations.length === 1 ? 'one operation' : `${stuckOperations.length} operations`} that may take effect next lets ${describeOperation(first, first.index)} take effect before it returned`
+  return {
+    key,
+    verdict: outcome.verdict,
+    operations,
+    reason,
+    searchSteps: outcome.steps,
+    linearizedMax: outcome.prefix.length,
+    valueAfterPrefix,
+    prefixTail,
+    stuck
+  }
+}
+
+/**
+ * Checks a history key by key. Throws a `CheckError` for an operation that does not fit
+ * docs/store-history.md (histories from `parseHistory` always fit).
+ */
+export function checkLinearizable (history: readonly KvHistoryOperation[], limits: Partial<LinearizabilityLimits> = {}): LinearizabilityReport {
+  const { searchStepsMax } = { ...defaultLinearizabilityLimits, ...limits }
+  const operations = history.map((operation, index) => normalizeOperation(operation, { where: `operation at index ${index}`, details: { index } }))
+  const byKey = new Map<string, number[]>()
+  for (const [index, operation] of operations.entries()) {
+    let indices = byKey.get(operation.key)
+    if (indices === undefined) byKey.set(operation.key, indices = [])
+    indices.push(index)
+  }
+  const violations: LinearizabilityFailure[] = []
+  const unknown: LinearizabilityFailure[] = []
+  let searchSteps = 0
+  for (const [key, indices] of byKey) {
+    const problem = buildProblem(operations, indices)
+    const outcome = searchKey(problem, searchStepsMax)
+    searchSteps += outcome.steps
+    if (outcome.verdict === 'linearizable') continue
+    const failure = describeFailure(operations, key, problem, outcome, indices.length)
+    if (failure.verdict === 'unknown') unknown.push(failure)
+    else violations.push(failure)
+  }
+  const verdict: LinearizabilityVerdict = violations.length > 0 ? 'not-linearizable' : unknown.length > 0 ? 'unknown' : 'linearizable'
+  return { ok: verdict === 'linearizable', verdict, keys: byKey.size, operations: history.length, searchSteps, failures: [...violations, ...unknown] }
+}
