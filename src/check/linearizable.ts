@@ -343,41 +343,93 @@ class LinearizedSet {
     while (this.high >= 0 && this.words[this.high] === 0) this.high--
   }
 
-  window (): Uint32Array {
-    return this.words.slice(this.low, Math.max(this.low, this.high + 1))
+  /** Words in the window: from the first not-full word to the last non-zero one. */
+  windowLength (): number {
+    return Math.max(0, this.high + 1 - this.low)
   }
 
-  matches (low: number, window: Uint32Array): boolean {
-    if (low !== this.low || window.length !== Math.max(0, this.high + 1 - this.low)) return false
-    for (let offset = 0; offset < window.length; offset++) {
-      if (window[offset] !== this.words[low + offset]) return false
+  /** Whether this set is the one stored as (`low`, `pool[start .. start + length)`). */
+  matches (low: number, pool: Uint32Array, start: number, length: number): boolean {
+    if (low !== this.low || length !== this.windowLength()) return false
+    for (let offset = 0; offset < length; offset++) {
+      if (pool[start + offset] !== this.words[low + offset]) return false
     }
     return true
   }
 }
 
-/** The (linearized set, register value) pairs already explored: a hash table with chaining. */
+/** Typed arrays grow by doubling; this is where they start. */
+const EXPLORED_CAPACITY_INITIAL = 1_024
+
+function grown<T extends Int32Array | Uint32Array> (array: T, needed: number): T {
+  if (needed <= array.length) return array
+  let length = array.length
+  while (length < needed) length *= 2
+  const bigger = new (array.constructor as new (length: number) => T)(length)
+  bigger.set(array)
+  return bigger
+}
+
+/**
+ * The (linearized set, register value) pairs already explored, none of which leads to a
+ * linearization (the search stops at the first that does). A hash table with chaining, all in
+ * typed arrays: a search may record millions of pairs, and an object per pair would cost more
+ * memory than the pairs themselves. Entry i's window is `words[windowStart[i] .. windowStart[i + 1])`.
+ */
 class ExploredStates {
-  private readonly heads = new Map<number, number>()
-  private readonly chain: number[] = []
-  private readonly lows: number[] = []
-  private readonly states: number[] = []
-  private readonly windows: Uint32Array[] = []
+  private heads = new Int32Array(EXPLORED_CAPACITY_INITIAL).fill(-1)
+  private chain = new Int32Array(EXPLORED_CAPACITY_INITIAL)
+  private hashes = new Int32Array(EXPLORED_CAPACITY_INITIAL)
+  private lows = new Int32Array(EXPLORED_CAPACITY_INITIAL)
+  private states = new Int32Array(EXPLORED_CAPACITY_INITIAL)
+  private windowStart = new Int32Array(EXPLORED_CAPACITY_INITIAL + 1)
+  private words = new Uint32Array(EXPLORED_CAPACITY_INITIAL)
+  private count = 0
 
   /** Records the pair; false when it was already there. */
   add (linearized: LinearizedSet, state: number): boolean {
-    // Thirty bits, so the key stays a small integer (a V8 Smi) and the Map stays fast.
-    const hash = (linearized.hash ^ mix32(state + 0x5bd1_e995)) & 0x3fff_ffff
-    const head = this.heads.get(hash)
-    for (let entry = head ?? -1; entry !== -1; entry = this.chain[entry] as number) {
-      if (this.states[entry] === state && linearized.matches(this.lows[entry] as number, this.windows[entry] as Uint32Array)) return false
+    const hash = linearized.hash ^ mix32(state + 0x5bd1_e995)
+    const bucket = hash & (this.heads.length - 1)
+    for (let entry = this.heads[bucket] as number; entry !== -1; entry = this.chain[entry] as number) {
+      if (this.hashes[entry] !== hash || this.states[entry] !== state) continue
+      const start = this.windowStart[entry] as number
+      if (linearized.matches(this.lows[entry] as number, this.words, start, (this.windowStart[entry + 1] as number) - start)) return false
     }
-    this.chain.push(head ?? -1)
-    this.lows.push(linearized.low)
-    this.states.push(state)
-    this.windows.push(linearized.window())
-    this.heads.set(hash, this.chain.length - 1)
+    this.append(linearized, state, hash)
     return true
+  }
+
+  private append (linearized: LinearizedSet, state: number, hash: number): void {
+    const entry = this.count++
+    if (this.count > this.chain.length) {
+      this.chain = grown(this.chain, this.count)
+      this.hashes = grown(this.hashes, this.count)
+      this.lows = grown(this.lows, this.count)
+      this.states = grown(this.states, this.count)
+      this.windowStart = grown(this.windowStart, this.count + 1)
+    }
+    const start = this.windowStart[entry] as number
+    const length = linearized.windowLength()
+    this.words = grown(this.words, start + length)
+    this.words.set(linearized.words.subarray(linearized.low, linearized.low + length), start)
+    this.windowStart[entry + 1] = start + length
+    this.hashes[entry] = hash
+    this.lows[entry] = linearized.low
+    this.states[entry] = state
+    if (this.count > this.heads.length) this.rehash(this.heads.length * 2)
+    const bucket = hash & (this.heads.length - 1)
+    this.chain[entry] = this.heads[bucket] as number
+    this.heads[bucket] = entry
+  }
+
+  /** Keeps chains about one entry long. */
+  private rehash (size: number): void {
+    this.heads = new Int32Array(size).fill(-1)
+    for (let entry = 0; entry < this.count - 1; entry++) {
+      const bucket = (this.hashes[entry] as number) & (size - 1)
+      this.chain[entry] = this.heads[bucket] as number
+      this.heads[bucket] = entry
+    }
   }
 }
 
