@@ -51,8 +51,9 @@ export const LAYER_RANKS = Object.freeze({
   gateway: 5,
   check: 6,
   sim: 7,
-  node: 8,
-  cli: 9
+  client: 8,
+  node: 9,
+  cli: 10
 })
 
 /** Not a layer: polyfills loaded before anything else. Anyone may import it; it imports nothing. */

@@ -120,7 +120,7 @@ export const storeConfigSchema = z.strictObject({
   replicationFactor: z.number().int().min(1).max(15),
   vnodesPerWeight: z.number().int().min(1).max(4_096),
   keyBytesMax: z.number().int().min(1).max(4_096),
-  valueBytesMax: z.number().int().min(1).max(768 * 1_024),
+  valueBytesMax: z.number().int().min(1).max(512 * 1_024),
   requestTimeoutMs: z.number().int().min(10).max(600_000),
   roundTimeoutMs: z.number().int().min(1).max(600_000),
   tombstoneGcDelayMs: z.number().int().min(0)

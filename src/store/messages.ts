@@ -74,6 +74,21 @@ export const storeGcState = defineMessage('store.gc-state', { requestId, key, er
 /** Every replica holds the tombstone: erase it (each replica checks again first). */
 export const storeErase = defineMessage('store.erase', { key, ballot: ballotSchema })
 
+/** Messages one batch carries at most. */
+export const STORE_BATCH_MESSAGES_MAX = 1_024
+
+/**
+ * The store messages a node has for one peer within one turn of its event loop, sent as one: one
+ * envelope, one encoding and one frame instead of one per message (many keys' rounds go to the
+ * same replicas at once).
+ */
+export const storeBatch = defineMessage('store.batch', {
+  messages: z.array(z.discriminatedUnion('type', [
+    storePrepare.schema, storePromise.schema, storeAccept.schema, storeAccepted.schema, storeForward.schema,
+    storeForwardReply.schema, storeGcCheck.schema, storeGcState.schema, storeErase.schema
+  ] as unknown as [z.ZodObject, z.ZodObject, ...z.ZodObject[]])).min(2).max(STORE_BATCH_MESSAGES_MAX)
+})
+
 export type StorePrepare = MessageOf<typeof storePrepare>
 export type StorePromise = MessageOf<typeof storePromise>
 export type StoreAccept = MessageOf<typeof storeAccept>
@@ -83,8 +98,10 @@ export type StoreForwardReply = MessageOf<typeof storeForwardReply>
 export type StoreGcCheck = MessageOf<typeof storeGcCheck>
 export type StoreGcState = MessageOf<typeof storeGcState>
 export type StoreErase = MessageOf<typeof storeErase>
+export type StoreMessage = StorePrepare | StorePromise | StoreAccept | StoreAccepted | StoreForward | StoreForwardReply | StoreGcCheck | StoreGcState | StoreErase
+export interface StoreBatch { type: 'store.batch', messages: StoreMessage[] }
 
-export const storeMessages = [storePrepare, storePromise, storeAccept, storeAccepted, storeForward, storeForwardReply, storeGcCheck, storeGcState, storeErase]
+export const storeMessages = [storePrepare, storePromise, storeAccept, storeAccepted, storeForward, storeForwardReply, storeGcCheck, storeGcState, storeErase, storeBatch]
 
 /** Orders ballots: by counter, then by proposer id. */
 export function compareBallots (a: Ballot, b: Ballot): number {

@@ -19,7 +19,8 @@ import { decodeCanonical, encodeCanonical, type Env, type Message, type NodeId, 
 import { Acceptor, type AcceptorLimits, type AcceptorStats } from './acceptor.js'
 import { StoreError, type StoreErrorCode } from './errors.js'
 import {
-  compareBallots, storeMessages, successorBallot,
+  STORE_BATCH_MESSAGES_MAX, compareBallots, storeMessages, successorBallot,
+  type StoreBatch, type StoreMessage,
   type Ballot, type KvOperation, type KvResult, type Register, type StoreAccept, type StoreAccepted, type StoreErase, type StoreForward,
   type StoreForwardReply, type StoreGcCheck, type StoreGcState, type StorePrepare, type StorePromise
 } from './messages.js'
@@ -56,6 +57,8 @@ export interface StoreLimits extends AcceptorLimits {
   ballotReserveBlock: number
   /** Operations on one key that go in one consensus round at most. */
   batchOperationsMax: number
+  /** A peer's queued messages go out at once when they reach this many bytes (about). */
+  batchBytesMax: number
 }
 
 export const defaultStoreLimits: Readonly<StoreLimits> = Object.freeze({
@@ -71,7 +74,8 @@ export const defaultStoreLimits: Readonly<StoreLimits> = Object.freeze({
   acceptorRecordsCachedMax: 100_000,
   tombstoneGcDelayMs: 10_000,
   ballotReserveBlock: 1_000_000,
-  batchOperationsMax: 128
+  batchOperationsMax: 128,
+  batchBytesMax: 256 * 1_024
 })
 
 export interface StoreInit {
@@ -150,6 +154,18 @@ const FORWARD_MARGIN_MS = 500
 /** Rounds of tombstone collection for one delete before the tombstone is left in place. */
 const TOMBSTONE_GC_ATTEMPTS_MAX = 3
 
+/** About how many bytes a message takes on the wire: its keys and values, plus a fixed share. */
+function approximateBytes (message: StoreMessage): number {
+  const MESSAGE_OVERHEAD_BYTES = 64
+  switch (message.type) {
+    case 'store.accept': return MESSAGE_OVERHEAD_BYTES + message.key.length + (message.register.value?.length ?? 0)
+    case 'store.promise': return MESSAGE_OVERHEAD_BYTES + message.key.length + (message.accepted?.register.value?.length ?? 0)
+    case 'store.forward': return MESSAGE_OVERHEAD_BYTES + message.operation.key.length + (message.operation.kind === 'put' || message.operation.kind === 'cas' ? message.operation.value.length : 0)
+    case 'store.forward-reply': return MESSAGE_OVERHEAD_BYTES + (message.result?.kind === 'get' ? message.result.value?.length ?? 0 : 0)
+    default: return MESSAGE_OVERHEAD_BYTES + ('key' in message ? message.key.length : 0)
+  }
+}
+
 /** Whether an operation with this result wrote (a put or delete of a present key, an applied cas). */
 function changes (operation: KvOperation, result: KvResult): boolean {
   switch (result.kind) {
@@ -187,6 +203,8 @@ export class StoreService implements Service {
   private readonly gcChecks = new Map<number, { key: string, ballot: Ballot, replicas: readonly NodeId[], erasable: Set<NodeId>, timer: TimerId }>()
   /** Winning ballot and register per key, for the one-round-trip path. */
   private readonly ballots = new Map<string, { ballot: Ballot, register: Register }>()
+  private readonly outbox = new Map<NodeId, { messages: StoreMessage[], bytes: number }>()
+  private flushTimer: TimerId | null = null
   private nextRequestId = 1
   private counter = 0
   private counterReserved = 0
@@ -208,18 +226,9 @@ export class StoreService implements Service {
 
   constructor (private readonly init: StoreInit) {
     this.limits = { ...defaultStoreLimits, ...init.limits }
-    const on = <M extends Message>(type: M['type'], handler: (message: M, origin: NodeId) => void): void => {
-      init.net.onRouted(type, (message, delivery) => { handler(message as M, delivery.origin) })
+    for (const definition of storeMessages) {
+      init.net.onRouted(definition.type, (message, delivery) => { this.receive(message as StoreMessage | StoreBatch, delivery.origin) })
     }
-    on<StorePrepare>('store.prepare', (message, origin) => { this.onPrepare(message, origin) })
-    on<StorePromise>('store.promise', (message, origin) => { this.onPromise(message, origin) })
-    on<StoreAccept>('store.accept', (message, origin) => { this.onAccept(message, origin) })
-    on<StoreAccepted>('store.accepted', (message, origin) => { this.onAccepted(message, origin) })
-    on<StoreForward>('store.forward', (message, origin) => { this.onForward(message, origin) })
-    on<StoreForwardReply>('store.forward-reply', (message) => { this.onForwardReply(message) })
-    on<StoreGcCheck>('store.gc-check', (message, origin) => { this.onGcCheck(message, origin) })
-    on<StoreGcState>('store.gc-state', (message, origin) => { this.onGcState(message, origin) })
-    on<StoreErase>('store.erase', (message) => { this.acceptor().erase(message.key, message.ballot) })
   }
 
   start (env: Env): void {
@@ -243,6 +252,9 @@ export class StoreService implements Service {
     for (const operation of this.active.values()) if (operation.timer !== null) env.clearTimer(operation.timer)
     for (const forward of this.forwards.values()) env.clearTimer(forward.timer)
     for (const check of this.gcChecks.values()) env.clearTimer(check.timer)
+    if (this.flushTimer !== null) env.clearTimer(this.flushTimer)
+    this.flushTimer = null
+    this.outbox.clear()
     this.active.clear()
     this.waiting.clear()
     this.queuedCount = 0
@@ -670,6 +682,60 @@ export class StoreService implements Service {
     for (const replica of check.replicas) this.sendTo(replica, { type: 'store.erase', key: check.key, ballot: check.ballot } satisfies StoreErase)
   }
 
+  // --- messages ---------------------------------------------------------------------------------
+
+  private receive (message: StoreMessage | StoreBatch, origin: NodeId): void {
+    if (this.env === null) return
+    switch (message.type) {
+      case 'store.batch': for (const inner of message.messages) this.receive(inner, origin); break
+      case 'store.prepare': this.onPrepare(message, origin); break
+      case 'store.promise': this.onPromise(message, origin); break
+      case 'store.accept': this.onAccept(message, origin); break
+      case 'store.accepted': this.onAccepted(message, origin); break
+      case 'store.forward': this.onForward(message, origin); break
+      case 'store.forward-reply': this.onForwardReply(message); break
+      case 'store.gc-check': this.onGcCheck(message, origin); break
+      case 'store.gc-state': this.onGcState(message, origin); break
+      case 'store.erase': this.acceptor().erase(message.key, message.ballot); break
+    }
+  }
+
+  /**
+   * Queues a message for `to`; the queue goes out at the end of this turn (a zero timer) as one
+   * batch per peer. Messages to this node are handled then too, without encoding.
+   */
+  private sendTo (to: NodeId, message: StoreMessage): void {
+    const env = this.requireEnv()
+    let box = this.outbox.get(to)
+    if (box === undefined) {
+      box = { messages: [], bytes: 0 }
+      this.outbox.set(to, box)
+    }
+    box.messages.push(message)
+    box.bytes += approximateBytes(message)
+    if (box.messages.length >= STORE_BATCH_MESSAGES_MAX || box.bytes >= this.limits.batchBytesMax) this.flushTo(to, box)
+    this.flushTimer ??= env.setTimer(0, () => {
+      this.flushTimer = null
+      for (const [peer, queued] of this.outbox) this.flushTo(peer, queued)
+    })
+  }
+
+  private flushTo (to: NodeId, box: { messages: StoreMessage[], bytes: number }): void {
+    this.outbox.delete(to)
+    if (box.messages.length === 0 || this.env === null) return
+    if (to === this.env.self) {
+      for (const message of box.messages) this.receive(message, to)
+      return
+    }
+    const wire: StoreMessage | StoreBatch = box.messages.length === 1 ? box.messages[0] as StoreMessage : { type: 'store.batch', messages: box.messages }
+    try {
+      this.init.net.send(to, wire)
+    } catch (error) {
+      // No live path now: the messages are lost, as on a lossy link; rounds time out and retry.
+      if ((error as { code?: string }).code !== 'NET_UNREACHABLE') throw error
+    }
+  }
+
   // --- helpers ----------------------------------------------------------------------------------
 
   private validate (operation: KvOperation): StoreError | null {
@@ -688,15 +754,6 @@ export class StoreService implements Service {
 
   private isLive (member: NodeId): boolean {
     return member === this.env?.self || (this.init.isLive?.(member) ?? true)
-  }
-
-  private sendTo<M extends Message> (to: NodeId, message: M): void {
-    try {
-      this.init.net.send(to, message)
-    } catch (error) {
-      // No live path now: the message is lost, as on a lossy link; rounds time out and retry.
-      if ((error as { code?: string }).code !== 'NET_UNREACHABLE') throw error
-    }
   }
 
   private acceptor (): Acceptor {
