@@ -3,8 +3,8 @@
  *
  * - (a) Synod: a 3-node local cluster (`synod up --nodes 3 --consensus none`), its store API
  *   `PUT /v1/kv/{key}?consistency=strong` (raw value bytes) and `GET /v1/kv/{key}?consistency=strong`.
- *   Each request goes to a node picked round-robin over the three: with replication factor 3
- *   every node replicates every key, so nothing is forwarded.
+ *   Each request goes to its key's coordinator, the first member of its preference list (the
+ *   client knows the ring, as the SDK does), so nothing is forwarded.
  * - (b) etcd: a 3-member local cluster on loopback (Debian's `etcd-server`, installed with apt-get
  *   when it is not on PATH and the bench runs as root), through its JSON gateway:
  *   `POST /v3/kv/put` and `POST /v3/kv/range` (linearizable, etcd's default), again round-robin
@@ -32,6 +32,7 @@ import { delimiter, join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import { percentile, type BenchResult } from './util.js'
+import { HashRing, type RingDescription } from '../src/store/index.js'
 
 const NODES = 3
 const CLIENTS = 64
@@ -139,6 +140,8 @@ interface Adapter {
   serverPids: number[]
   /** Other processes the bench started that are not servers (`synod up`): not "foreign" CPU. */
   helperPids: number[]
+  /** The origin (index) a key's requests go to; round-robin when absent. */
+  route?: (key: number) => number
   request: (op: Op, key: number) => RequestSpec
   /** null when the answer is a success, else a label for the error. */
   outcome: (op: Op, key: number, status: number, body: Buffer) => string | null
@@ -194,7 +197,7 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const worker = async (): Promise<void> => {
     while (!stopped) {
       const key = pickKey()
-      const pool = pools[next++ % pools.length] as Pool
+      const pool = pools[adapter.route?.(key) ?? next++ % pools.length] as Pool
       const spec = adapter.request(op, key)
       const at = performance.now()
       let label: string | null
@@ -339,12 +342,24 @@ const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').sl
 // ---------------------------------------------------------------------------------------------
 // (a) Synod.
 
-function synodAdapter (origins: string[], serverPids: number[], helperPids: number[]): Adapter {
+/**
+ * Synod's clients know the ring (the SDK and the gateway do): each key goes to its coordinator,
+ * the first member of its preference list, as etcd's clients reach any member and etcd forwards
+ * to its leader internally.
+ */
+function synodAdapter (origins: string[], serverPids: number[], helperPids: number[], ring: RingDescription | null): Adapter {
+  let route: ((key: number) => number) | undefined
+  if (ring !== null) {
+    const hashRing = new HashRing({ members: ring.members, replicationFactor: ring.replicationFactor, vnodesPerWeight: ring.vnodesPerWeight })
+    const owners = KEY_NAMES.map((name) => origins.indexOf(ring.members.find((member) => member.id === hashRing.owner(name))?.api ?? ''))
+    if (owners.every((index) => index >= 0)) route = (key) => owners[key] as number
+  }
   const paths = KEY_NAMES.map((name) => `/v1/kv/${encodeURIComponent(name)}?consistency=strong`)
   const putHeaders = { 'content-type': 'application/octet-stream' }
   return {
     system: 'synod',
     origins,
+    ...(route === undefined ? {} : { route }),
     serverPids,
     helperPids,
     request: (op, key) => op === 'put'
@@ -398,14 +413,14 @@ async function runSynod (progress: (line: string) => void): Promise<SystemRun> {
       run.info.getProbe = `GET ${probeUrl} after a successful put ${getProblem}`
       progress(`synod: warning: the probe GET ${probeUrl} after a successful put ${getProblem}`)
     }
-    const ring = await getJson<{ version?: number, replicationFactor?: number, members?: Array<{ id: string, api?: string }> }>(`${origins[0] as string}/v1/cluster/ring`)
-    run.info.ring = ring === null ? 'GET /v1/cluster/ring: no answer' : { version: ring.version, replicationFactor: ring.replicationFactor, members: ring.members?.map((member) => member.id) }
+    const ring = await getJson<RingDescription>(`${origins[0] as string}/v1/cluster/ring`)
+    run.info.ring = ring === null ? 'GET /v1/cluster/ring: no answer' : { version: ring.version, replicationFactor: ring.replicationFactor, members: ring.members.map((member) => member.id), routing: 'each key to its coordinator' }
     if (ring?.replicationFactor !== undefined && ring.replicationFactor < NODES) {
       progress(`synod: note: replication factor ${ring.replicationFactor} < ${NODES} nodes, so some requests are forwarded`)
     }
     progress(`synod: store API answers (probe put ${put.text.slice(0, 60)}${getProblem === null ? `, get version ${get.version ?? 'none'}` : ''}); nodes ${origins.join(' ')}`)
     run.available = true
-    const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : []), progress)
+    const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : [], ring), progress)
     run.phases = load.phases
     if (load.reason !== undefined) run.reason = load.reason
     return run

@@ -11,6 +11,7 @@ import { simCommand } from './sim.js'
 import { powCommand } from './pow.js'
 import { ledgerCommands } from './ledger.js'
 import { checkCommands } from './check.js'
+import { kvCommands } from './kv.js'
 import { consensusOption, integerOption as integer, topologyOption, type ConsensusChoice } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
@@ -81,6 +82,7 @@ simCommand(program, print)
 powCommand(program, print)
 ledgerCommands(program, print)
 checkCommands(program, print)
+kvCommands(program, print)
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof SynodError) {

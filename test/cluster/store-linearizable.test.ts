@@ -25,7 +25,7 @@ import { waitUntil } from '../support/ports.js'
 const NODES = 5
 const CLIENTS = 10
 const KEYS = Array.from({ length: 8 }, (_, index) => `k${index}`)
-const LOAD_MS = 25_000
+const LOAD_MS = 30_000
 const REQUEST_TIMEOUT_MS = 5_000
 /** At most this many nodes down at once: with 3 replicas a key may lose its quorum (STORE_NO_QUORUM, a definite failure). */
 const DOWN_MAX = 2
