@@ -35,7 +35,8 @@ const FINAL_READ_ATTEMPTS_MAX = 20
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
 
-interface KillEvent { node: number, atMs: number, inFlight: number, downAfter: number }
+/** A SIGKILL, in ms on the history's clock (call_ns / 1e6), with the operations in flight then. */
+interface KillEvent { node: number, atMs: number, inFlight: number, downAfter: number, healthyAtMs?: number }
 
 interface MembershipStatus { services: { membership?: { states?: { alive?: number } } } }
 
@@ -117,7 +118,7 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
               : { op: 'cas', key, expected: seen.get(key) ?? null, value: `c${index}-${++sequence}` }
         const live = upNodes()
         const node = random.pick(live.length > 0 ? live : [0])
-        const answer: KvAnswer = await recorder.record(name, call, async (sent) => await client.run(cluster.api(node), sent))
+        const answer: KvAnswer = await recorder.record(name, node, call, async (sent) => await client.run(cluster.api(node), sent))
         if (answer.outcome === 'indefinite') {
           name = `${index}.${++renames}`
           continue
@@ -135,13 +136,15 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
 
     const kill = async (node: number): Promise<void> => {
       down.add(node)
-      kills.push({ node, atMs: Date.now() - startedMs, inFlight: recorder.inFlight, downAfter: down.size })
+      kills.push({ node, atMs: Math.round(recorder.nowNs() / 1e6), inFlight: recorder.inFlight, downAfter: down.size })
       await cluster.kill(node, 'SIGKILL')
     }
     const restart = async (node: number): Promise<void> => {
       cluster.start(node)
       await cluster.waitHealthy(node)
       down.delete(node)
+      const event = kills.findLast((kill) => kill.node === node)
+      if (event !== undefined) event.healthyAtMs = Math.round(recorder.nowNs() / 1e6)
     }
 
     const nemesis = async (random: Prng): Promise<void> => {
@@ -178,7 +181,7 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
       for (let node = 0; node < NODES; node++) {
         let value: string | null | undefined
         for (let attempt = 1; value === undefined; attempt++) {
-          const answer = await recorder.record(`final-${node}.${key}.${attempt}`, { op: 'get', key }, async (sent) => await client.run(cluster.api(node), sent))
+          const answer = await recorder.record(`final-${node}.${key}.${attempt}`, node, { op: 'get', key }, async (sent) => await client.run(cluster.api(node), sent))
           if (answer.outcome === 'ok') value = answer.output as string | null
           else if (attempt >= FINAL_READ_ATTEMPTS_MAX) assert.fail(`node ${node} could not read ${key} after ${attempt} attempts: ${answer.code}`)
           else await sleep(250)

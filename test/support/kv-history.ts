@@ -124,9 +124,15 @@ export interface KvOutcomeTally {
   unexpected: string[]
 }
 
+/**
+ * A history entry with two annotations for whoever reads a failing history: the node whose API
+ * was called, and why an indefinite operation has no return. The checker ignores both.
+ */
+export type RecordedKvOperation = KvHistoryOperation & { node?: number, indefinite?: string }
+
 /** Records operations with `process.hrtime.bigint()` times, in ns since the recorder was made. */
 export class KvHistoryRecorder {
-  readonly operations: KvHistoryOperation[] = []
+  readonly operations: RecordedKvOperation[] = []
   readonly tally: KvOutcomeTally = { ok: 0, failed: {}, indefinite: {}, unexpected: [] }
   /** Operations called and not yet answered. */
   inFlight = 0
@@ -136,8 +142,8 @@ export class KvHistoryRecorder {
     return Number(process.hrtime.bigint() - this.originNs)
   }
 
-  /** Runs `call` through `run` and records it under `client` as its outcome says. */
-  async record (client: string, call: KvCall, run: (call: KvCall) => Promise<KvAnswer>): Promise<KvAnswer> {
+  /** Runs `call` through `run` against node `node` and records it under `client` as its outcome says. */
+  async record (client: string, node: number, call: KvCall, run: (call: KvCall) => Promise<KvAnswer>): Promise<KvAnswer> {
     this.inFlight++
     const callNs = this.nowNs()
     let answer: KvAnswer
@@ -147,7 +153,7 @@ export class KvHistoryRecorder {
       this.inFlight--
     }
     const returnNs = this.nowNs()
-    const entry: KvHistoryOperation = { client, op: call.op, key: call.key, call_ns: callNs, return_ns: null }
+    const entry: RecordedKvOperation = { client, op: call.op, key: call.key, call_ns: callNs, return_ns: null }
     if (call.op === 'put' || call.op === 'cas') entry.value = call.value
     if (call.op === 'cas') entry.expected = call.expected
     switch (answer.outcome) {
@@ -155,7 +161,7 @@ export class KvHistoryRecorder {
         this.tally.ok++
         entry.return_ns = returnNs
         if (answer.output !== undefined) entry.output = answer.output
-        this.operations.push(entry)
+        this.operations.push({ ...entry, node })
         break
       case 'failed':
         this.tally.failed[answer.code] = (this.tally.failed[answer.code] ?? 0) + 1
@@ -164,7 +170,7 @@ export class KvHistoryRecorder {
         const label = answer.unexpected === true ? 'unexpected' : answer.code
         this.tally.indefinite[label] = (this.tally.indefinite[label] ?? 0) + 1
         if (answer.unexpected === true) this.tally.unexpected.push(`${call.op} ${call.key}: ${answer.code}`)
-        this.operations.push(entry)
+        this.operations.push({ ...entry, node, indefinite: answer.code })
         break
       }
     }
