@@ -406,8 +406,8 @@ class ExploredStates {
       this.hashes = grown(this.hashes, this.count)
       this.lows = grown(this.lows, this.count)
       this.states = grown(this.states, this.count)
-      this.windowStart = grown(this.windowStart, this.count + 1)
     }
+    this.windowStart = grown(this.windowStart, this.count + 1)
     const start = this.windowStart[entry] as number
     const length = linearized.windowLength()
     this.words = grown(this.words, start + length)

@@ -162,7 +162,9 @@ export async function up (options: UpOptions): Promise<void> {
   print('')
   print('cluster ready:')
   for (const child of children) print(`  node ${child.config.node.nodeId}  api ${child.config.self.api}  p2p ${child.config.self.p2p}`)
+  const first = children[0]?.config.self.api ?? ''
   print('')
+  print(`store: curl -X PUT --data-binary hello ${first}/v1/kv/greeting; curl ${first}/v1/kv/greeting  (or synod kv put|get --api ${first})`)
   print('gateway and dashboard: not part of this build yet (they arrive with the gateway issue)')
   print('press Ctrl-C to stop the cluster; data is kept in ' + dir + ' for the next start')
   await new Promise<void>(() => {})

@@ -220,7 +220,11 @@ export class SynodClient {
     })
   }
 
-  /** Stores `value` (bytes, or a string as UTF-8) under `key`; resolves to the new version. */
+  /**
+   * Stores `value` (bytes, or a string as UTF-8) under `key`; resolves to the new version.
+   * Retried only after a definite failure; after an indefinite one (STORE_TIMEOUT, a timeout or
+   * a lost connection after sending) it rejects with `definite: false` and may have applied.
+   */
   async put (key: string, value: string | Uint8Array): Promise<PutResult> {
     const body = typeof value === 'string' ? utf8.encode(value) : value
     return await this.run('put', key, { method: 'PUT', path: keyPath(key), headers: { 'content-type': 'application/octet-stream' }, body }, (answer) => {
@@ -229,7 +233,10 @@ export class SynodClient {
     })
   }
 
-  /** The value under `key` and its version, or null when nothing is stored there. */
+  /**
+   * The value under `key` and its version, or null when nothing is stored there. A read changes
+   * nothing, so it is retried after any failure but a 4xx.
+   */
   async get (key: string): Promise<GetResult | null> {
     return await this.run('get', key, { method: 'GET', path: keyPath(key) }, (answer) => {
       if (answer.status === 404 && this.errorCode(answer) === 'STORE_NOT_FOUND') return { found: null }
@@ -249,7 +256,10 @@ export class SynodClient {
     return found === null ? null : { value: utf8Decoder.decode(found.value), version: found.version }
   }
 
-  /** Deletes `key`; `deleted` says whether a value was there. Deleting an absent key succeeds. */
+  /**
+   * Deletes `key`; `deleted` says whether a value was there. Deleting an absent key succeeds.
+   * Retried like put: only after a definite failure.
+   */
   async delete (key: string): Promise<DeleteResult> {
     return await this.run('delete', key, { method: 'DELETE', path: keyPath(key) }, (answer) => {
       if (answer.status !== 200) return null
@@ -261,6 +271,7 @@ export class SynodClient {
   /**
    * Compare-and-set: stores `value` only if the current value is `expected` (null: only if the
    * key is absent). A mismatch is an answer, not an error: `{applied: false, current, version}`.
+   * Retried like put: only after a definite failure, since a cas that timed out may have won.
    */
   async cas (key: string, expected: string | null, value: string): Promise<CasResult> {
     const body = JSON.stringify({ expected, value })

@@ -119,7 +119,8 @@ export const ledgerConfigSchema = z.strictObject({
 export const storeConfigSchema = z.strictObject({
   replicationFactor: z.number().int().min(1).max(15),
   vnodesPerWeight: z.number().int().min(1).max(4_096),
-  keyBytesMax: z.number().int().min(1).max(4_096),
+  /** LMDB keys are at most 1 978 bytes, and a store record's disk key adds a short prefix. */
+  keyBytesMax: z.number().int().min(1).max(1_900),
   valueBytesMax: z.number().int().min(1).max(512 * 1_024),
   requestTimeoutMs: z.number().int().min(10).max(600_000),
   roundTimeoutMs: z.number().int().min(1).max(600_000),

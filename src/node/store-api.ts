@@ -102,6 +102,13 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
   // Values are raw bytes of any content type: a scope of its own, with one parser that keeps them as they are.
   void api.register(async (scope) => {
     scope.removeAllContentTypeParsers()
+    // A body over the route's limit is a value too large, in the store's own words.
+    scope.setErrorHandler(async (error, _request, reply) => {
+      if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+        throw new StoreError('STORE_VALUE_TOO_LARGE', `a value over valueBytesMax ${valueBytesMax} bytes`, { valueBytesMax })
+      }
+      throw error
+    })
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: valueBytesMax + BODY_SLACK_BYTES }, (_request, body, done) => { done(null, body) })
     scope.put('/v1/kv/*', { bodyLimit: valueBytesMax + BODY_SLACK_BYTES }, async (request) => {
       checkConsistency(request)

@@ -97,6 +97,8 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
     const recorder = new KvHistoryRecorder()
     const kills: KillEvent[] = []
     const loadEndMs = Date.now() + LOAD_MS
+    /** Set when the nemesis fails (a node that does not come back): the clients stop early. */
+    let stopped = false
 
     const upNodes = (): number[] => Array.from({ length: NODES }, (_, index) => index).filter((index) => !down.has(index))
 
@@ -106,7 +108,7 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
       let sequence = 0
       /** The last value this client saw per key: what its next cas expects. */
       const seen = new Map<string, string | null>()
-      while (Date.now() < loadEndMs) {
+      while (!stopped && Date.now() < loadEndMs) {
         const key = random.pick(KEYS)
         const roll = random.float()
         const call: KvCall = roll < 0.35
@@ -167,9 +169,10 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
       }
     }
 
-    const nemesisDone = nemesis(prng.fork('nemesis'))
+    const nemesisDone = nemesis(prng.fork('nemesis')).then(() => null, (error: unknown) => { stopped = true; return error })
     await Promise.all(Array.from({ length: CLIENTS }, async (_, index) => { await clientLoop(index, prng.fork(`client-${index}`)) }))
-    await nemesisDone
+    const nemesisError = await nemesisDone
+    if (nemesisError !== null) throw nemesisError
     const loadDoneMs = Date.now() - startedMs
 
     // Everyone back, and known alive by everyone: then every node reads every key.
