@@ -103,7 +103,7 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
   void api.register(async (scope) => {
     scope.removeAllContentTypeParsers()
     // A body over the route's limit is a value too large, in the store's own words.
-    scope.setErrorHandler(async (error, _request, reply) => {
+    scope.setErrorHandler(async (error) => {
       if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
         throw new StoreError('STORE_VALUE_TOO_LARGE', `a value over valueBytesMax ${valueBytesMax} bytes`, { valueBytesMax })
       }
