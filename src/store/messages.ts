@@ -36,13 +36,15 @@ export const storePrepare = defineMessage('store.prepare', { requestId, key, bal
 export const storePromise = defineMessage('store.promise', {
   requestId,
   key,
+  /** The ballot this answers (a reply is matched by request id and ballot both). */
+  ballot: ballotSchema,
   ok: z.boolean(),
   /** On refusal: the ballot this acceptor promised, which the proposer must exceed. */
   promised: ballotSchema,
   accepted: z.strictObject({ ballot: ballotSchema, register: registerSchema }).nullable()
 })
 export const storeAccept = defineMessage('store.accept', { requestId, key, ballot: ballotSchema, register: registerSchema })
-export const storeAccepted = defineMessage('store.accepted', { requestId, key, ok: z.boolean(), promised: ballotSchema })
+export const storeAccepted = defineMessage('store.accepted', { requestId, key, ballot: ballotSchema, ok: z.boolean(), promised: ballotSchema })
 
 /** A client operation, as forwarded to a coordinator. Values are bytes; `expected` null = absent. */
 export const kvOperationSchema = z.discriminatedUnion('kind', [
@@ -61,7 +63,13 @@ export const kvResultSchema = z.discriminatedUnion('kind', [
 ])
 export type KvResult = z.infer<typeof kvResultSchema>
 
-export const storeForward = defineMessage('store.forward', { requestId, operation: kvOperationSchema, deadlineInMs: z.number().int().min(0).max(600_000) })
+export const storeForward = defineMessage('store.forward', {
+  requestId,
+  /** Unique per forwarding node and incarnation: the coordinator runs a request once, however often the network delivers it. */
+  forwardId: z.string().min(1).max(128),
+  operation: kvOperationSchema,
+  deadlineInMs: z.number().int().min(0).max(600_000)
+})
 export const storeForwardReply = defineMessage('store.forward-reply', {
   requestId,
   result: kvResultSchema.nullable(),

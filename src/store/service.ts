@@ -95,6 +95,8 @@ export interface StoreStats {
   outcomes: Record<string, number>
   forwarded: number
   forwardedIn: number
+  /** Forwarded requests delivered twice and dropped. */
+  forwardDuplicates: number
   prepareRounds: number
   acceptRounds: number
   /** Operations that skipped the prepare round. */
@@ -151,6 +153,8 @@ interface Round {
 
 const BALLOT_RESERVE_KEY = 'store/ballot-reserve'
 const FORWARD_MARGIN_MS = 500
+/** Forwarded request ids a coordinator remembers to drop duplicates: far more than one request timeout's worth. */
+const FORWARDS_REMEMBERED_MAX = 100_000
 /** Rounds of tombstone collection for one delete before the tombstone is left in place. */
 const TOMBSTONE_GC_ATTEMPTS_MAX = 3
 
@@ -205,6 +209,8 @@ export class StoreService implements Service {
   private readonly ballots = new Map<string, { ballot: Ballot, register: Register }>()
   private readonly outbox = new Map<NodeId, { messages: StoreMessage[], bytes: number }>()
   private flushTimer: TimerId | null = null
+  /** Forwarded requests seen lately, by origin and forward id (the oldest are forgotten first). */
+  private readonly forwardsSeen = new Set<string>()
   private nextRequestId = 1
   private counter = 0
   private counterReserved = 0
@@ -216,6 +222,7 @@ export class StoreService implements Service {
     outcomes: {},
     forwarded: 0,
     forwardedIn: 0,
+    forwardDuplicates: 0,
     prepareRounds: 0,
     acceptRounds: 0,
     oneRoundTrip: 0,
@@ -244,6 +251,9 @@ export class StoreService implements Service {
     this.counterReserved = typeof reserved === 'number' && Number.isSafeInteger(reserved) && reserved >= 0 ? reserved : 0
     this.counter = this.counterReserved
     this.writeIdPrefix = `${env.self}.${env.random.int(0, 0x7fffffff).toString(36)}.`
+    // Request ids start anywhere: a late answer to the previous incarnation's round must not match a new one
+    // (answers are matched by ballot too, and ballots never repeat).
+    this.nextRequestId = env.random.int(1, 2 ** 40)
   }
 
   stop (): void {
@@ -441,7 +451,7 @@ export class StoreService implements Service {
   private onPromise (message: StorePromise, origin: NodeId): void {
     const state = this.rounds.get(message.requestId)
     const round = state?.round
-    if (state === undefined || round == null || round.phase !== 'prepare' || !state.replicas.includes(origin)) return
+    if (state === undefined || round == null || round.phase !== 'prepare' || !state.replicas.includes(origin) || compareBallots(message.ballot, round.ballot) !== 0) return
     if (round.granted.has(origin) || round.refused.has(origin)) return
     if (message.ok) {
       round.granted.set(origin, message.accepted)
@@ -458,7 +468,7 @@ export class StoreService implements Service {
   private onAccepted (message: StoreAccepted, origin: NodeId): void {
     const state = this.rounds.get(message.requestId)
     const round = state?.round
-    if (state === undefined || round == null || round.phase !== 'accept' || !state.replicas.includes(origin)) return
+    if (state === undefined || round == null || round.phase !== 'accept' || !state.replicas.includes(origin) || compareBallots(message.ballot, round.ballot) !== 0) return
     if (round.granted.has(origin) || round.refused.has(origin)) return
     if (!message.ok) { this.refusedBy(state, round, origin, message.promised); return }
     round.granted.set(origin, null)
@@ -566,14 +576,14 @@ export class StoreService implements Service {
   private onPrepare (message: StorePrepare, origin: NodeId): void {
     if (!this.isReplica(message.key)) return
     const answer = this.acceptor().prepare(message.key, message.ballot)
-    const reply: StorePromise = { type: 'store.promise', requestId: message.requestId, key: message.key, ok: answer.ok, promised: answer.promised, accepted: answer.accepted }
+    const reply: StorePromise = { type: 'store.promise', requestId: message.requestId, key: message.key, ballot: message.ballot, ok: answer.ok, promised: answer.promised, accepted: answer.accepted }
     this.afterDurable(answer.ok, () => { this.sendTo(origin, reply) })
   }
 
   private onAccept (message: StoreAccept, origin: NodeId): void {
     if (!this.isReplica(message.key)) return
     const answer = this.acceptor().accept(message.key, message.ballot, message.register)
-    const reply: StoreAccepted = { type: 'store.accepted', requestId: message.requestId, key: message.key, ok: answer.ok, promised: answer.promised }
+    const reply: StoreAccepted = { type: 'store.accepted', requestId: message.requestId, key: message.key, ballot: message.ballot, ok: answer.ok, promised: answer.promised }
     this.afterDurable(answer.ok, () => { this.sendTo(origin, reply) })
   }
 
@@ -591,7 +601,7 @@ export class StoreService implements Service {
     for (const target of live) {
       const requestId = this.nextRequestId++
       try {
-        this.init.net.send(target, { type: 'store.forward', requestId, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)
+        this.init.net.send(target, { type: 'store.forward', requestId, forwardId: `${this.writeIdPrefix}${requestId}`, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)
       } catch (error) {
         if ((error as { code?: string }).code === 'NET_UNREACHABLE') continue
         throw error
@@ -611,6 +621,11 @@ export class StoreService implements Service {
 
   private onForward (message: StoreForward, origin: NodeId): void {
     const env = this.requireEnv()
+    // A duplicate (the network may deliver a message twice) must not run the operation again.
+    const forwardKey = `${origin}/${message.forwardId}`
+    if (this.forwardsSeen.has(forwardKey)) { this.counters.forwardDuplicates++; return }
+    this.forwardsSeen.add(forwardKey)
+    if (this.forwardsSeen.size > FORWARDS_REMEMBERED_MAX) this.forwardsSeen.delete(this.forwardsSeen.values().next().value as string)
     this.counters.forwardedIn++
     const reply = (outcome: KvResult | StoreError): void => {
       const answer: StoreForwardReply = outcome instanceof StoreError

@@ -41,6 +41,12 @@ describe('strong store in the simulator', () => {
     assert.ok(oneRoundTrip > 5 * prepares, `one-round-trip batches ${oneRoundTrip}, prepare rounds ${prepares}`)
   })
 
+  // Seeds that once failed, each for a bug now fixed: 604 and 1143, a forwarded request the network
+  // delivered twice ran twice (one copy applied, the other answered STORE_OVERLOADED, "did not apply").
+  it('regression seeds 604, 1143: linearizable', () => {
+    for (const seed of [604, 1143]) assertLinearizable(runKvSimulation({ seed, durationMs: 6_000, livenessMs: 4_000 }))
+  })
+
   // Chunks of seeds, each its own test: a long run stays within the per-test timeout and shows progress.
   const SEEDS_PER_CHUNK = 1_000
   for (let first = 1; first <= SEEDS; first += SEEDS_PER_CHUNK) {
