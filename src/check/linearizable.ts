@@ -228,6 +228,13 @@ interface KeyProblem {
   callNs: Float64Array
   /** Infinity for an operation that never returned. */
   returnNs: Float64Array
+  /**
+   * The operation's position among the operations that returned, or among those that did not:
+   * the search keeps the two kinds in separate sets (see `ExploredStates`).
+   */
+  bit: Int32Array
+  returnedCount: number
+  unreturnedCount: number
   values: string[]
 }
 
@@ -265,6 +272,9 @@ function buildProblem (history: readonly KvHistoryOperation[], indices: number[]
     compared: new Int32Array(count),
     callNs: new Float64Array(count),
     returnNs: new Float64Array(count),
+    bit: new Int32Array(count),
+    returnedCount: 0,
+    unreturnedCount: 0,
     values: []
   }
   const codes = new Map<string, number>()
@@ -283,6 +293,7 @@ function buildProblem (history: readonly KvHistoryOperation[], indices: number[]
     problem.effect[operation] = effect
     problem.callNs[operation] = entry.call_ns
     problem.returnNs[operation] = entry.return_ns ?? Infinity
+    problem.bit[operation] = entry.return_ns === null ? problem.unreturnedCount++ : problem.returnedCount++
     if (effect === Effect.Put || effect === Effect.CasApplied || effect === Effect.CasUnknown) problem.written[operation] = intern(entry.value)
     if (effect === Effect.Read) problem.compared[operation] = intern(entry.output as string | null)
     if (effect === Effect.CasApplied || effect === Effect.CasRejected || effect === Effect.CasUnknown) problem.compared[operation] = intern(entry.expected)
@@ -307,12 +318,13 @@ function mix32 (input: number): number {
 const FULL_WORD = 0xffff_ffff
 
 /**
- * The set of linearized operations as a bitset, with a hash kept up to date by XOR (so adding or
- * removing one operation costs O(1), not a pass over the words). Memo entries store only the
- * words between the first not-full word and the last non-zero one: the search goes forward in
- * time, so that window is about the history's concurrency wide, whatever the history's length.
+ * The linearized operations that returned, as a bitset, with a hash kept up to date by XOR (so
+ * adding or removing one costs O(1), not a pass over the words). Memo entries store only the words
+ * between the first not-full word and the last non-zero one: every returned operation is
+ * linearized soon after it returns, so that window is about the history's concurrency wide,
+ * however long the history.
  */
-class LinearizedSet {
+class ReturnedSet {
   readonly words: Uint32Array
   hash = 0
   /** The first word that is not all ones (words.length when every word is). */
@@ -358,6 +370,42 @@ class LinearizedSet {
   }
 }
 
+/**
+ * The linearized operations that never returned. These are not part of the memo's key but
+ * compared by inclusion: having taken fewer of them never hurts (the others can still take effect
+ * later, or never), so a state explored with a subset of them covers this one.
+ */
+class UnreturnedSet {
+  readonly words: Uint32Array
+  /** The last word that is not zero (-1 when none is). */
+  high = -1
+
+  constructor (size: number) {
+    this.words = new Uint32Array(Math.ceil(size / 32))
+  }
+
+  add (member: number): void {
+    const word = member >>> 5
+    this.words[word] = (this.words[word] as number) | (1 << (member & 31))
+    if (word > this.high) this.high = word
+  }
+
+  remove (member: number): void {
+    const word = member >>> 5
+    this.words[word] = (this.words[word] as number) & ~(1 << (member & 31))
+    while (this.high >= 0 && this.words[this.high] === 0) this.high--
+  }
+
+  /** Whether the set stored as `pool[start .. start + length)` (no trailing zero words) is a subset of this one. */
+  includes (pool: Uint32Array, start: number, length: number): boolean {
+    if (length > this.high + 1) return false
+    for (let offset = 0; offset < length; offset++) {
+      if (((pool[start + offset] as number) & ~(this.words[offset] as number)) !== 0) return false
+    }
+    return true
+  }
+}
+
 /** Typed arrays grow by doubling; this is where they start. */
 const EXPLORED_CAPACITY_INITIAL = 1_024
 
@@ -371,10 +419,12 @@ function grown<T extends Int32Array | Uint32Array> (array: T, needed: number): T
 }
 
 /**
- * The (linearized set, register value) pairs already explored, none of which leads to a
- * linearization (the search stops at the first that does). A hash table with chaining, all in
- * typed arrays: a search may record millions of pairs, and an object per pair would cost more
- * memory than the pairs themselves. Entry i's window is `words[windowStart[i] .. windowStart[i + 1])`.
+ * The states already explored, none of which leads to a linearization (the search stops at the
+ * first that does). A state is (returned operations linearized, register value, unreturned
+ * operations linearized); the first two are the hash key, the third is compared by inclusion. A
+ * hash table with chaining, all in typed arrays: a search may record millions of states, and an
+ * object for each would cost more memory than the states themselves. Entry i's words are
+ * `pool[start[i] .. middle[i])` (its returned window) and `pool[middle[i] .. start[i + 1])`.
  */
 class ExploredStates {
   private heads = new Int32Array(EXPLORED_CAPACITY_INITIAL).fill(-1)
@@ -382,39 +432,42 @@ class ExploredStates {
   private hashes = new Int32Array(EXPLORED_CAPACITY_INITIAL)
   private lows = new Int32Array(EXPLORED_CAPACITY_INITIAL)
   private states = new Int32Array(EXPLORED_CAPACITY_INITIAL)
-  private windowStart = new Int32Array(EXPLORED_CAPACITY_INITIAL + 1)
-  private words = new Uint32Array(EXPLORED_CAPACITY_INITIAL)
+  private middle = new Int32Array(EXPLORED_CAPACITY_INITIAL)
+  private start = new Int32Array(EXPLORED_CAPACITY_INITIAL + 1)
+  private pool = new Uint32Array(EXPLORED_CAPACITY_INITIAL)
   private count = 0
 
-  /** Records the pair; false when it was already there. */
-  add (linearized: LinearizedSet, state: number): boolean {
-    const hash = linearized.hash ^ mix32(state + 0x5bd1_e995)
-    const bucket = hash & (this.heads.length - 1)
-    for (let entry = this.heads[bucket] as number; entry !== -1; entry = this.chain[entry] as number) {
+  /** Records the state; false when it is covered by one recorded before. */
+  add (returned: ReturnedSet, unreturned: UnreturnedSet, state: number): boolean {
+    const hash = returned.hash ^ mix32(state + 0x5bd1_e995)
+    for (let entry = this.heads[hash & (this.heads.length - 1)] as number; entry !== -1; entry = this.chain[entry] as number) {
       if (this.hashes[entry] !== hash || this.states[entry] !== state) continue
-      const start = this.windowStart[entry] as number
-      if (linearized.matches(this.lows[entry] as number, this.words, start, (this.windowStart[entry + 1] as number) - start)) return false
+      const start = this.start[entry] as number
+      const middle = this.middle[entry] as number
+      if (returned.matches(this.lows[entry] as number, this.pool, start, middle - start) && unreturned.includes(this.pool, middle, (this.start[entry + 1] as number) - middle)) return false
     }
-    this.append(linearized, state, hash)
+    this.append(returned, unreturned, state, hash)
     return true
   }
 
-  private append (linearized: LinearizedSet, state: number, hash: number): void {
+  private append (returned: ReturnedSet, unreturned: UnreturnedSet, state: number, hash: number): void {
     const entry = this.count++
-    if (this.count > this.chain.length) {
-      this.chain = grown(this.chain, this.count)
-      this.hashes = grown(this.hashes, this.count)
-      this.lows = grown(this.lows, this.count)
-      this.states = grown(this.states, this.count)
-    }
-    this.windowStart = grown(this.windowStart, this.count + 1)
-    const start = this.windowStart[entry] as number
-    const length = linearized.windowLength()
-    this.words = grown(this.words, start + length)
-    this.words.set(linearized.words.subarray(linearized.low, linearized.low + length), start)
-    this.windowStart[entry + 1] = start + length
+    this.chain = grown(this.chain, this.count)
+    this.hashes = grown(this.hashes, this.count)
+    this.lows = grown(this.lows, this.count)
+    this.states = grown(this.states, this.count)
+    this.middle = grown(this.middle, this.count)
+    this.start = grown(this.start, this.count + 1)
+    const start = this.start[entry] as number
+    const windowLength = returned.windowLength()
+    const unreturnedLength = unreturned.high + 1
+    this.pool = grown(this.pool, start + windowLength + unreturnedLength)
+    this.pool.set(returned.words.subarray(returned.low, returned.low + windowLength), start)
+    this.pool.set(unreturned.words.subarray(0, unreturnedLength), start + windowLength)
+    this.middle[entry] = start + windowLength
+    this.start[entry + 1] = start + windowLength + unreturnedLength
     this.hashes[entry] = hash
-    this.lows[entry] = linearized.low
+    this.lows[entry] = returned.low
     this.states[entry] = state
     if (this.count > this.heads.length) this.rehash(this.heads.length * 2)
     const bucket = hash & (this.heads.length - 1)
@@ -438,23 +491,23 @@ type SearchOutcome =
   | { verdict: 'not-linearizable' | 'unknown', steps: number, prefix: number[], stateAfterPrefix: number }
 
 /**
- * Entries of the call/return list, as node numbers: node 0 is the head, then 1..2n in time order.
- * A call sorts before a return at the same time, so touching intervals count as concurrent (the
- * order that cannot invent a violation).
+ * The call and return entries of the operations that returned, as a doubly linked list of node
+ * numbers: node 0 is the head, then 1..2r in time order. A call sorts before a return at the same
+ * time, so touching intervals count as concurrent (the order that cannot invent a violation).
  */
 function buildEntryList (problem: KeyProblem): { next: Int32Array, prev: Int32Array, operationOf: Int32Array, isCall: Uint8Array, callNode: Int32Array, returnNode: Int32Array } {
   const count = problem.indices.length
   const order: number[] = []
-  for (let operation = 0; operation < count; operation++) order.push(operation << 1, (operation << 1) | 1)
+  for (let operation = 0; operation < count; operation++) if (problem.returnNs[operation] !== Infinity) order.push(operation << 1, (operation << 1) | 1)
   const timeOf = (entry: number): number => (entry & 1) === 0 ? problem.callNs[entry >> 1] as number : problem.returnNs[entry >> 1] as number
   order.sort((a, b) => timeOf(a) - timeOf(b) || (a & 1) - (b & 1) || a - b)
-  const size = 2 * count + 1
+  const size = order.length + 1
   const next = new Int32Array(size)
   const prev = new Int32Array(size)
   const operationOf = new Int32Array(size)
   const isCall = new Uint8Array(size)
-  const callNode = new Int32Array(count)
-  const returnNode = new Int32Array(count)
+  const callNode = new Int32Array(count).fill(-1)
+  const returnNode = new Int32Array(count).fill(-1)
   for (const [position, entry] of order.entries()) {
     const node = position + 1
     const operation = entry >> 1
@@ -473,6 +526,30 @@ function buildEntryList (problem: KeyProblem): { next: Int32Array, prev: Int32Ar
   return { next, prev, operationOf, isCall, callNode, returnNode }
 }
 
+/**
+ * The operations that never returned, by call time, as a doubly linked list over operation
+ * numbers with `count` as its head: they have no return entry, so they live outside the main list.
+ */
+function buildUnreturnedList (problem: KeyProblem): { next: Int32Array, prev: Int32Array } {
+  const count = problem.indices.length
+  const next = new Int32Array(count + 1).fill(-1)
+  const prev = new Int32Array(count + 1).fill(-1)
+  let last = count
+  for (let operation = 0; operation < count; operation++) {
+    if (problem.returnNs[operation] !== Infinity) continue
+    next[last] = operation
+    prev[operation] = last
+    last = operation
+  }
+  return { next, prev }
+}
+
+/** Operations whose effect does not depend on the register's value. */
+function isBlindWrite (problem: KeyProblem, operation: number): boolean {
+  const effect = problem.effect[operation] as Effect
+  return effect === Effect.Put || effect === Effect.Delete
+}
+
 /** Operations that never change the register: a known read, a cas that did not apply. */
 function isReadOnly (problem: KeyProblem, operation: number): boolean {
   const effect = problem.effect[operation] as Effect
@@ -480,98 +557,158 @@ function isReadOnly (problem: KeyProblem, operation: number): boolean {
 }
 
 /**
- * Depth-first search for a linearization of one key, Porcupine's loop with one addition: a
- * read-only operation the register allows now is taken now, and never revisited. If any
+ * Depth-first search for a linearization of one key: Porcupine's loop, with three additions.
+ *
+ * Operations that never returned have no return entry. The key is linearized once every operation
+ * that returned is; the others may stay out (they never took effect). At each state the search
+ * first tries the returned operations whose calls come before the earliest pending return, and
+ * only then the unreturned ones called before it, so the states without them are explored first
+ * and cover the states with them (see `UnreturnedSet`): a write that timed out and never landed
+ * costs a little, not a doubling of the search.
+ *
+ * A read-only operation the register allows now is taken now and never revisited. If any
  * linearization extends the current prefix, one extends it with that operation next: moving a
- * read that many operations later to the front breaks no real-time order (everything that had to
- * precede it already does, since its call is reachable before any pending return) and changes no
- * state. So when the prefix plus that read fails, the prefix fails too, and the search backs up
- * past it instead of trying the prefix's other candidates. On read-heavy histories with repeated
- * values this removes most of the branching.
+ * read that came later to the front breaks no real-time order (whatever had to precede it already
+ * does, as its call comes before every pending return) and changes no state. So when the prefix
+ * plus that read fails, the prefix fails too, and the search backs up past it instead of trying
+ * the prefix's other candidates. On read-heavy histories with repeated values this removes most
+ * of the branching.
  */
 function searchKey (problem: KeyProblem, searchStepsMax: number): SearchOutcome {
   const count = problem.indices.length
   const { next, prev, operationOf, isCall, callNode, returnNode } = buildEntryList(problem)
-  const linearized = new LinearizedSet(count)
+  const unreturnedList = buildUnreturnedList(problem)
+  const unreturnedHead = count
+  const returned = new ReturnedSet(problem.returnedCount)
+  const unreturned = new UnreturnedSet(problem.unreturnedCount)
   const explored = new ExploredStates()
   const stackOperation = new Int32Array(count)
   const stackState = new Int32Array(count)
   /** 1: the frame took a read-only operation, so its failure is its parent's failure. */
   const stackForced = new Uint8Array(count)
+  /** For a frame that took an unreturned operation: the deadline it was tried under. */
+  const stackDeadline = new Float64Array(count)
   let depth = 0
   let state = ABSENT
+  let returnedLeft = problem.returnedCount
+  // Where the search is: in the main list at `node`, or, once that list's candidates are spent,
+  // in the unreturned list at `candidate`, for operations called by `deadline` (the earliest
+  // pending return).
+  let inUnreturned = false
+  let node = next[0] as number
+  let candidate = -1
+  let deadline = 0
   // The deepest point reached, for the report. Stack slots below `unchangedBelow` have not been
   // touched since the last copy, so each copy only takes what changed: O(1) amortized a step.
   const deepest = new Int32Array(count)
   let deepestDepth = 0
   let deepestState = ABSENT
   let unchangedBelow = 0
-  const unlink = (node: number): void => {
-    next[prev[node] as number] = next[node] as number
-    if (next[node] !== -1) prev[next[node] as number] = prev[node] as number
+  const unlink = (links: { next: Int32Array, prev: Int32Array }, at: number): void => {
+    links.next[links.prev[at] as number] = links.next[at] as number
+    if (links.next[at] !== -1) links.prev[links.next[at] as number] = links.prev[at] as number
   }
-  const relink = (node: number): void => {
-    next[prev[node] as number] = node
-    if (next[node] !== -1) prev[next[node] as number] = node
+  const relink = (links: { next: Int32Array, prev: Int32Array }, at: number): void => {
+    links.next[links.prev[at] as number] = at
+    if (links.next[at] !== -1) links.prev[links.next[at] as number] = at
   }
-  /** Undoes frames up to and including the first that may have other candidates; the node to try next, or -1 if none is left. */
-  const backtrack = (): number => {
+  const mainList = { next, prev }
+  const isUnreturned = (operation: number): boolean => problem.returnNs[operation] === Infinity
+  const take = (operation: number): void => {
+    if (isUnreturned(operation)) unreturned.add(problem.bit[operation] as number)
+    else returned.add(problem.bit[operation] as number)
+  }
+  const untake = (operation: number): void => {
+    if (isUnreturned(operation)) unreturned.remove(problem.bit[operation] as number)
+    else returned.remove(problem.bit[operation] as number)
+  }
+  /** Undoes frames up to and including the first that may have other candidates; false when none is left. */
+  const backtrack = (): boolean => {
     while (depth > 0) {
       depth--
       const operation = stackOperation[depth] as number
       state = stackState[depth] as number
-      linearized.remove(operation)
-      relink(returnNode[operation] as number)
-      relink(callNode[operation] as number)
-      if (stackForced[depth] === 0) {
-        if (depth < unchangedBelow) unchangedBelow = depth
-        return next[callNode[operation] as number] as number
+      untake(operation)
+      if (isUnreturned(operation)) {
+        relink(unreturnedList, operation)
+      } else {
+        relink(mainList, returnNode[operation] as number)
+        relink(mainList, callNode[operation] as number)
+        returnedLeft++
       }
+      if (stackForced[depth] === 1) continue
+      if (depth < unchangedBelow) unchangedBelow = depth
+      inUnreturned = isUnreturned(operation)
+      if (inUnreturned) {
+        candidate = unreturnedList.next[operation] as number
+        deadline = stackDeadline[depth] as number
+      } else {
+        node = next[callNode[operation] as number] as number
+      }
+      return true
     }
-    return -1
+    return false
   }
   const failure = (verdict: 'not-linearizable' | 'unknown', steps: number): SearchOutcome =>
     ({ verdict, steps, prefix: Array.from(deepest.subarray(0, deepestDepth)), stateAfterPrefix: deepestState })
 
   let steps = 0
-  let node = next[0] as number
-  while (next[0] !== -1) {
+  while (returnedLeft > 0) {
     if (steps >= searchStepsMax) return failure('unknown', steps)
     steps++
-    if (isCall[node] === 0) {
-      // The return of an operation not yet linearized: every order from here is exhausted.
-      node = backtrack()
-      if (node === -1) return failure('not-linearizable', steps)
-      continue
-    }
-    const operation = operationOf[node] as number
-    const after = stepRegister(problem, state, operation)
-    if (after === NOT_ALLOWED) {
+    let operation: number
+    if (!inUnreturned) {
+      if (isCall[node] === 0) {
+        // The earliest pending return: the returned candidates are spent; the unreturned ones called by then are next.
+        inUnreturned = true
+        deadline = problem.returnNs[operationOf[node] as number] as number
+        candidate = unreturnedList.next[unreturnedHead] as number
+        continue
+      }
+      operation = operationOf[node] as number
       node = next[node] as number
-      continue
+    } else {
+      if (candidate === -1 || (problem.callNs[candidate] as number) > deadline) {
+        // Every candidate of this state is spent: it leads nowhere.
+        if (!backtrack()) return failure('not-linearizable', steps)
+        continue
+      }
+      operation = candidate
+      candidate = unreturnedList.next[candidate] as number
     }
+    // An unreturned operation's effect, overwritten before anything saw it, might as well not have
+    // happened: that state is covered by the one without it, which the search reaches directly.
+    if (depth > 0 && isUnreturned(stackOperation[depth - 1] as number) && isBlindWrite(problem, operation)) continue
+    const after = stepRegister(problem, state, operation)
+    if (after === NOT_ALLOWED) continue
     const forced = isReadOnly(problem, operation)
-    linearized.add(operation)
-    if (!explored.add(linearized, after)) {
-      // Explored before, without success. For a read-only operation that settles this prefix too.
-      linearized.remove(operation)
-      node = forced ? backtrack() : next[node] as number
-      if (node === -1) return failure('not-linearizable', steps)
+    take(operation)
+    if (!explored.add(returned, unreturned, after)) {
+      untake(operation)
+      // Covered by a state explored without success. For a read-only operation that settles this prefix too.
+      if (forced && !backtrack()) return failure('not-linearizable', steps)
       continue
     }
     stackOperation[depth] = operation
     stackState[depth] = state
     stackForced[depth] = forced ? 1 : 0
+    stackDeadline[depth] = deadline
     depth++
     state = after
-    unlink(node)
-    unlink(returnNode[operation] as number)
+    if (isUnreturned(operation)) {
+      unlink(unreturnedList, operation)
+    } else {
+      unlink(mainList, callNode[operation] as number)
+      unlink(mainList, returnNode[operation] as number)
+      returnedLeft--
+    }
     if (depth > deepestDepth) {
       deepest.set(stackOperation.subarray(unchangedBelow, depth), unchangedBelow)
       deepestDepth = depth
       deepestState = state
       unchangedBelow = depth
     }
+    inUnreturned = false
     node = next[0] as number
   }
   return { verdict: 'linearizable', steps }

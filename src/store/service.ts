@@ -15,7 +15,7 @@
  * - `STORE_TIMEOUT`: an accept of the change went out and no majority confirmed it: it may apply
  *   later (a later coordinator can complete it), or never. Jepsen calls this an "info" outcome.
  */
-import { decodeCanonical, encodeCanonical, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { decodeCanonical, encodeCanonical, type Env, type LinkState, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import { Acceptor, type AcceptorLimits, type AcceptorStats } from './acceptor.js'
 import { StoreError, type StoreErrorCode } from './errors.js'
 import {
@@ -203,11 +203,15 @@ export class StoreService implements Service {
   private readonly waiting = new Map<string, Queued[]>()
   private queuedCount = 0
   private readonly rounds = new Map<number, Operation>()
-  private readonly forwards = new Map<number, { done: KvCallback, timer: TimerId }>()
+  private readonly forwards = new Map<number, { done: KvCallback, timer: TimerId, target: NodeId, operation: KvOperation }>()
+  /** Peers whose direct link went down and has not come back: not coordinators now, whatever membership still thinks. */
+  private readonly lostLinks = new Set<NodeId>()
   private readonly gcChecks = new Map<number, { key: string, ballot: Ballot, replicas: readonly NodeId[], erasable: Set<NodeId>, timer: TimerId }>()
   /** Winning ballot and register per key, for the one-round-trip path. */
   private readonly ballots = new Map<string, { ballot: Ballot, register: Register }>()
   private readonly outbox = new Map<NodeId, { messages: StoreMessage[], bytes: number }>()
+  /** Peers with a live direct link now. */
+  private readonly directPeers = new Set<NodeId>()
   private flushTimer: TimerId | null = null
   /** Forwarded requests seen lately, by origin and forward id (the oldest are forgotten first). */
   private readonly forwardsSeen = new Set<string>()
@@ -240,6 +244,9 @@ export class StoreService implements Service {
 
   start (env: Env): void {
     this.env = env
+    this.directPeers.clear()
+    this.lostLinks.clear()
+    for (const link of env.links()) if (link.state === 'connected') this.directPeers.add(link.peer)
     this.ringValue = new HashRing({
       members: this.init.members ?? env.members.map((id) => ({ id, weight: 1 })),
       ...(this.init.replicationFactor === undefined ? {} : { replicationFactor: this.init.replicationFactor }),
@@ -274,8 +281,32 @@ export class StoreService implements Service {
     this.env = null
   }
 
-  onMessage (): void {
-    // Every store message travels routed through the overlay (`StoreNet`).
+  /** A message over a direct link (the peer is authenticated by the transport). */
+  onMessage (from: NodeId, message: Message): void {
+    if (message.type.startsWith('store.')) this.receive(message as StoreMessage | StoreBatch, from)
+  }
+
+  /**
+   * A link that goes down takes its peer out of the coordinators at once (membership takes
+   * seconds to declare it dead), and ends the requests forwarded to it: a read is sent to the
+   * next replica, a write answers STORE_TIMEOUT now rather than after the full timeout (it may
+   * have been applied before the link went).
+   */
+  onLinkChange (peer: NodeId, state: LinkState): void {
+    if (state === 'connected') {
+      this.directPeers.add(peer)
+      this.lostLinks.delete(peer)
+      return
+    }
+    this.directPeers.delete(peer)
+    this.lostLinks.add(peer)
+    for (const [requestId, forward] of this.forwards) {
+      if (forward.target !== peer) continue
+      this.forwards.delete(requestId)
+      this.env?.clearTimer(forward.timer)
+      if (forward.operation.kind === 'get') this.execute(forward.operation, forward.done)
+      else this.finish(forward.done, new StoreError('STORE_TIMEOUT', `the link to the coordinator ${peer} went down before it answered: the operation may or may not have applied`, { coordinator: peer }))
+    }
   }
 
   ring (): HashRing {
@@ -613,7 +644,7 @@ export class StoreService implements Service {
           ? new StoreError('STORE_NO_QUORUM', `the coordinator ${target} did not answer within ${this.limits.requestTimeoutMs + FORWARD_MARGIN_MS} ms`, { coordinator: target })
           : new StoreError('STORE_TIMEOUT', `the coordinator ${target} did not answer within ${this.limits.requestTimeoutMs + FORWARD_MARGIN_MS} ms: the operation may or may not have applied`, { coordinator: target }))
       })
-      this.forwards.set(requestId, { done, timer })
+      this.forwards.set(requestId, { done, timer, target, operation })
       return
     }
     this.finish(done, new StoreError('STORE_NO_QUORUM', 'no live path to any replica of the key', { replicas: live.length }))
@@ -743,6 +774,11 @@ export class StoreService implements Service {
       return
     }
     const wire: StoreMessage | StoreBatch = box.messages.length === 1 ? box.messages[0] as StoreMessage : { type: 'store.batch', messages: box.messages }
+    // A neighbour gets it over the direct link (one encoding); anyone else through the overlay's routing.
+    if (this.directPeers.has(to)) {
+      this.env.send(to, wire)
+      return
+    }
     try {
       this.init.net.send(to, wire)
     } catch (error) {
@@ -768,7 +804,7 @@ export class StoreService implements Service {
   }
 
   private isLive (member: NodeId): boolean {
-    return member === this.env?.self || (this.init.isLive?.(member) ?? true)
+    return member === this.env?.self || (!this.lostLinks.has(member) && (this.init.isLive?.(member) ?? true))
   }
 
   private acceptor (): Acceptor {

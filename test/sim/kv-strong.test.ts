@@ -44,7 +44,7 @@ describe('strong store in the simulator', () => {
   // Seeds that once failed, each for a bug now fixed: 604 and 1143, a forwarded request the network
   // delivered twice ran twice (one copy applied, the other answered STORE_OVERLOADED, "did not apply").
   it('regression seeds 604, 1143: linearizable', () => {
-    for (const seed of [604, 1143]) assertLinearizable(runKvSimulation({ seed, durationMs: 6_000, livenessMs: 4_000 }))
+    for (const seed of [604, 1143]) assertLinearizable(runKvSimulation({ seed, durationMs: 6_000, livenessMs: 8_000 }))
   })
 
   // Chunks of seeds, each its own test: a long run stays within the per-test timeout and shows progress.
@@ -55,7 +55,7 @@ describe('strong store in the simulator', () => {
       let operations = 0
       let indefinite = 0
       for (let seed = first; seed <= last; seed++) {
-        const result = runKvSimulation({ seed, durationMs: 6_000, livenessMs: 4_000 })
+        const result = runKvSimulation({ seed, durationMs: 6_000, livenessMs: 8_000 })
         assertLinearizable(result)
         assert.ok(result.liveness.ok >= HEALED_OPERATIONS_MIN, `seed ${seed}: only ${result.liveness.ok} operations succeeded after healing\n${describeKvSimulation(result)}`)
         operations += result.history.length
