@@ -11,6 +11,9 @@
  * doubly linked list sorted by time; linearize a call whose effect the register allows and unlink
  * it with its return; meeting a return whose call is not linearized yet means backtracking. A
  * (set of linearized operations, register value) pair already explored is never explored again.
+ * `searchKey` explains what is added to that: operations that never returned kept apart, and
+ * reads taken greedily. Before searching, `findDirectAnomaly` looks for the reads a search would
+ * take longest to refute and a person most wants named: stale, future and unwritten values.
  *
  * The checker reads no clock: its work is bounded by `searchStepsMax` per key, and a key whose
  * search needs more is reported `unknown`, not guessed.
@@ -50,8 +53,9 @@ export type IndexedKvOperation = KvHistoryOperation & { index: number }
 
 export interface LinearizabilityLimits {
   /**
-   * Search steps (one operation tried, or one backtrack) allowed per key. The search is
-   * exponential in the worst case, so a key that needs more is reported `unknown`.
+   * Search steps (one candidate looked at, or one backtrack) allowed per key. The search is
+   * exponential in the worst case, so a key that needs more is reported `unknown`. The default
+   * is a few seconds and a few hundred megabytes of explored states at most.
    */
   searchStepsMax: number
 }
@@ -65,23 +69,38 @@ export const FAILURE_OPERATIONS_REPORTED_MAX = 8
 
 export type LinearizabilityVerdict = 'linearizable' | 'not-linearizable' | 'unknown'
 
+export type LinearizabilityFailureKind =
+  /** A get (or a cas that applied) saw a value no other operation on the key writes. */
+  | 'unwritten-value'
+  /** It saw a value whose only writer was called after it returned. */
+  | 'future-read'
+  /** It saw a value whose only writer had certainly been overwritten before it was called. */
+  | 'stale-read'
+  /** The search tried every order and none fits. */
+  | 'no-linearization'
+  /** The search needed more than `searchStepsMax` steps: verdict unknown. */
+  | 'search-limit'
+
 export interface LinearizabilityFailure {
   key: string
   verdict: 'not-linearizable' | 'unknown'
+  kind: LinearizabilityFailureKind
   /** Operations on this key. */
   operations: number
   reason: string
+  /** 0 when a direct check found the failure (no search ran). */
   searchSteps: number
-  /** The longest linearizable prefix the search found: how many of the key's operations it orders. */
+  /** The longest linearizable prefix the search found: how many of the key's operations it orders (0 after a direct check). */
   linearizedMax: number
   /** The key's value after that prefix (null: absent). */
   valueAfterPrefix: string | null
-  /** The last operations of that prefix, in linearization order. */
+  /** The last operations of that prefix, in linearization order (empty after a direct check). */
   prefixTail: IndexedKvOperation[]
   /**
-   * The operations that could take effect next, none of which leads anywhere: first the one that
-   * returned earliest (it must take effect before its return), then the others called before it
-   * returned.
+   * The operations the reason is about. After a search: those that could take effect after the
+   * longest prefix, none of which leads anywhere; first the one that returned earliest (it must
+   * take effect before its return). After a direct check: the operation that saw the value, its
+   * writer, and the write that certainly overwrote it, as far as they apply.
    */
   stuck: IndexedKvOperation[]
 }
@@ -738,7 +757,11 @@ export function describeOperation (operation: KvHistoryOperation, index?: number
   return `${index === undefined ? '' : `#${index} `}client ${operation.client} ${what} [${operation.call_ns}, ${returned}]`
 }
 
-function describeFailure (history: readonly KvHistoryOperation[], key: string, problem: KeyProblem, outcome: Extract<SearchOutcome, { prefix: number[] }>, operations: number): LinearizabilityFailure {
+function valueOf (problem: KeyProblem, code: number): string | null {
+  return code === ABSENT ? null : problem.values[code - 1] as string
+}
+
+function describeSearchFailure (history: readonly KvHistoryOperation[], key: string, problem: KeyProblem, outcome: Extract<SearchOutcome, { prefix: number[] }>, operations: number): LinearizabilityFailure {
   const inPrefix = new Uint8Array(problem.indices.length)
   for (const operation of outcome.prefix) inPrefix[operation] = 1
   const left: number[] = []
@@ -748,11 +771,11 @@ function describeFailure (history: readonly KvHistoryOperation[], key: string, p
   const deadline = blocking === -1 ? Infinity : problem.returnNs[blocking] as number
   const candidates = left.filter((operation) => operation !== blocking && (problem.callNs[operation] as number) <= deadline)
   const stuckOperations = blocking === -1 ? [] : [blocking, ...candidates]
-  const stuck = stuckOperations.slice(0, FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
-  const prefixTail = outcome.prefix.slice(-FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
-  const valueAfterPrefix = outcome.stateAfterPrefix === ABSENT ? null : problem.values[outcome.stateAfterPrefix - 1] as string
-  const longest = `the longest linearizable prefix orders ${outcome.prefix.length} of ${problem.indices.length} operations, leaving the value ${quote(valueAfterPrefix)}`
-  const first = stuck[0]
+  const involved = stuckOperations.slice(0, FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
+  const tail = outcome.prefix.slice(-FAILURE_OPERATIONS_REPORTED_MAX).map((operation) => indexed(history, problem.indices[operation] as number))
+  const valueAfter = valueOf(problem, outcome.stateAfterPrefix)
+  const longest = `the longest linearizable prefix orders ${outcome.prefix.length} of ${problem.indices.length} operations, leaving the value ${quote(valueAfter)}`
+  const first = involved[0]
   const reason = outcome.verdict === 'unknown'
     ? `gave up after ${outcome.steps} search steps (searchStepsMax); ${longest}`
     : first === undefined
@@ -761,13 +784,112 @@ function describeFailure (history: readonly KvHistoryOperation[], key: string, p
   return {
     key,
     verdict: outcome.verdict,
+    kind: outcome.verdict === 'unknown' ? 'search-limit' : 'no-linearization',
     operations,
     reason,
     searchSteps: outcome.steps,
     linearizedMax: outcome.prefix.length,
-    valueAfterPrefix,
-    prefixTail,
-    stuck
+    valueAfterPrefix: valueAfter,
+    prefixTail: tail,
+    stuck: involved
+  }
+}
+
+interface DirectAnomaly {
+  kind: 'unwritten-value' | 'future-read' | 'stale-read'
+  observer: number
+  writer: number
+  /** stale-read: the write that certainly came between. */
+  overwriter: number
+}
+
+/**
+ * Writes that certainly took effect (they returned, and are blind or applied), by call time, with
+ * the earliest return among each suffix: "is there one called after X that returned before Y?"
+ * is then a binary search.
+ */
+function certainWrites (problem: KeyProblem): (calledAfter: number, returnedBefore: number) => number {
+  const writes: number[] = []
+  for (let operation = 0; operation < problem.indices.length; operation++) {
+    const effect = problem.effect[operation] as Effect
+    if (effect === Effect.Put || effect === Effect.Delete || effect === Effect.CasApplied) {
+      if (problem.returnNs[operation] !== Infinity) writes.push(operation)
+    }
+  }
+  // Operations are numbered by call time, so `writes` is sorted by call already.
+  const earliestReturnFrom = new Int32Array(writes.length + 1).fill(-1)
+  for (let position = writes.length - 1; position >= 0; position--) {
+    const operation = writes[position] as number
+    const later = earliestReturnFrom[position + 1] as number
+    earliestReturnFrom[position] = later === -1 || (problem.returnNs[operation] as number) < (problem.returnNs[later] as number) ? operation : later
+  }
+  return (calledAfter, returnedBefore) => {
+    let low = 0
+    let high = writes.length
+    while (low < high) {
+      const middle = (low + high) >>> 1
+      if ((problem.callNs[writes[middle] as number] as number) > calledAfter) high = middle
+      else low = middle + 1
+    }
+    const found = earliestReturnFrom[low] as number
+    return found !== -1 && (problem.returnNs[found] as number) < returnedBefore ? found : -1
+  }
+}
+
+/**
+ * Anomalies visible without a search, for values with one writer (a store's clients usually
+ * write unique values): a read of a value nothing writes, a read of a value written only later, a
+ * read of a value certainly overwritten. They are reported with the three operations that show
+ * them, and found in O(n log n) where the search could take its whole budget to prove the same.
+ */
+function findDirectAnomaly (problem: KeyProblem): DirectAnomaly | null {
+  const count = problem.indices.length
+  const writerCount = new Int32Array(problem.values.length + 1)
+  const writerOf = new Int32Array(problem.values.length + 1).fill(-1)
+  for (let operation = 0; operation < count; operation++) {
+    const effect = problem.effect[operation] as Effect
+    if (effect !== Effect.Put && effect !== Effect.CasApplied && effect !== Effect.CasUnknown) continue
+    const value = problem.written[operation] as number
+    writerCount[value]++
+    writerOf[value] = operation
+  }
+  const overwriteBetween = certainWrites(problem)
+  for (let observer = 0; observer < count; observer++) {
+    const effect = problem.effect[observer] as Effect
+    if (effect !== Effect.Read && effect !== Effect.CasApplied) continue
+    const value = problem.compared[observer] as number
+    if (value === ABSENT) continue
+    const writer = writerOf[value] as number
+    if (writerCount[value] === 0 || (writerCount[value] === 1 && writer === observer)) return { kind: 'unwritten-value', observer, writer: -1, overwriter: -1 }
+    if (writerCount[value] !== 1) continue
+    if ((problem.callNs[writer] as number) > (problem.returnNs[observer] as number)) return { kind: 'future-read', observer, writer, overwriter: -1 }
+    const overwriter = overwriteBetween(problem.returnNs[writer] as number, problem.callNs[observer] as number)
+    if (overwriter !== -1) return { kind: 'stale-read', observer, writer, overwriter }
+  }
+  return null
+}
+
+function describeDirectAnomaly (history: readonly KvHistoryOperation[], key: string, problem: KeyProblem, anomaly: DirectAnomaly, operations: number): LinearizabilityFailure {
+  const [observer, writer, overwriter] = [anomaly.observer, anomaly.writer, anomaly.overwriter]
+    .map((operation) => operation === -1 ? undefined : indexed(history, problem.indices[operation] as number))
+  const seen = quote(valueOf(problem, problem.compared[anomaly.observer] as number))
+  const saw = observer === undefined ? '' : `${describeOperation(observer, observer.index)} saw ${seen}`
+  const reason = anomaly.kind === 'unwritten-value'
+    ? `${saw}, which no other operation on this key writes`
+    : anomaly.kind === 'future-read'
+      ? `${saw}, written only by ${writer === undefined ? '' : describeOperation(writer, writer.index)}, which was called after it returned`
+      : `${saw}, written only by ${writer === undefined ? '' : describeOperation(writer, writer.index)} and then certainly overwritten by ${overwriter === undefined ? '' : describeOperation(overwriter, overwriter.index)}, called after that write returned and returned before the read was called`
+  return {
+    key,
+    verdict: 'not-linearizable',
+    kind: anomaly.kind,
+    operations,
+    reason,
+    searchSteps: 0,
+    linearizedMax: 0,
+    valueAfterPrefix: null,
+    prefixTail: [],
+    stuck: [observer, writer, overwriter].filter((operation) => operation !== undefined)
   }
 }
 
@@ -789,10 +911,15 @@ export function checkLinearizable (history: readonly KvHistoryOperation[], limit
   let searchSteps = 0
   for (const [key, indices] of byKey) {
     const problem = buildProblem(operations, indices)
+    const anomaly = findDirectAnomaly(problem)
+    if (anomaly !== null) {
+      violations.push(describeDirectAnomaly(operations, key, problem, anomaly, indices.length))
+      continue
+    }
     const outcome = searchKey(problem, searchStepsMax)
     searchSteps += outcome.steps
     if (outcome.verdict === 'linearizable') continue
-    const failure = describeFailure(operations, key, problem, outcome, indices.length)
+    const failure = describeSearchFailure(operations, key, problem, outcome, indices.length)
     if (failure.verdict === 'unknown') unknown.push(failure)
     else violations.push(failure)
   }

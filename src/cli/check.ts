@@ -73,10 +73,11 @@ export function formatLinearizabilityReport (file: string, report: Linearizabili
 }
 
 function formatFailure (failure: LinearizabilityFailure): string[] {
+  const searched = failure.kind === 'no-linearization' || failure.kind === 'search-limit'
   return [
-    `key ${JSON.stringify(failure.key)}: ${failure.verdict} (${failure.operations} operations)`,
+    `key ${JSON.stringify(failure.key)}: ${failure.verdict}, ${failure.kind} (${failure.operations} operations)`,
     `  ${failure.reason}`,
     ...(failure.prefixTail.length === 0 ? [] : ['  end of the longest linearizable prefix:', ...failure.prefixTail.map((operation) => `    ${describeOperation(operation, operation.index)}`)]),
-    ...(failure.stuck.length === 0 ? [] : ['  operations that could come next:', ...failure.stuck.map((operation) => `    ${describeOperation(operation, operation.index)}`)])
+    ...(failure.stuck.length === 0 ? [] : [searched ? '  operations that could come next:' : '  operations involved:', ...failure.stuck.map((operation) => `    ${describeOperation(operation, operation.index)}`)])
   ]
 }
