@@ -28,7 +28,7 @@ import { Pool } from 'undici'
 import { fromHex, keyPairFromSeed, sha256, sign, verify, type Ed25519KeyPair } from '../src/core/index.js'
 import { addressFromPublicKey, signTx, txToJson, type Address } from '../src/ledger/index.js'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../test/support/cluster.js'
-import { percentile, type BenchResult } from './util.js'
+import { cpuSeconds, machineBusySeconds, parentPid, percentile, type BenchResult } from './util.js'
 
 const NODES = 4
 const SENDERS = 200
@@ -99,35 +99,6 @@ interface PhaseResult {
   foreignCores: number
 }
 
-/** CPU seconds (user + system) a process used so far, from /proc (Linux); 0 elsewhere. */
-function cpuSeconds (pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-/** The parent process id, from /proc (Linux); 0 elsewhere. */
-function parentPid (pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? 0)
-  } catch {
-    return 0
-  }
-}
-
-/** CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat; 0 elsewhere. */
-function machineBusySeconds (): number {
-  try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
-    // user nice system idle iowait irq softirq steal (guest time is already in user)
-    return fields.slice(0, 8).reduce((sum, value, index) => index === 3 || index === 4 ? sum : sum + value, 0) / 100
-  } catch {
-    return 0
-  }
-}
 
 /** Counters summed over the nodes at the end of an engine's run, from their Prometheus text (`GET /metrics`). */
 const METRICS = [

@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
-import { percentile, type BenchResult } from './util.js'
+import { cpuSeconds, machineBusySeconds, parentPid, percentile, type BenchResult } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
 
 const NODES = 3
@@ -97,33 +97,6 @@ async function stopEverything (): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // CPU accounting, from /proc (Linux; zeros elsewhere).
 
-/** CPU seconds (user + system) a process used so far. */
-function cpuSeconds (pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return 0
-  }
-}
-
-function parentPid (pid: number): number {
-  try {
-    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] ?? 0)
-  } catch {
-    return 0
-  }
-}
-
-/** CPU seconds the whole machine spent busy (all but idle and iowait). */
-function machineBusySeconds (): number {
-  try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
-    return fields.slice(0, 8).reduce((sum, value, index) => index === 3 || index === 4 ? sum : sum + value, 0) / 100
-  } catch {
-    return 0
-  }
-}
 
 const ownCpuSeconds = (): number => { const usage = process.cpuUsage(); return (usage.user + usage.system) / 1e6 }
 

@@ -11,6 +11,7 @@
  * failures left out (they did not happen).
  */
 import { createPrng, type Prng } from '../core/index.js'
+import type { KvHistoryOperation } from '../check/index.js'
 import { MembershipService } from '../membership/index.js'
 import { OverlayService, buildTopology, overlayNeighbours } from '../net/index.js'
 import { StoreError, StoreService, type KvOperation, type KvResult, type StoreLimits, type StoreStats } from '../store/index.js'
@@ -20,17 +21,8 @@ import { Nemesis, describeProfile, drawFaultProfile, type FaultProfile, type Inj
 import { SimNetwork } from './network.js'
 import type { LinkPacket } from './transport.js'
 
-/** One operation of a history, in the format `synod check linearizable` reads. */
-export interface HistoryOperation {
-  client: string
-  op: 'get' | 'put' | 'delete' | 'cas'
-  key: string
-  value?: string
-  expected?: string | null
-  output?: string | null | boolean
-  call_ns: number
-  return_ns: number | null
-}
+/** One operation of a history, in the format `synod check linearizable` reads (docs/store-history.md). */
+export type HistoryOperation = KvHistoryOperation
 
 export interface KvSimulationOptions {
   seed: number
