@@ -155,6 +155,8 @@ const BALLOT_RESERVE_KEY = 'store/ballot-reserve'
 const FORWARD_MARGIN_MS = 500
 /** Forwarded request ids a coordinator remembers to drop duplicates: far more than one request timeout's worth. */
 const FORWARDS_REMEMBERED_MAX = 100_000
+/** Keys whose replicas a node remembers (a few MB at most). */
+const REPLICA_CACHE_KEYS_MAX = 65_536
 /** Rounds of tombstone collection for one delete before the tombstone is left in place. */
 const TOMBSTONE_GC_ATTEMPTS_MAX = 3
 
@@ -210,6 +212,7 @@ export class StoreService implements Service {
   /** Winning ballot and register per key, for the one-round-trip path. */
   private readonly ballots = new Map<string, { ballot: Ballot, register: Register }>()
   private readonly outbox = new Map<NodeId, { messages: StoreMessage[], bytes: number }>()
+  private readonly replicaCache = new Map<string, readonly NodeId[]>()
   /** Peers with a live direct link now. */
   private readonly directPeers = new Set<NodeId>()
   private flushTimer: TimerId | null = null
@@ -337,7 +340,7 @@ export class StoreService implements Service {
     const invalid = this.validate(operation)
     if (invalid !== null) { this.finish(done, invalid); return }
     this.counters.operations[operation.kind]++
-    const replicas = this.ring().preferenceList(operation.key)
+    const replicas = this.replicasOf(operation.key)
     const live = replicas.filter((member) => this.isLive(member))
     const quorum = Math.floor(replicas.length / 2) + 1
     if (live.length < quorum) {
@@ -370,7 +373,7 @@ export class StoreService implements Service {
   }
 
   private startBatch (key: string, operations: Queued[]): void {
-    const replicas = this.ring().preferenceList(key)
+    const replicas = this.replicasOf(key)
     const state: Operation = {
       key,
       operations,
@@ -799,8 +802,22 @@ export class StoreService implements Service {
     return null
   }
 
+  /**
+   * The key's replicas, remembered for the keys used lately: every request and every message
+   * needs them, and a lookup hashes the key (the ring never changes while the node runs).
+   */
+  private replicasOf (key: string): readonly NodeId[] {
+    let replicas = this.replicaCache.get(key)
+    if (replicas === undefined) {
+      replicas = this.ring().preferenceList(key)
+      if (this.replicaCache.size >= REPLICA_CACHE_KEYS_MAX) this.replicaCache.delete(this.replicaCache.keys().next().value as string)
+      this.replicaCache.set(key, replicas)
+    }
+    return replicas
+  }
+
   private isReplica (key: string): boolean {
-    return this.ring().preferenceList(key).includes(this.requireEnv().self)
+    return this.replicasOf(key).includes(this.requireEnv().self)
   }
 
   private isLive (member: NodeId): boolean {
