@@ -18,6 +18,8 @@ import { makeOverlayCluster, runKernelUntil } from '../support/overlay-cluster.j
 const LONG = process.env.SYNOD_LONG === '1'
 /** Seeds in `npm test`, and in `npm run test:long` (SYNOD_KV_SEEDS overrides both). */
 const SEEDS = Number(process.env.SYNOD_KV_SEEDS ?? (LONG ? 10_000 : 200))
+/** The first seed (SYNOD_KV_SEED_FIRST), so a long run can be split over processes. */
+const SEED_FIRST = Number(process.env.SYNOD_KV_SEED_FIRST ?? 1)
 /** Operations that must succeed in the healed phase of every seed: the cluster serves again. */
 const HEALED_OPERATIONS_MIN = 10
 
@@ -49,8 +51,8 @@ describe('strong store in the simulator', () => {
 
   // Chunks of seeds, each its own test: a long run stays within the per-test timeout and shows progress.
   const SEEDS_PER_CHUNK = 1_000
-  for (let first = 1; first <= SEEDS; first += SEEDS_PER_CHUNK) {
-    const last = Math.min(SEEDS, first + SEEDS_PER_CHUNK - 1)
+  for (let first = SEED_FIRST; first < SEED_FIRST + SEEDS; first += SEEDS_PER_CHUNK) {
+    const last = Math.min(SEED_FIRST + SEEDS - 1, first + SEEDS_PER_CHUNK - 1)
     it(`seeds ${first}..${last} under the nemesis: every history is linearizable and the healed cluster serves`, async () => {
       let operations = 0
       let indefinite = 0
