@@ -124,6 +124,7 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
   collectedCounter(metrics, 'synod_store_operations_total', 'Store operations this node accepted from clients, by kind.', () => stats().operations, 'op')
   collectedCounter(metrics, 'synod_store_outcomes_total', 'Store operations finished here (as coordinator or forwarder), by outcome: ok or an error code.', () => stats().outcomes, 'outcome')
   collectedCounter(metrics, 'synod_store_forwarded_total', 'Operations forwarded to the key\'s coordinator.', () => stats().forwarded)
+  collectedCounter(metrics, 'synod_store_forward_duplicates_total', 'Forwarded requests the network delivered twice, dropped (a request runs once).', () => stats().forwardDuplicates)
   collectedCounter(metrics, 'synod_store_prepare_rounds_total', 'CASPaxos prepare rounds this node ran as coordinator.', () => stats().prepareRounds)
   collectedCounter(metrics, 'synod_store_accept_rounds_total', 'CASPaxos accept rounds this node ran as coordinator.', () => stats().acceptRounds)
   collectedCounter(metrics, 'synod_store_one_round_trip_total', 'Batches that skipped the prepare round (the coordinator kept its ballot).', () => stats().oneRoundTrip)
