@@ -641,7 +641,7 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
   return {
     name: 'kv-strong',
     title: `strongly consistent put/get, Synod (3 nodes, synod up --consensus none) vs etcd ${String(etcd.info.version ?? '')} (3 members, JSON gateway), ` +
-      `${CLIENTS} closed-loop clients round-robin over the 3 nodes, ${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per phase; ` +
+      `${CLIENTS} closed-loop clients (Synod: each key to its coordinator; etcd: round-robin over the members), ${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per phase; ` +
       'ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench',
     header: ['system', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'client CPU us/op', 'other cores'],
     rows,
