@@ -10,8 +10,8 @@
  * skips the prepare next time (one round trip), until someone else's ballot gets in between.
  *
  * Outcomes are exact about what may have happened (docs/store.md, "Errors"):
- * - `STORE_NO_QUORUM`: the operation certainly did not apply (no accept of a change was sent, or
- *   every replica refused it), and may be retried;
+ * - `STORE_NO_QUORUM`: the operation certainly did not apply (no accept of a change was sent),
+ *   and may be retried;
  * - `STORE_TIMEOUT`: an accept of the change went out and no majority confirmed it: it may apply
  *   later (a later coordinator can complete it), or never. Jepsen calls this an "info" outcome.
  */
@@ -528,11 +528,10 @@ export class StoreService implements Service {
     const env = this.requireEnv()
     this.ballots.delete(state.key)
     if (round.highestRefusal !== null) this.counter = Math.max(this.counter, round.highestRefusal[0])
-    if (round.phase === 'accept' && state.changeSent && !state.recovering) {
-      // Every replica answered no: nothing was accepted, the change is certainly not in place.
-      const noneAccepted = round.granted.size === 0 && round.refused.size === state.replicas.length
-      if (!noneAccepted) state.recovering = true
-    }
+    // Once an accept of a change went out, the change may be in place even if every replica said
+    // no: a replica may have accepted it (its answer lost) and then accepted a higher ballot, and
+    // refuse a re-sent or duplicated copy. So the batch looks for its own write from now on.
+    if (round.phase === 'accept' && state.changeSent) state.recovering = true
     if (state.timer !== null) { env.clearTimer(state.timer); state.timer = null }
     this.rounds.delete(round.requestId)
     state.round = null
@@ -544,7 +543,6 @@ export class StoreService implements Service {
       return
     }
     state.retries++
-    if (!state.recovering) state.changeSent = false
     state.timer = env.setTimer(backoffMs, () => {
       state.timer = null
       if (this.env !== null) this.startPrepare(state)
