@@ -74,6 +74,11 @@ function utf8Bytes (key: string): Uint8Array {
   return read === key.length ? keyScratch.subarray(0, written) : utf8.encode(key)
 }
 
+/** How many bytes a key takes in UTF-8 (what the store's `keyBytesMax` limits), without allocating for short keys. */
+export function utf8ByteLength (key: string): number {
+  return utf8Bytes(key).length
+}
+
 /** The string hashed for a member's index-th token: a member keeps its tokens however the others change. */
 export function tokenLabel (memberId: NodeId, index: number): string {
   return `${memberId}#${index}`

@@ -25,7 +25,7 @@ import {
   type StoreForwardReply, type StoreGcCheck, type StoreGcState, type StorePrepare, type StorePromise
 } from './messages.js'
 import { ABSENT, applyOperation } from './register.js'
-import { HashRing, type RingMember } from './ring.js'
+import { HashRing, utf8ByteLength, type RingMember } from './ring.js'
 
 /** What the store needs from the overlay: routed messages to any member. */
 export interface StoreNet {
@@ -183,14 +183,6 @@ function changes (operation: KvOperation, result: KvResult): boolean {
   return operation.kind !== 'get'
 }
 
-function keyBytes (key: string): number {
-  let bytes = 0
-  for (let index = 0; index < key.length; index++) {
-    const code = key.charCodeAt(index)
-    bytes += code < 0x80 ? 1 : code < 0x800 ? 2 : code >= 0xd800 && code <= 0xdbff ? 2 : 3
-  }
-  return bytes
-}
 
 export class StoreService implements Service {
   readonly name = 'store'
@@ -307,7 +299,7 @@ export class StoreService implements Service {
       if (forward.target !== peer) continue
       this.forwards.delete(requestId)
       this.env?.clearTimer(forward.timer)
-      if (forward.operation.kind === 'get') this.execute(forward.operation, forward.done)
+      if (forward.operation.kind === 'get') this.route(forward.operation, forward.done)
       else this.finish(forward.done, new StoreError('STORE_TIMEOUT', `the link to the coordinator ${peer} went down before it answered: the operation may or may not have applied`, { coordinator: peer }))
     }
   }
@@ -336,10 +328,16 @@ export class StoreService implements Service {
    * (never throws for an operating error). Checks the limits first.
    */
   execute (operation: KvOperation, done: KvCallback): void {
-    const env = this.requireEnv()
+    this.requireEnv()
     const invalid = this.validate(operation)
     if (invalid !== null) { this.finish(done, invalid); return }
     this.counters.operations[operation.kind]++
+    this.route(operation, done)
+  }
+
+  /** Coordinates here when this node is the key's first live replica, else forwards; refuses without a live quorum. */
+  private route (operation: KvOperation, done: KvCallback): void {
+    const env = this.requireEnv()
     const replicas = this.replicasOf(operation.key)
     const live = replicas.filter((member) => this.isLive(member))
     const quorum = Math.floor(replicas.length / 2) + 1
@@ -632,12 +630,7 @@ export class StoreService implements Service {
     const env = this.requireEnv()
     for (const target of live) {
       const requestId = this.nextRequestId++
-      try {
-        this.init.net.send(target, { type: 'store.forward', requestId, forwardId: `${this.writeIdPrefix}${requestId}`, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)
-      } catch (error) {
-        if ((error as { code?: string }).code === 'NET_UNREACHABLE') continue
-        throw error
-      }
+      if (!this.transmit(target, { type: 'store.forward', requestId, forwardId: `${this.writeIdPrefix}${requestId}`, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)) continue
       this.counters.forwarded++
       const timer = env.setTimer(this.limits.requestTimeoutMs + FORWARD_MARGIN_MS, () => {
         this.forwards.delete(requestId)
@@ -774,17 +767,25 @@ export class StoreService implements Service {
       for (const message of box.messages) this.receive(message, to)
       return
     }
-    const wire: StoreMessage | StoreBatch = box.messages.length === 1 ? box.messages[0] as StoreMessage : { type: 'store.batch', messages: box.messages }
-    // A neighbour gets it over the direct link (one encoding); anyone else through the overlay's routing.
+    // With no live path now the messages are lost, as on a lossy link; rounds time out and retry.
+    this.transmit(to, box.messages.length === 1 ? box.messages[0] as StoreMessage : { type: 'store.batch', messages: box.messages })
+  }
+
+  /**
+   * Sends to a peer: a neighbour over the direct link (one encoding), anyone else through the
+   * overlay's routing. False when no live path exists now (nothing was sent).
+   */
+  private transmit (to: NodeId, wire: StoreMessage | StoreBatch): boolean {
     if (this.directPeers.has(to)) {
-      this.env.send(to, wire)
-      return
+      this.requireEnv().send(to, wire)
+      return true
     }
     try {
       this.init.net.send(to, wire)
+      return true
     } catch (error) {
-      // No live path now: the messages are lost, as on a lossy link; rounds time out and retry.
-      if ((error as { code?: string }).code !== 'NET_UNREACHABLE') throw error
+      if ((error as { code?: string }).code === 'NET_UNREACHABLE') return false
+      throw error
     }
   }
 
@@ -792,7 +793,7 @@ export class StoreService implements Service {
 
   private validate (operation: KvOperation): StoreError | null {
     if (operation.key.length === 0) return new StoreError('STORE_BAD_REQUEST', 'a key is at least one byte')
-    const bytes = keyBytes(operation.key)
+    const bytes = utf8ByteLength(operation.key)
     if (bytes > this.limits.keyBytesMax) return new StoreError('STORE_KEY_TOO_LARGE', `a key of ${bytes} bytes, limit keyBytesMax ${this.limits.keyBytesMax}`, { bytes, keyBytesMax: this.limits.keyBytesMax })
     const value = operation.kind === 'put' || operation.kind === 'cas' ? operation.value : null
     if (value !== null && value.length > this.limits.valueBytesMax) return new StoreError('STORE_VALUE_TOO_LARGE', `a value of ${value.length} bytes, limit valueBytesMax ${this.limits.valueBytesMax}`, { bytes: value.length, valueBytesMax: this.limits.valueBytesMax })

@@ -220,6 +220,11 @@ describe('strong store: focused cases', () => {
     const sim = makeStoreCluster(3, 2)
     const longKey = sim.run(0, { kind: 'put', key: 'k'.repeat(1_025), value: bytes('x') })
     assert.ok(longKey instanceof StoreError && longKey.code === 'STORE_KEY_TOO_LARGE')
+    // The limit is in UTF-8 bytes: 256 four-byte characters fit exactly, one more byte does not.
+    const wideKey = sim.run(0, { kind: 'put', key: '😀'.repeat(256), value: bytes('x') })
+    assert.ok(wideKey !== null && !(wideKey instanceof StoreError), JSON.stringify(wideKey))
+    const wideLongKey = sim.run(0, { kind: 'put', key: `${'😀'.repeat(256)}k`, value: bytes('x') })
+    assert.ok(wideLongKey instanceof StoreError && wideLongKey.code === 'STORE_KEY_TOO_LARGE')
     const bigValue = sim.run(0, { kind: 'put', key: 'k', value: new Uint8Array(512 * 1_024 + 1) })
     assert.ok(bigValue instanceof StoreError && bigValue.code === 'STORE_VALUE_TOO_LARGE')
     const read = sim.run(1, { kind: 'get', key: 'k' })
