@@ -46,6 +46,13 @@ export interface KvHistoryOperation {
   call_ns: number
   /** null: the operation never returned; it may or may not have taken effect, any time after its call. */
   return_ns: number | null
+  /**
+   * Causal and eventual histories (docs/store-history.md): for a put or delete, the version the
+   * store assigned to the write; for a get, the version of the write it read (null: nothing was
+   * ever written). A version is `"<physicalMs>.<logical>.<node>"`. Dropped for an operation that
+   * never returned, and for cas; the linearizability checker does not use it.
+   */
+  version?: string | null
 }
 
 /** An operation together with its position in the history it came from. */
@@ -127,8 +134,15 @@ const operationSchema = z.object({
   expected: z.string().nullable().optional(),
   output: z.union([z.string(), z.boolean(), z.null()], { error: 'expected a string, null or a boolean' }).optional(),
   call_ns: z.number(),
-  return_ns: z.number().nullable()
+  return_ns: z.number().nullable(),
+  version: z.string().nullable().optional()
 })
+
+/**
+ * A write's version: its HLC timestamp (physical milliseconds, logical counter) and the node that
+ * coordinated it, `"<physicalMs>.<logical>.<node>"`.
+ */
+export const VERSION_PATTERN = /^(\d+)\.(\d+)\.([0-9a-zA-Z_-]+)$/
 
 interface Location { where: string, details: Record<string, unknown> }
 
@@ -149,16 +163,20 @@ function normalizeOperation (input: KvHistoryOperation, location: Location): KvH
     if (returnNs < callNs) throw badHistory(location, 'return_ns', `the operation returns (${returnNs}) before it is called (${callNs})`)
   }
   const base = { client, op, key, call_ns: callNs, return_ns: returnNs }
+  const { version } = input
+  if (typeof version === 'string' && !VERSION_PATTERN.test(version)) throw badHistory(location, 'version', `expected "<physicalMs>.<logical>.<node>" or null, got ${JSON.stringify(version)}`)
+  // Only an answer carries a version.
+  const versioned = returnNs === null || version === undefined ? {} : { version }
   switch (op) {
     case 'put':
       if (typeof input.value !== 'string') throw badHistory(location, 'value', 'a put needs the value it writes (a string)')
-      return { ...base, value: input.value }
+      return { ...base, value: input.value, ...versioned }
     case 'delete':
-      return base
+      return { ...base, ...versioned }
     case 'get':
       if (returnNs === null) return base
       if (input.output === undefined || typeof input.output === 'boolean') throw badHistory(location, 'output', 'a get that returned needs the value it read (a string, or null for absent)')
-      return { ...base, output: input.output }
+      return { ...base, output: input.output, ...versioned }
     case 'cas': {
       if (input.expected === undefined) throw badHistory(location, 'expected', 'a cas needs the value it expects (a string, or null for absent)')
       if (typeof input.value !== 'string') throw badHistory(location, 'value', 'a cas needs the value it writes (a string)')
@@ -170,6 +188,14 @@ function normalizeOperation (input: KvHistoryOperation, location: Location): KvH
     default:
       throw badHistory(location, 'op', `unknown operation ${String(op)}`)
   }
+}
+
+/**
+ * Applies the checks of `parseHistory` to operations handed over directly (their types trusted),
+ * and returns them with only the fields their kinds use. Throws a `CheckError` naming the index.
+ */
+export function normalizeHistory (history: readonly KvHistoryOperation[]): KvHistoryOperation[] {
+  return history.map((operation, index) => normalizeOperation(operation, { where: `operation at index ${index}`, details: { index } }))
 }
 
 function parseOperation (value: unknown, location: Location): KvHistoryOperation {
@@ -196,11 +222,7 @@ function parseJson (text: string, location: Location): unknown {
  * first operation that does not fit docs/store-history.md.
  */
 export function parseHistory (text: string): KvHistoryOperation[] {
-  if (text.trimStart().startsWith('[')) {
-    const json = parseJson(text, { where: 'history', details: {} })
-    if (!Array.isArray(json)) throw badHistory({ where: 'history', details: {} }, null, 'expected a JSON array of operations')
-    return json.map((item: unknown, index) => parseOperation(item, { where: `operation at index ${index}`, details: { index } }))
-  }
+  if (text.trimStart().startsWith('[')) return parseHistoryJson(parseJson(text, { where: 'history', details: {} }))
   const operations: KvHistoryOperation[] = []
   const lines = text.split('\n')
   for (const [offset, line] of lines.entries()) {
@@ -209,6 +231,17 @@ export function parseHistory (text: string): KvHistoryOperation[] {
     operations.push(parseOperation(parseJson(line, location), location))
   }
   return operations
+}
+
+/**
+ * Reads a history that is already JSON: an array of operation objects, as in a history file or
+ * inside another file (the convergence checker's). `within` names where the array is, for errors
+ * (`history, operation at index 3, field value: ...`); the details carry the index and the field.
+ */
+export function parseHistoryJson (json: unknown, within?: string): KvHistoryOperation[] {
+  if (!Array.isArray(json)) throw badHistory({ where: within ?? 'history', details: {} }, null, 'expected a JSON array of operations')
+  const prefix = within === undefined ? '' : `${within}, `
+  return json.map((item: unknown, index) => parseOperation(item, { where: `${prefix}operation at index ${index}`, details: { index } }))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -899,7 +932,7 @@ function describeDirectAnomaly (history: readonly KvHistoryOperation[], key: str
  */
 export function checkLinearizable (history: readonly KvHistoryOperation[], limits: Partial<LinearizabilityLimits> = {}): LinearizabilityReport {
   const { searchStepsMax } = { ...defaultLinearizabilityLimits, ...limits }
-  const operations = history.map((operation, index) => normalizeOperation(operation, { where: `operation at index ${index}`, details: { index } }))
+  const operations = normalizeHistory(history)
   const byKey = new Map<string, number[]>()
   for (const [index, operation] of operations.entries()) {
     let indices = byKey.get(operation.key)

@@ -124,7 +124,16 @@ export const storeConfigSchema = z.strictObject({
   valueBytesMax: z.number().int().min(1).max(512 * 1_024),
   requestTimeoutMs: z.number().int().min(10).max(600_000),
   roundTimeoutMs: z.number().int().min(1).max(600_000),
-  tombstoneGcDelayMs: z.number().int().min(0)
+  tombstoneGcDelayMs: z.number().int().min(0),
+  /** Causal and eventual levels (AvailableStoreLimits). */
+  siblingsMax: z.number().int().min(1).max(1_024),
+  sessionDependenciesMax: z.number().int().min(1).max(4_096),
+  causalFetchTimeoutMs: z.number().int().min(1).max(600_000),
+  hintsMax: z.number().int().min(0),
+  hintedHandoffIntervalMs: z.number().int().min(10).max(3_600_000),
+  antiEntropyIntervalMs: z.number().int().min(10).max(86_400_000),
+  antiEntropyBytesPerSecondMax: z.number().int().min(1_024),
+  readRepairChance: z.number().min(0).max(1)
 }).partial()
 
 export const networkConfigSchema = z.strictObject({

@@ -20,7 +20,7 @@ import { registerMembershipMetrics, registerMembershipRoutes } from './membershi
 import { createApiServer } from './http.js'
 import { createLedger } from './ledger-node.js'
 import { registerLedgerMetrics, registerLedgerRoutes } from './ledger-api.js'
-import { StoreService, defaultStoreLimits } from '../store/index.js'
+import { AvailableStoreService, StoreService, defaultStoreLimits } from '../store/index.js'
 import { registerStoreRoutes } from './store-api.js'
 import { SYNOD_VERSION } from './version.js'
 
@@ -38,6 +38,8 @@ export interface RunningNode {
   readonly ledger: LedgerService | null
   /** The key-value store (every node of a network runs it, unless `services` replaced the defaults). */
   readonly store: StoreService | null
+  /** The store's causal and eventual levels (alongside `store`). */
+  readonly availableStore: AvailableStoreService | null
   /** Announces a graceful leave to the cluster, then stops. */
   stop (): Promise<void>
 }
@@ -101,7 +103,10 @@ export async function startNode (configFile: string, options: StartNodeOptions =
       isLive: (member) => membership.stateOf(member) === 'alive',
       limits: storeConfig
     })
-  const services = options.services ?? [overlay, membership, hello, ...(store === null ? [] : [store]), ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos]), ...(ledgerParts?.dpos == null ? [] : [ledgerParts.dpos])]
+  const availableStore = store === null
+    ? null
+    : new AvailableStoreService({ net: overlay, ring: () => store.ring(), isLive: (member) => membership.stateOf(member) === 'alive', limits: storeConfig })
+  const services = options.services ?? [overlay, membership, hello, ...(store === null ? [] : [store]), ...(availableStore === null ? [] : [availableStore]), ...(ledgerParts === null ? [] : [ledgerParts.ledger]), ...(ledgerParts?.pos == null ? [] : [ledgerParts.pos]), ...(ledgerParts?.dpos == null ? [] : [ledgerParts.dpos])]
   const registry = registryFor(services)
   const transport = new Libp2pTransport({
     self: config.node.nodeId,
@@ -149,7 +154,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   }, metrics, log.child({ component: 'http' }))
   registerOverlayRoutes(api, overlay, config)
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
-  if (store !== null) registerStoreRoutes(api, store, metrics, storeConfig.valueBytesMax ?? defaultStoreLimits.valueBytesMax)
+  if (store !== null && availableStore !== null) registerStoreRoutes(api, store, availableStore, metrics, storeConfig.valueBytesMax ?? defaultStoreLimits.valueBytesMax)
   if (ledgerParts !== null) {
     registerLedgerRoutes(api, ledgerParts.ledger, ledgerParts.pos, ledgerParts.dpos)
     registerLedgerMetrics(metrics, ledgerParts.ledger, ledgerParts.miner, ledgerParts.pos, ledgerParts.dpos)
@@ -172,7 +177,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
 
   let stopped = false
   return {
-    config, transport, host, disk, api, log, overlay, membership, ledger: ledgerParts?.ledger ?? null, store,
+    config, transport, host, disk, api, log, overlay, membership, ledger: ledgerParts?.ledger ?? null, store, availableStore,
     apiUrl: `http://${apiHost}:${apiPort}`,
     async stop () {
       if (stopped) return

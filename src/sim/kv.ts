@@ -14,7 +14,10 @@ import { createPrng, type Prng } from '../core/index.js'
 import type { KvHistoryOperation } from '../check/index.js'
 import { MembershipService } from '../membership/index.js'
 import { OverlayService, buildTopology, overlayNeighbours } from '../net/index.js'
-import { StoreError, StoreService, type KvOperation, type KvResult, type StoreLimits, type StoreStats } from '../store/index.js'
+import {
+  AvailableStoreService, StoreError, StoreService, formatStamp,
+  type AvailableStoreLimits, type AvailableRequest, type AvailableResult, type AvailableStoreStats, type Dependencies, type KvOperation, type KvResult, type StoreLimits, type StoreStats
+} from '../store/index.js'
 import { SimCluster } from './cluster.js'
 import { SimKernel } from './kernel.js'
 import { Nemesis, describeProfile, drawFaultProfile, type FaultProfile, type InjectedFault } from './nemesis.js'
@@ -40,6 +43,18 @@ export interface KvSimulationOptions {
   /** False: no nemesis (a calm run). */
   faults?: boolean
   storeLimits?: Partial<StoreLimits>
+  /** The level the clients use: strong (the default), causal or eventual. */
+  consistency?: 'strong' | 'causal' | 'eventual'
+  availableLimits?: Partial<AvailableStoreLimits>
+  /** After the clients stop, how long the cluster runs on with no faults before replicas are compared (available levels). */
+  quiescenceMs?: number
+}
+
+/** One replica's final state of one key, in the convergence checker's format (docs/store-history.md). */
+export interface ReplicaKeyState {
+  node: string
+  key: string
+  values: Array<{ value: string | null, version: string }>
 }
 
 export interface KvOutcomeCounts {
@@ -53,6 +68,10 @@ export interface KvOutcomeCounts {
 export interface KvSimulationResult {
   /** Each node's store counters at the end (null for a node that is down). */
   storeStats: Array<StoreStats | null>
+  availableStats: Array<AvailableStoreStats | null>
+  consistency: 'strong' | 'causal' | 'eventual'
+  /** Available levels: every replica's state of every key after quiescence (empty for strong). */
+  replicas: ReplicaKeyState[]
   seed: number
   nodes: number
   profile: FaultProfile
@@ -80,6 +99,7 @@ export function runKvSimulation (options: KvSimulationOptions): KvSimulationResu
   const clientCount = options.clients ?? 10
   const keyCount = options.keys ?? 5
   const thinkMsMax = options.thinkMsMax ?? 20
+  const consistency = options.consistency ?? 'strong'
   const root = createPrng(options.seed)
   const kernel = new SimKernel({ traceLinesKeptMax: 0 })
   const network = new SimNetwork<LinkPacket>(kernel, root.fork('network'))
@@ -93,8 +113,10 @@ export function runKvSimulation (options: KvSimulationOptions): KvSimulationResu
     services: (context) => {
       const overlay = new OverlayService({ neighbours: overlayNeighbours(graph.adjacency, context.members, context.id) })
       const membership = new MembershipService({ net: overlay })
-      const store = new StoreService({ net: overlay, isLive: (member) => membership.stateOf(member) === 'alive', limits: options.storeLimits })
-      return [overlay, membership, store]
+      const isLive = (member: string): boolean => membership.stateOf(member) === 'alive'
+      const store = new StoreService({ net: overlay, isLive, limits: options.storeLimits })
+      if (consistency === 'strong') return [overlay, membership, store]
+      return [overlay, membership, store, new AvailableStoreService({ net: overlay, ring: () => store.ring(), isLive, limits: { ...availableSimLimits, ...options.availableLimits } })]
     }
   })
   const profile = drawFaultProfile(root.fork('profile'), nodeCount)
@@ -108,6 +130,7 @@ export function runKvSimulation (options: KvSimulationOptions): KvSimulationResu
   const clientDeadlineMs = (options.storeLimits?.requestTimeoutMs ?? 3_000) + CLIENT_MARGIN_MS
 
   const runClient = (index: number, clientRandom: Prng): void => {
+    if (consistency !== 'strong') { runAvailableClient(index, clientRandom); return }
     let generation = 0
     let sequence = 0
     const lastSeen = new Map<string, string | null>()
@@ -164,6 +187,87 @@ export function runKvSimulation (options: KvSimulationOptions): KvSimulationResu
     next()
   }
 
+  /**
+   * A client at the causal or eventual level: gets, puts and deletes (no cas at these levels),
+   * each recorded with the version the store gave; a causal client carries its session's
+   * dependencies from answer to request, and starts a new session (a new client name) after an
+   * operation without an answer.
+   */
+  const runAvailableClient = (index: number, clientRandom: Prng): void => {
+    let generation = 0
+    let sequence = 0
+    let dependencies: Dependencies = []
+    const next = (): void => {
+      if (phase === 'done') return
+      kernel.schedule(clientRandom.int(0, thinkMsMax), issue)
+    }
+    const newSession = (): void => { generation++; dependencies = [] }
+    const issue = (): void => {
+      if (phase === 'done') return
+      const up = cluster.members.filter((id) => cluster.isUp(id) && !cluster.isPaused(id))
+      if (up.length === 0) { next(); return }
+      const store = cluster.service(clientRandom.pick(up), AvailableStoreService)
+      if (store === undefined) { next(); return }
+      const key = clientRandom.pick(keys)
+      const value = `c${index}.${generation}.${++sequence}`
+      const roll = clientRandom.float()
+      const kind: AvailableRequest['kind'] = roll < 0.45 ? 'get' : roll < 0.9 ? 'put' : 'delete'
+      const request: AvailableRequest = {
+        level: consistency === 'causal' ? 'causal' : 'eventual',
+        kind,
+        key,
+        value: kind === 'put' ? encoder.encode(value) : null,
+        writeQuorum: consistency === 'eventual' ? clientRandom.int(1, 2) : 1,
+        readQuorum: consistency === 'eventual' ? clientRandom.int(1, 2) : 1,
+        siblings: false,
+        context: null,
+        dependencies
+      }
+      const entry: HistoryOperation = {
+        client: `${index}.${generation}`,
+        op: kind,
+        key,
+        ...(kind === 'put' ? { value } : {}),
+        call_ns: kernel.now() * 1e6,
+        return_ns: null
+      }
+      const counts = phase === 'safety' ? safety : liveness
+      let settled = false
+      const timeout = kernel.schedule(clientDeadlineMs, () => {
+        if (settled) return
+        settled = true
+        counts.indefinite++
+        if (kind !== 'get') history.push(entry)
+        newSession()
+        next()
+      })
+      store.execute(request, (outcome: AvailableResult | StoreError) => {
+        if (settled) return
+        settled = true
+        kernel.cancel(timeout)
+        if (outcome instanceof StoreError) {
+          if (outcome.code === 'STORE_TIMEOUT') {
+            counts.indefinite++
+            if (kind !== 'get') history.push(entry)
+            newSession()
+          } else {
+            counts.failed[outcome.code] = (counts.failed[outcome.code] ?? 0) + 1
+          }
+          next()
+          return
+        }
+        counts.ok++
+        entry.return_ns = kernel.now() * 1e6
+        entry.version = outcome.stamp === null ? null : formatStamp(outcome.stamp)
+        if (kind === 'get') entry.output = outcome.value === null ? null : decoder.decode(outcome.value)
+        if (consistency === 'causal') dependencies = outcome.dependencies
+        history.push(entry)
+        next()
+      })
+    }
+    next()
+  }
+
   const faults = options.faults !== false
   if (faults) nemesis.startSafetyPhase()
   cluster.start()
@@ -175,8 +279,31 @@ export function runKvSimulation (options: KvSimulationOptions): KvSimulationResu
   phase = 'done'
   // Let what is in flight finish, so the history ends with answers where there are any.
   kernel.runFor(clientDeadlineMs)
+  const replicas: ReplicaKeyState[] = []
+  if (consistency !== 'strong') {
+    kernel.runFor(options.quiescenceMs ?? 4 * (options.availableLimits?.antiEntropyIntervalMs ?? availableSimLimits.antiEntropyIntervalMs))
+    replicas.push(...collectReplicaStates(cluster, keys))
+  }
   const storeStats = cluster.members.map((id) => cluster.service(id, StoreService)?.stats() ?? null)
-  return { storeStats, seed: options.seed, nodes: nodeCount, profile, faults: faults ? nemesis.faults() : [], history, safety, liveness, endMs: kernel.now() }
+  const availableStats = cluster.members.map((id) => cluster.service(id, AvailableStoreService)?.stats() ?? null)
+  return { storeStats, availableStats, consistency, replicas, seed: options.seed, nodes: nodeCount, profile, faults: faults ? nemesis.faults() : [], history, safety, liveness, endMs: kernel.now() }
+}
+
+/** Anti-entropy and handoff every few hundred milliseconds of virtual time: runs stay short. */
+const availableSimLimits = { antiEntropyIntervalMs: 500, hintedHandoffIntervalMs: 200, requestTimeoutMs: 3_000 }
+
+/** Every replica's state of every key (a down node's copy is read from its durable disk as it would restart). */
+export function collectReplicaStates (cluster: SimCluster, keys: readonly string[]): ReplicaKeyState[] {
+  const states: ReplicaKeyState[] = []
+  for (const key of keys) {
+    for (const node of cluster.members) {
+      const store = cluster.service(node, AvailableStoreService)
+      if (store === undefined || !store.replicasOf(key).includes(node)) continue
+      const values = store.localState(key).siblings.map((sibling) => ({ value: sibling.value === null ? null : decoder.decode(sibling.value), version: formatStamp(sibling.stamp) }))
+      states.push({ node, key, values })
+    }
+  }
+  return states
 }
 
 function expectedFor (seen: string | null | undefined, random: Prng): Uint8Array | null {

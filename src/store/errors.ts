@@ -22,7 +22,9 @@ export type StoreErrorCode =
   | 'STORE_UNSUPPORTED_CONSISTENCY'
   /** A ring definition that cannot place keys: no members, duplicate ids, bad weights, or a bad replication factor. */
   | 'STORE_RING_INVALID'
-  /** The coordinator already runs its limit of operations at once; retry later or elsewhere. */
-  | 'STORE_OVERLOADED'
+  /** A causal read whose session has seen a write of the key that no reachable replica holds yet (definite: nothing changed). */
+  | 'STORE_DEPENDENCY_UNAVAILABLE'
+  /** A causal session token over `sessionDependenciesMax` keys, or one that does not decode; start a new session. */
+  | 'STORE_SESSION_INVALID'
 
 export class StoreError extends SynodError<StoreErrorCode> {}

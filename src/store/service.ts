@@ -24,14 +24,9 @@ import {
   type Ballot, type KvOperation, type KvResult, type Register, type StoreAccept, type StoreAccepted, type StoreErase, type StoreForward,
   type StoreForwardReply, type StoreGcCheck, type StoreGcState, type StorePrepare, type StorePromise
 } from './messages.js'
+import { PeerOutbox, type StoreNet } from './outbox.js'
 import { ABSENT, applyOperation } from './register.js'
 import { HashRing, utf8ByteLength, type RingMember } from './ring.js'
-
-/** What the store needs from the overlay: routed messages to any member. */
-export interface StoreNet {
-  send<M extends Message> (to: NodeId, message: M): void
-  onRouted (type: string, handler: (message: Message, delivery: { origin: NodeId, hops: number }) => void): void
-}
 
 export interface StoreLimits extends AcceptorLimits {
   /** The longest key, in UTF-8 bytes. */
@@ -203,11 +198,8 @@ export class StoreService implements Service {
   private readonly gcChecks = new Map<number, { key: string, ballot: Ballot, replicas: readonly NodeId[], erasable: Set<NodeId>, timer: TimerId }>()
   /** Winning ballot and register per key, for the one-round-trip path. */
   private readonly ballots = new Map<string, { ballot: Ballot, register: Register }>()
-  private readonly outbox = new Map<NodeId, { messages: StoreMessage[], bytes: number }>()
+  private readonly outbox: PeerOutbox<StoreMessage>
   private readonly replicaCache = new Map<string, readonly NodeId[]>()
-  /** Peers with a live direct link now. */
-  private readonly directPeers = new Set<NodeId>()
-  private flushTimer: TimerId | null = null
   /** Forwarded requests seen lately, by origin and forward id (the oldest are forgotten first). */
   private readonly forwardsSeen = new Set<string>()
   private nextRequestId = 1
@@ -232,6 +224,14 @@ export class StoreService implements Service {
 
   constructor (private readonly init: StoreInit) {
     this.limits = { ...defaultStoreLimits, ...init.limits }
+    this.outbox = new PeerOutbox<StoreMessage>({
+      net: init.net,
+      batchType: 'store.batch',
+      batchMessagesMax: STORE_BATCH_MESSAGES_MAX,
+      batchBytesMax: this.limits.batchBytesMax,
+      approximateBytes,
+      deliverLocal: (message) => { this.receive(message, this.requireEnv().self) }
+    })
     for (const definition of storeMessages) {
       init.net.onRouted(definition.type, (message, delivery) => { this.receive(message as StoreMessage | StoreBatch, delivery.origin) })
     }
@@ -239,9 +239,8 @@ export class StoreService implements Service {
 
   start (env: Env): void {
     this.env = env
-    this.directPeers.clear()
     this.lostLinks.clear()
-    for (const link of env.links()) if (link.state === 'connected') this.directPeers.add(link.peer)
+    this.outbox.start(env)
     this.ringValue = new HashRing({
       members: this.init.members ?? env.members.map((id) => ({ id, weight: 1 })),
       ...(this.init.replicationFactor === undefined ? {} : { replicationFactor: this.init.replicationFactor }),
@@ -264,9 +263,7 @@ export class StoreService implements Service {
     for (const operation of this.active.values()) if (operation.timer !== null) env.clearTimer(operation.timer)
     for (const forward of this.forwards.values()) env.clearTimer(forward.timer)
     for (const check of this.gcChecks.values()) env.clearTimer(check.timer)
-    if (this.flushTimer !== null) env.clearTimer(this.flushTimer)
-    this.flushTimer = null
-    this.outbox.clear()
+    this.outbox.stop()
     this.active.clear()
     this.waiting.clear()
     this.queuedCount = 0
@@ -289,11 +286,11 @@ export class StoreService implements Service {
    */
   onLinkChange (peer: NodeId, state: LinkState): void {
     if (state === 'connected') {
-      this.directPeers.add(peer)
+      this.outbox.linkChanged(peer, true)
       this.lostLinks.delete(peer)
       return
     }
-    this.directPeers.delete(peer)
+    this.outbox.linkChanged(peer, false)
     this.lostLinks.add(peer)
     for (const [requestId, forward] of this.forwards) {
       if (forward.target !== peer) continue
@@ -630,7 +627,7 @@ export class StoreService implements Service {
     const env = this.requireEnv()
     for (const target of live) {
       const requestId = this.nextRequestId++
-      if (!this.transmit(target, { type: 'store.forward', requestId, forwardId: `${this.writeIdPrefix}${requestId}`, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)) continue
+      if (!this.outbox.transmit(target, { type: 'store.forward', requestId, forwardId: `${this.writeIdPrefix}${requestId}`, operation, deadlineInMs: this.limits.requestTimeoutMs } satisfies StoreForward)) continue
       this.counters.forwarded++
       const timer = env.setTimer(this.limits.requestTimeoutMs + FORWARD_MARGIN_MS, () => {
         this.forwards.delete(requestId)
@@ -740,53 +737,8 @@ export class StoreService implements Service {
     }
   }
 
-  /**
-   * Queues a message for `to`; the queue goes out at the end of this turn (a zero timer) as one
-   * batch per peer. Messages to this node are handled then too, without encoding.
-   */
   private sendTo (to: NodeId, message: StoreMessage): void {
-    const env = this.requireEnv()
-    let box = this.outbox.get(to)
-    if (box === undefined) {
-      box = { messages: [], bytes: 0 }
-      this.outbox.set(to, box)
-    }
-    box.messages.push(message)
-    box.bytes += approximateBytes(message)
-    if (box.messages.length >= STORE_BATCH_MESSAGES_MAX || box.bytes >= this.limits.batchBytesMax) this.flushTo(to, box)
-    this.flushTimer ??= env.setTimer(0, () => {
-      this.flushTimer = null
-      for (const [peer, queued] of this.outbox) this.flushTo(peer, queued)
-    })
-  }
-
-  private flushTo (to: NodeId, box: { messages: StoreMessage[], bytes: number }): void {
-    this.outbox.delete(to)
-    if (box.messages.length === 0 || this.env === null) return
-    if (to === this.env.self) {
-      for (const message of box.messages) this.receive(message, to)
-      return
-    }
-    // With no live path now the messages are lost, as on a lossy link; rounds time out and retry.
-    this.transmit(to, box.messages.length === 1 ? box.messages[0] as StoreMessage : { type: 'store.batch', messages: box.messages })
-  }
-
-  /**
-   * Sends to a peer: a neighbour over the direct link (one encoding), anyone else through the
-   * overlay's routing. False when no live path exists now (nothing was sent).
-   */
-  private transmit (to: NodeId, wire: StoreMessage | StoreBatch): boolean {
-    if (this.directPeers.has(to)) {
-      this.requireEnv().send(to, wire)
-      return true
-    }
-    try {
-      this.init.net.send(to, wire)
-      return true
-    } catch (error) {
-      if ((error as { code?: string }).code === 'NET_UNREACHABLE') return false
-      throw error
-    }
+    this.outbox.send(to, message)
   }
 
   // --- helpers ----------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+/**
+ * Per-peer message batching for the store's services. Many keys' messages go to the same
+ * replicas within one turn of the event loop; the outbox gathers a peer's messages and sends them
+ * at the end of the turn (a zero timer) as one batch: one envelope, one encoding, one frame.
+ * Messages for this node itself are delivered then too, without encoding.
+ *
+ * A neighbour gets the batch over the direct link; anyone else through the overlay's routing.
+ * With no live path the batch is lost, as on a lossy link: the protocols above time out and retry.
+ */
+import type { Env, Message, NodeId, TimerId } from '../core/index.js'
+
+/** What the store needs from the overlay: routed messages to any member. */
+export interface StoreNet {
+  send<M extends Message> (to: NodeId, message: M): void
+  onRouted (type: string, handler: (message: Message, delivery: { origin: NodeId, hops: number }) => void): void
+}
+
+export interface PeerOutboxInit<M extends Message> {
+  net: StoreNet
+  /** The batch message type, e.g. `store.batch`. */
+  batchType: string
+  /** Messages one batch carries at most. */
+  batchMessagesMax: number
+  /** A peer's queue goes out at once when it reaches this many bytes (about). */
+  batchBytesMax: number
+  approximateBytes: (message: M) => number
+  /** Delivers a message this node sent to itself. */
+  deliverLocal: (message: M) => void
+}
+
+export class PeerOutbox<M extends Message> {
+  private env: Env | null = null
+  private readonly queues = new Map<NodeId, { messages: M[], bytes: number }>()
+  /** Peers with a live direct link now. */
+  private readonly directPeers = new Set<NodeId>()
+  private flushTimer: TimerId | null = null
+
+  constructor (private readonly init: PeerOutboxInit<M>) {}
+
+  start (env: Env): void {
+    this.env = env
+    this.directPeers.clear()
+    for (const link of env.links()) if (link.state === 'connected') this.directPeers.add(link.peer)
+  }
+
+  stop (): void {
+    if (this.flushTimer !== null) this.env?.clearTimer(this.flushTimer)
+    this.flushTimer = null
+    this.queues.clear()
+    this.env = null
+  }
+
+  linkChanged (peer: NodeId, connected: boolean): void {
+    if (connected) this.directPeers.add(peer)
+    else this.directPeers.delete(peer)
+  }
+
+  /** Queues a message for `to`; it goes out at the end of this turn. */
+  send (to: NodeId, message: M): void {
+    const env = this.env
+    if (env === null) return
+    let queue = this.queues.get(to)
+    if (queue === undefined) {
+      queue = { messages: [], bytes: 0 }
+      this.queues.set(to, queue)
+    }
+    queue.messages.push(message)
+    queue.bytes += this.init.approximateBytes(message)
+    if (queue.messages.length >= this.init.batchMessagesMax || queue.bytes >= this.init.batchBytesMax) this.flushTo(to, queue)
+    this.flushTimer ??= env.setTimer(0, () => {
+      this.flushTimer = null
+      for (const [peer, queued] of this.queues) this.flushTo(peer, queued)
+    })
+  }
+
+  /**
+   * Sends one message at once, outside any batch. False when no live path exists now (nothing
+   * was sent), so a caller can try another peer.
+   */
+  transmit<W extends Message> (to: NodeId, wire: W): boolean {
+    const env = this.env
+    if (env === null) return false
+    if (this.directPeers.has(to)) {
+      env.send(to, wire)
+      return true
+    }
+    try {
+      this.init.net.send(to, wire)
+      return true
+    } catch (error) {
+      if ((error as { code?: string }).code === 'NET_UNREACHABLE') return false
+      throw error
+    }
+  }
+
+  private flushTo (to: NodeId, queue: { messages: M[], bytes: number }): void {
+    this.queues.delete(to)
+    if (queue.messages.length === 0 || this.env === null) return
+    if (to === this.env.self) {
+      for (const message of queue.messages) this.init.deliverLocal(message)
+      return
+    }
+    if (queue.messages.length === 1) this.transmit(to, queue.messages[0] as M)
+    else this.transmit(to, { type: this.init.batchType, messages: queue.messages })
+  }
+}
