@@ -69,7 +69,7 @@ const inputSchema = z.object({
     key: z.string(),
     values: z.array(z.object({ value: z.string().nullable(), version: versionSchema }))
   })),
-  history: z.unknown()
+  history: z.array(z.unknown(), { error: 'expected a JSON array of operations' })
 }, { error: 'expected an object with "replicas" and "history"' })
 
 function badInput (field: string | null, problem: string, details: Record<string, unknown> = {}): CheckError {

@@ -26,6 +26,7 @@ import { Agent } from 'undici'
 import { z } from 'zod'
 import { HashRing, type RingDescription } from '../store/index.js'
 import { SynodClientError, isDefiniteAnswer } from './errors.js'
+import { CausalSession, EventualStore, type EventualOptions } from './levels.js'
 import { backoffDelayMs, isRetryable, retryPolicyOf, type OperationKind, type RetryPolicy } from './retry.js'
 
 /** How long one attempt may take, from sending to the last byte of the answer, in milliseconds. Above the store's own deadline (requestTimeoutMs, 3 s by default), so the node's definite answer normally arrives first. */
@@ -44,8 +45,8 @@ export const KEEP_ALIVE_TIMEOUT_MS = 30_000
 export const DEFAULT_CONNECTIONS_PER_NODE = 32
 /** Characters of an unreadable answer quoted in the error message. */
 const ANSWER_SNIPPET_CHARS = 200
-/** The consistency level requested; the store's only level so far. */
-const CONSISTENCY_QUERY = '?consistency=strong'
+/** The level of SynodClient's own methods; `session()` and `eventual()` give the others. */
+const STRONG_QUERY = '?consistency=strong'
 
 export interface SynodClientOptions {
   /** Node API base URLs (`http://127.0.0.1:7200`); at least one. */
@@ -93,14 +94,16 @@ interface Endpoint {
   basePath: string
 }
 
-interface HttpRequest {
+/** One HTTP request of the store's API (for the level views in levels.ts). */
+export interface HttpRequest {
   method: 'GET' | 'PUT' | 'DELETE' | 'POST'
   path: string
   headers?: Record<string, string>
   body?: Uint8Array | string
 }
 
-interface HttpAnswer {
+/** A node's answer to an HttpRequest. */
+export interface HttpAnswer {
   status: number
   headers: Record<string, string | string[] | undefined>
   body: Uint8Array
@@ -139,8 +142,8 @@ const utf8 = new TextEncoder()
 const utf8Decoder = new TextDecoder()
 
 /** The path of a key's resource: the key is one URL path segment, so `/` travels as %2F. */
-export function keyPath (key: string, suffix = ''): string {
-  return `/v1/kv/${encodeURIComponent(key)}${suffix}${CONSISTENCY_QUERY}`
+export function keyPath (key: string, suffix = '', query = STRONG_QUERY): string {
+  return `/v1/kv/${encodeURIComponent(key)}${suffix}${query}`
 }
 
 function endpointOf (text: string): Endpoint {
@@ -309,14 +312,25 @@ export class SynodClient {
     await this.agent.close()
   }
 
+  /** A causal session (`consistency=causal`): read-your-writes, monotonic reads and writes, writes-follow-reads. `token` resumes a saved one. */
+  session (token?: string): CausalSession {
+    return new CausalSession(this, token)
+  }
+
+  /** The eventual level (`consistency=eventual`) with these W and R (1 and 1 by default). */
+  eventual (options: EventualOptions = {}): EventualStore {
+    return new EventualStore(this, options)
+  }
+
   // --- one operation, with its attempts ------------------------------------------------------
 
   /**
    * Runs an operation: picks its targets, sends, and retries as the policy allows. `interpret`
    * turns an answer into the result, or returns null when the answer is an error (which is then
-   * read as `{code, message, details}`).
+   * read as `{code, message, details}`). Public for the level views (levels.ts); the typed
+   * methods are the API.
    */
-  private async run<T> (kind: OperationKind, key: string, request: HttpRequest, interpret: (answer: HttpAnswer) => T | null): Promise<T> {
+  async run<T> (kind: OperationKind, key: string, request: HttpRequest, interpret: (answer: HttpAnswer) => T | null): Promise<T> {
     const targets = await this.targetsFor(key)
     const attempts = this.retryPolicy.attempts
     for (let attempt = 1; ; attempt++) {
@@ -475,7 +489,7 @@ export class SynodClient {
     return new SynodClientError('CLIENT_UNREACHABLE', `the connection to ${endpoint.url} broke after the request was sent (${codes[0] ?? reason}): the operation may or may not have applied`, { definite: false, endpoint: endpoint.url, details: { cause: codes[0] ?? reason } })
   }
 
-  private errorCode (answer: HttpAnswer): string | null {
+  errorCode (answer: HttpAnswer): string | null {
     const parsed = errorBodySchema.safeParse(parseJson(answer.body))
     return parsed.success ? parsed.data.code : null
   }
@@ -493,7 +507,7 @@ export class SynodClient {
   }
 
   /** A 200's JSON body, checked against its schema; an answer that does not fit may still have applied. */
-  private readBody<T> (answer: HttpAnswer, schema: z.ZodType<T>): T {
+  readBody<T> (answer: HttpAnswer, schema: z.ZodType<T>): T {
     const parsed = schema.safeParse(parseJson(answer.body))
     if (parsed.success) return parsed.data
     throw new SynodClientError('CLIENT_BAD_RESPONSE', `${answer.endpoint} answered HTTP ${answer.status} with a body this client cannot read: ${snippet(answer.body)}`, {

@@ -70,7 +70,7 @@ export class SynodClientError extends SynodError<SynodClientErrorCode> {
 }
 
 /** Codes that say the operation did not apply whatever the HTTP status. */
-const DEFINITE_SERVER_CODES: ReadonlySet<string> = new Set(['STORE_NO_QUORUM', 'STORE_OVERLOADED'])
+const DEFINITE_SERVER_CODES: ReadonlySet<string> = new Set(['STORE_NO_QUORUM', 'STORE_OVERLOADED', 'STORE_DEPENDENCY_UNAVAILABLE'])
 /** Codes that say the outcome is unknown whatever the HTTP status. */
 const INDEFINITE_SERVER_CODES: ReadonlySet<string> = new Set(['STORE_TIMEOUT'])
 

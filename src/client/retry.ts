@@ -32,7 +32,7 @@ export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({ attem
 export const RETRY_ATTEMPTS_MAX = 20
 
 /** Definite failures worth another attempt: the operation did not apply and may succeed later or elsewhere. */
-const TRANSIENT_DEFINITE_CODES: ReadonlySet<string> = new Set(['CLIENT_UNREACHABLE', 'STORE_NO_QUORUM', 'STORE_OVERLOADED'])
+const TRANSIENT_DEFINITE_CODES: ReadonlySet<string> = new Set(['CLIENT_UNREACHABLE', 'STORE_NO_QUORUM', 'STORE_OVERLOADED', 'STORE_DEPENDENCY_UNAVAILABLE'])
 
 /** Whether an operation of this kind may be attempted again after this failure. */
 export function isRetryable (kind: OperationKind, error: SynodClientError): boolean {

@@ -115,6 +115,20 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
 
   api.get('/v1/cluster/ring', async () => store.ring().describe())
 
+  // This node's own copy of a key at the causal and eventual levels, as it is now (no quorum, no
+  // repair): for operators comparing replicas, the convergence checks and the dashboard.
+  api.get('/v1/store/replica/*', async (request) => {
+    const key = (request.params as { '*': string })['*']
+    if (key.length === 0) throw new StoreError('STORE_BAD_REQUEST', 'the key is empty: use /v1/store/replica/{key}')
+    const state = available.localState(key)
+    return {
+      key,
+      replicas: available.replicasOf(key),
+      values: state.siblings.map((sibling) => ({ value: sibling.value === null ? null : Buffer.from(sibling.value).toString('base64'), version: formatStamp(sibling.stamp) })),
+      context: state.context
+    }
+  })
+
   /** A causal or eventual request from the HTTP request's query and headers. */
   const availableRequest = (request: FastifyRequest, options: LevelOptions, kind: AvailableRequest['kind'], key: string, value: Uint8Array | null): AvailableRequest => ({
     level: options.level === 'causal' ? 'causal' : 'eventual',

@@ -6,49 +6,10 @@
  * network namespaces are unavailable.
  */
 import { test } from 'node:test'
-import { NetnsCluster, netnsAvailable } from '../support/netns.js'
-import { waitUntil } from '../support/ports.js'
+import { NetnsCluster, clusterMembers, linkedHosts, netnsAvailable, sameSide, waitForEveryNode } from '../support/netns.js'
 
 const HOSTS = 5
 const SIDES = [[0, 1], [2, 3, 4]]
-const LINKS_TIMEOUT_MS = 30_000
-const POLL_MS = 200
-
-/** What `GET /v1/cluster/members` answers, as far as the quorum checks need it. */
-export interface ClusterMembersBody { hasQuorum: boolean, members: Array<{ id: string, state: string, incarnation: number }> }
-
-/** Node `index`'s membership view (`GET /v1/cluster/members`), or null while it does not answer. */
-export async function clusterMembers (cluster: NetnsCluster, index: number): Promise<ClusterMembersBody | null> {
-  return await cluster.getJson<ClusterMembersBody>(index, '/v1/cluster/members')
-}
-
-/** The hosts node `index` should have live links to: the others on its side of `sides`. */
-export function sameSide (sides: number[][], index: number): number[] {
-  return (sides.find((side) => side.includes(index)) ?? []).filter((other) => other !== index)
-}
-
-/** Host indexes of node `index`'s connected peers, sorted. */
-async function linkedHosts (cluster: NetnsCluster, index: number): Promise<number[]> {
-  const ids = cluster.init.members.map((member) => member.id)
-  return (await cluster.connectedPeers(index)).map((peer) => ids.indexOf(peer)).sort((a, b) => a - b)
-}
-
-/**
- * Polls until `check(index)` holds for every node at once and returns how long that took; on
- * timeout the error shows every node's live links (as host indexes) and the end of every log.
- * Use it for any per-node condition, such as `(await clusterMembers(cluster, i))?.hasQuorum`.
- */
-export async function waitForEveryNode (cluster: NetnsCluster, what: string, check: (index: number) => Promise<boolean>, timeoutMs = LINKS_TIMEOUT_MS): Promise<number> {
-  const started = Date.now()
-  const nodes = cluster.hosts.map((_, index) => index)
-  try {
-    await waitUntil(async () => (await Promise.all(nodes.map(check))).every(Boolean), timeoutMs, what, POLL_MS)
-  } catch (error) {
-    const views = await Promise.all(nodes.map(async (index) => `node ${index} linked to hosts [${(await linkedHosts(cluster, index)).join(', ')}]`))
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${views.join('\n')}\n${cluster.logs()}`)
-  }
-  return Date.now() - started
-}
 
 /** Waits until every node's live links are exactly the other hosts on its side. */
 async function waitForLinks (cluster: NetnsCluster, sides: number[][], what: string): Promise<number> {
