@@ -6,7 +6,7 @@
 import type { Command } from 'commander'
 import { SynodClient, SynodClientError, DEFAULT_TIMEOUT_MS } from '../client/index.js'
 import { CliError } from './errors.js'
-import { integerOption } from './options.js'
+import { choiceOption, integerOption } from './options.js'
 
 const DEFAULT_API = 'http://127.0.0.1:7200'
 
@@ -32,7 +32,41 @@ Keys may hold any characters ('/' included). --api takes one node API address or
 comma-separated: the first that answers serves, the others are fallbacks. Writes are retried
 only after definite failures; a get is retried after any transient failure.`
 
-interface CommonOptions { api: string, json?: boolean, timeoutMs: number }
+interface CommonOptions { api: string, json?: boolean, timeoutMs: number, consistency: Level, w?: number, r?: number, session?: string }
+
+const levels = ['strong', 'causal', 'eventual'] as const
+type Level = typeof levels[number]
+
+/** put, get and del at the chosen level: the SDK's strong methods, a causal session, or the eventual view. */
+interface LevelOperations {
+  put: (key: string, value: string) => Promise<{ version: number | string }>
+  get: (key: string) => Promise<{ value: Uint8Array, version: number | string } | null>
+  del: (key: string) => Promise<{ deleted?: boolean, version: number | string | null }>
+  /** The causal session's token after the operation (null at the other levels). */
+  session: () => string | null
+}
+
+function operationsAt (client: SynodClient, options: CommonOptions): LevelOperations {
+  if (options.consistency !== 'eventual' && (options.w !== undefined || options.r !== undefined)) throw new CliError('CLI_BAD_INPUT', '--w and --r are options of --consistency eventual')
+  if (options.consistency !== 'causal' && options.session !== undefined) throw new CliError('CLI_BAD_INPUT', '--session is an option of --consistency causal')
+  if (options.consistency === 'causal') {
+    const session = client.session(options.session)
+    return { put: async (key, value) => await session.put(key, value), get: async (key) => await session.get(key), del: async (key) => await session.delete(key), session: () => session.token }
+  }
+  if (options.consistency === 'eventual') {
+    const eventual = client.eventual({ w: options.w, r: options.r })
+    return { put: async (key, value) => await eventual.put(key, value), get: async (key) => await eventual.get(key), del: async (key) => await eventual.delete(key), session: () => null }
+  }
+  return { put: async (key, value) => await client.put(key, value), get: async (key) => await client.get(key), del: async (key) => await client.delete(key), session: () => null }
+}
+
+/** A causal session's token: in the JSON output, or on stderr (stdout carries the value). */
+function sessionFields (operations: LevelOperations, options: CommonOptions): { session?: string } {
+  const token = operations.session()
+  if (token === null) return {}
+  if (options.json !== true) process.stderr.write(`session ${token}\n`)
+  return { session: token }
+}
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
 
@@ -79,12 +113,16 @@ async function withClient (options: CommonOptions, print: (line: string) => void
 
 export function kvCommands (program: Command, print: (line: string) => void): void {
   const kv = program.command('kv')
-    .description('the replicated key-value store: put, get, del, cas (strong consistency)')
+    .description('the replicated key-value store: put, get, del (strong, causal or eventual), cas (strong)')
     .addHelpText('after', EXIT_CODES_HELP)
   const kvCommand = (name: string, description: string): Command => kv.command(name).description(description)
     .option('--api <urls>', 'node API address (several: comma-separated fallbacks)', DEFAULT_API)
     .option('--json', 'print JSON (errors too, as {"error": {...}}, on stdout)')
     .option('--timeout-ms <ms>', 'per attempt', integerOption('--timeout-ms', 1, 600_000), DEFAULT_TIMEOUT_MS)
+    .option('--consistency <level>', `${levels.join(', ')} (cas: strong only)`, choiceOption('--consistency', levels), 'strong')
+    .option('--w <n>', 'eventual: replicas that must hold a write before it is acknowledged', integerOption('--w', 1, 64))
+    .option('--r <n>', 'eventual: replicas a read merges', integerOption('--r', 1, 64))
+    .option('--session <token>', 'causal: the session token a previous command printed, to continue its session')
     .addHelpText('after', EXIT_CODES_HELP)
 
   kvCommand('put', 'store VALUE (as UTF-8) under KEY and print the new version')
@@ -92,8 +130,10 @@ export function kvCommands (program: Command, print: (line: string) => void): vo
     .argument('<value>', 'the value')
     .action(async (key: string, value: string, options: CommonOptions) => {
       await withClient(options, print, async (client) => {
-        const { version } = await client.put(key, value)
-        print(options.json === true ? JSON.stringify({ key, version }) : String(version))
+        const operations = operationsAt(client, options)
+        const { version } = await operations.put(key, value)
+        const session = sessionFields(operations, options)
+        print(options.json === true ? JSON.stringify({ key, version, ...session }) : String(version))
         return EXIT_OK
       })
     })
@@ -102,13 +142,15 @@ export function kvCommands (program: Command, print: (line: string) => void): vo
     .argument('<key>', 'the key')
     .action(async (key: string, options: CommonOptions) => {
       await withClient(options, print, async (client) => {
-        const found = await client.get(key)
+        const operations = operationsAt(client, options)
+        const found = await operations.get(key)
+        const session = sessionFields(operations, options)
         if (found === null) {
-          if (options.json === true) print(JSON.stringify({ key, found: false }))
+          if (options.json === true) print(JSON.stringify({ key, found: false, ...session }))
           else process.stderr.write(`not found: no value under ${JSON.stringify(key)}\n`)
           return EXIT_NOT_THERE
         }
-        if (options.json === true) print(JSON.stringify({ key, found: true, version: found.version, ...jsonValue(found.value) }))
+        if (options.json === true) print(JSON.stringify({ key, found: true, version: found.version, ...jsonValue(found.value), ...session }))
         else process.stdout.write(found.value)
         return EXIT_OK
       })
@@ -118,8 +160,11 @@ export function kvCommands (program: Command, print: (line: string) => void): vo
     .argument('<key>', 'the key')
     .action(async (key: string, options: CommonOptions) => {
       await withClient(options, print, async (client) => {
-        const { deleted, version } = await client.delete(key)
-        print(options.json === true ? JSON.stringify({ key, deleted, version }) : `${deleted ? 'deleted' : 'absent'}, version ${version}`)
+        const operations = operationsAt(client, options)
+        const { deleted, version } = await operations.del(key)
+        const session = sessionFields(operations, options)
+        if (deleted === undefined) print(options.json === true ? JSON.stringify({ key, version, ...session }) : `deleted, version ${String(version)}`)
+        else print(options.json === true ? JSON.stringify({ key, deleted, version }) : `${deleted ? 'deleted' : 'absent'}, version ${String(version)}`)
         return EXIT_OK
       })
     })
@@ -133,6 +178,7 @@ export function kvCommands (program: Command, print: (line: string) => void): vo
       if ((options.expected === undefined) === (options.absent !== true)) {
         throw new CliError('CLI_BAD_INPUT', 'cas: give exactly one of --expected VALUE or --absent')
       }
+      if (options.consistency !== 'strong') throw new CliError('CLI_BAD_INPUT', 'cas: compare-and-set needs --consistency strong')
       const expected = options.absent === true ? null : options.expected ?? null
       await withClient(options, print, async (client) => {
         const result = await client.cas(key, expected, value)

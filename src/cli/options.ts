@@ -10,6 +10,14 @@ export function integerOption (name: string, min: number, max: number) {
   }
 }
 
+/** A commander parser for a flag that takes one of `allowed`. */
+export function choiceOption<T extends string> (flag: string, allowed: readonly T[]): (value: string) => T {
+  return (value) => {
+    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} is one of ${allowed.join(', ')}`)
+    return value as T
+  }
+}
+
 export function topologyOption (text: string): TopologyName {
   if (!isTopologyName(text)) throw new InvalidArgumentError(`expected one of ${topologyNames.join(', ')}`)
   return text

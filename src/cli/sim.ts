@@ -1,21 +1,15 @@
 /** `synod sim`: run the simulated cluster for a seed and print what happened. */
 import { randomInt } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { InvalidArgumentError, type Command } from 'commander'
+import type { Command } from 'commander'
 import { SEED_MAX } from '../core/index.js'
-import { checkLinearizable } from '../check/index.js'
+import { checkCausal, checkConvergence, checkLinearizable } from '../check/index.js'
 import { describeKvSimulation, formatReport, runKvSimulation, runSimulation, simulationDurationMsMax, simulationNodesMax } from '../sim/index.js'
-import { integerOption as integer } from './options.js'
+import { CliError } from './errors.js'
+import { choiceOption as choice, integerOption as integer } from './options.js'
 
 const workloads = ['none', 'kv'] as const
-const consistencyLevels = ['strong'] as const
-
-function choice<T extends string> (flag: string, allowed: readonly T[]): (value: string) => T {
-  return (value) => {
-    if (!(allowed as readonly string[]).includes(value)) throw new InvalidArgumentError(`${flag} is one of ${allowed.join(', ')}`)
-    return value as T
-  }
-}
+const consistencyLevels = ['strong', 'causal', 'eventual'] as const
 
 interface SimOptions {
   seed?: number
@@ -25,6 +19,7 @@ interface SimOptions {
   workload: typeof workloads[number]
   consistency: typeof consistencyLevels[number]
   history?: string
+  convergence?: string
   clients: number
   keys: number
 }
@@ -39,22 +34,38 @@ export function simCommand (program: Command, print: (line: string) => void): vo
     .option('--consistency <level>', `the store level the kv workload uses: ${consistencyLevels.join(', ')}`, choice('--consistency', consistencyLevels), 'strong')
     .option('--clients <n>', 'kv workload: concurrent clients', integer('--clients', 1, 1_000), 10)
     .option('--keys <n>', 'kv workload: distinct keys (few keys, more contention)', integer('--keys', 1, 1_000_000), 5)
-    .option('--history <file>', 'kv workload: write the history there, for `synod check linearizable`')
+    .option('--history <file>', 'kv workload: write the history there (JSON Lines), for `synod check linearizable|causal`')
+    .option('--convergence <file>', 'kv workload, causal or eventual: write the replicas\' final states and the history there, for `synod check convergence`')
     .option('--json', 'print the whole result as JSON')
     .action((options: SimOptions) => {
       const seed = options.seed ?? randomInt(0, SEED_MAX + 1)
       if (options.workload === 'kv') {
-        const result = runKvSimulation({ seed, nodes: options.nodes, durationMs: options.durationMs, clients: options.clients, keys: options.keys })
+        if (options.convergence !== undefined && options.consistency === 'strong') throw new CliError('CLI_BAD_INPUT', '--convergence is for --consistency causal or eventual')
+        const result = runKvSimulation({ seed, nodes: options.nodes, durationMs: options.durationMs, clients: options.clients, keys: options.keys, consistency: options.consistency })
         if (options.history !== undefined) writeFileSync(options.history, result.history.map((operation) => JSON.stringify(operation)).join('\n') + '\n')
-        const report = checkLinearizable(result.history)
+        if (options.convergence !== undefined) writeFileSync(options.convergence, JSON.stringify({ replicas: result.replicas, history: result.history }) + '\n')
+        const verdicts: Array<{ checker: string, ok: boolean, verdict: string, detail: string[] }> = []
+        if (options.consistency === 'strong') {
+          const report = checkLinearizable(result.history)
+          verdicts.push({ checker: 'linearizable', ok: report.ok, verdict: `${report.verdict} (${report.operations} operations over ${report.keys} keys)`, detail: report.failures.slice(0, 3).map((failure) => `key ${failure.key}: ${failure.reason}`) })
+        } else {
+          if (options.consistency === 'causal') {
+            const report = checkCausal(result.history)
+            verdicts.push({ checker: 'causal', ok: report.ok, verdict: `${report.verdict} (${report.operations} operations, ${report.sessions} sessions)`, detail: report.violations.slice(0, 3).map((violation) => violation.reason) })
+          }
+          const report = checkConvergence({ replicas: result.replicas, history: result.history })
+          verdicts.push({ checker: 'convergence', ok: report.ok, verdict: `${report.verdict} (${report.keys} keys, ${report.writes} acknowledged writes)`, detail: report.violations.slice(0, 3).map((violation) => violation.reason) })
+        }
         if (options.json === true) {
-          print(JSON.stringify({ ...result, history: options.history === undefined ? result.history : options.history, linearizability: report }, null, 2))
+          print(JSON.stringify({ ...result, history: options.history === undefined ? result.history : options.history, checks: verdicts }, null, 2))
         } else {
           print(describeKvSimulation(result))
-          print(`consistency ${options.consistency}: ${report.verdict} (${report.operations} operations over ${report.keys} keys)${options.history === undefined ? '' : `; history in ${options.history}`}`)
-          for (const failure of report.failures.slice(0, 3)) print(`  key ${failure.key}: ${failure.reason}`)
+          for (const check of verdicts) {
+            print(`consistency ${options.consistency}, ${check.checker}: ${check.verdict}${options.history === undefined ? '' : `; history in ${options.history}`}`)
+            for (const line of check.detail) print(`  ${line}`)
+          }
         }
-        if (!report.ok) process.exitCode = 1
+        if (verdicts.some((check) => !check.ok)) process.exitCode = 1
         return
       }
       const result = runSimulation({ seed, nodes: options.nodes, durationMs: options.durationMs })

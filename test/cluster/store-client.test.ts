@@ -143,6 +143,56 @@ describe('the store client SDK and synod kv against 3 real nodes', () => {
     assert.equal(afterDelete.applied ? undefined : afterDelete.current, null, 'a deleted key is absent to cas')
   })
 
+  it('a causal session reads its own writes on every node; the eventual view writes to W, reads from R, and merges siblings', async () => {
+    const session = client({ endpoints: apis() }).session()
+    assert.equal(session.token, null)
+    const written = await session.put('causal/profile', 'v1')
+    assert.match(written.version, /^\d+\.\d+\./)
+    assert.ok(session.token !== null)
+    // The same session through each node in turn (not ring-aware): every read sees the write.
+    for (let index = 0; index < NODES; index++) {
+      const resumed = client({ endpoints: [cluster.api(index)], ringAware: false }).session(session.token)
+      const read = await resumed.get('causal/profile')
+      assert.equal(read === null ? null : Buffer.from(read.value).toString(), 'v1', `node ${index}`)
+    }
+    await session.delete('causal/profile')
+    assert.equal(await session.get('causal/profile'), null)
+
+    const eventual = client({ endpoints: apis() }).eventual({ w: 3, r: 3 })
+    await eventual.put('eventual/cart', 'apple')
+    const { context } = await eventual.siblings('eventual/cart')
+    await eventual.resolve('eventual/cart', 'pear', context)
+    await eventual.resolve('eventual/cart', 'plum', context)
+    const siblings = await eventual.siblings('eventual/cart')
+    assert.deepEqual(siblings.values.map((sibling) => Buffer.from(sibling.value ?? new Uint8Array()).toString()).sort(), ['pear', 'plum'])
+    const merged = await eventual.merge('eventual/cart', (values) => values.map((sibling) => Buffer.from(sibling.value ?? new Uint8Array()).toString()).sort().join('+'))
+    assert.equal(Buffer.from(merged ?? new Uint8Array()).toString(), 'pear+plum')
+    const after = await eventual.siblings('eventual/cart')
+    assert.equal(after.values.length, 1)
+    assert.equal(Buffer.from((await eventual.get('eventual/cart'))?.value ?? new Uint8Array()).toString(), 'pear+plum')
+    await assert.rejects(client({ endpoints: apis() }).eventual({ w: 4 }).put('eventual/x', 'y'), (error: Error & { code?: string }) => error.code === 'STORE_BAD_REQUEST')
+  })
+
+  it('synod kv at the causal and eventual levels: versions, the session token, and cas refused', async () => {
+    const api = ['--api', cluster.api(1)]
+    let run = await synod(['kv', 'put', 'cli/causal', 'one', '--consistency', 'causal', '--json', ...api])
+    assert.equal(run.code, 0, run.stderr)
+    const put = JSON.parse(run.stdout) as { version: string, session: string }
+    assert.match(put.version, /^\d+\.\d+\./)
+    run = await synod(['kv', 'get', 'cli/causal', '--consistency', 'causal', '--session', put.session, '--api', cluster.api(2)])
+    assert.equal(run.code, 0, run.stderr)
+    assert.equal(run.stdout, 'one')
+    assert.match(run.stderr, /^session /)
+    run = await synod(['kv', 'put', 'cli/eventual', 'two', '--consistency', 'eventual', '--w', '2', ...api])
+    assert.equal(run.code, 0, run.stderr)
+    run = await synod(['kv', 'get', 'cli/eventual', '--consistency', 'eventual', '--r', '2', ...api])
+    assert.deepEqual([run.code, run.stdout], [0, 'two'])
+    run = await synod(['kv', 'cas', 'cli/eventual', 'x', '--absent', '--consistency', 'eventual', ...api])
+    assert.equal(run.code, 2)
+    run = await synod(['kv', 'get', 'cli/eventual', '--w', '2', ...api])
+    assert.equal(run.code, 2, 'w without --consistency eventual is refused')
+  })
+
   it('synod kv put, get, cas, del: output and exit codes', async () => {
     const api = ['--api', cluster.api(1)]
     const key = 'cli/ключ 🚀'
