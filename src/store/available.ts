@@ -46,7 +46,7 @@ export interface AvailableStoreLimits {
   requestTimeoutMs: number
   /** Concurrent values one key keeps at most; beyond it the oldest by stamp are dropped. */
   siblingsMax: number
-  /** Keys a causal session's token (and a causal write's dependencies) names at most. */
+  /** Keys a causal session's token (and a causal write's dependencies) names at most; older ones fold into the token's floor stamp. */
   sessionDependenciesMax: number
   /** How long a causal read waits for the replicas it asks for a missing dependency. */
   causalFetchTimeoutMs: number
@@ -79,7 +79,7 @@ export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Objec
   valueBytesMax: 512 * 1_024,
   requestTimeoutMs: 3_000,
   siblingsMax: 16,
-  sessionDependenciesMax: 64,
+  sessionDependenciesMax: 32,
   causalFetchTimeoutMs: 1_000,
   hintsMax: 100_000,
   hintedHandoffIntervalMs: 1_000,
@@ -182,8 +182,17 @@ function approximateBytes (message: KvMessage): number {
   }
 }
 
-/** The session's dependencies joined with more: per key, the greatest stamp. */
-export function joinDependencies (...sets: Dependencies[]): Dependencies {
+/** The key of a dependency set's floor entry (no real key is empty). */
+export const DEPENDENCY_FLOOR_KEY = ''
+
+/**
+ * Dependency sets joined, and bounded to `keysMax` named keys: per key the greatest stamp; the
+ * entries with the oldest stamps beyond the bound go into the floor (the least stamp a reader must
+ * see of any key not named), and a named entry at or below the floor is dropped (the floor covers
+ * it). So a session's token stays small however many keys it touches; what it costs is that a
+ * read of a key below the floor may have to ask the key's other replicas (`requiredStamp`).
+ */
+export function joinDependencies (keysMax: number, ...sets: Dependencies[]): Dependencies {
   const byKey = new Map<string, Stamp>()
   for (const set of sets) {
     for (const [key, stamp] of set) {
@@ -191,7 +200,28 @@ export function joinDependencies (...sets: Dependencies[]): Dependencies {
       if (known === undefined || compareStamps(stamp, known) > 0) byKey.set(key, stamp)
     }
   }
-  return [...byKey].sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+  let floor = byKey.get(DEPENDENCY_FLOOR_KEY) ?? null
+  byKey.delete(DEPENDENCY_FLOOR_KEY)
+  let named = [...byKey].sort((a, b) => compareStamps(a[1], b[1]))
+  if (named.length > keysMax) {
+    const evicted = named.slice(0, named.length - keysMax)
+    named = named.slice(named.length - keysMax)
+    const highest = (evicted.at(-1) as [string, Stamp])[1]
+    if (floor === null || compareStamps(highest, floor) > 0) floor = highest
+  }
+  const kept: Array<readonly [string, Stamp]> = floor === null ? [] : [[DEPENDENCY_FLOOR_KEY, floor]]
+  for (const entry of named) if (floor === null || compareStamps(entry[1], floor) > 0) kept.push(entry)
+  return kept.sort((a, b) => a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)
+}
+
+/** The least stamp of `key` a session with these dependencies must see: its own entry, else the floor. */
+export function requiredStamp (dependencies: Dependencies, key: string): Stamp | null {
+  let floor: Stamp | null = null
+  for (const [name, stamp] of dependencies) {
+    if (name === key) return stamp
+    if (name === DEPENDENCY_FLOOR_KEY) floor = stamp
+  }
+  return floor
 }
 
 export class AvailableStoreService implements Service {
@@ -466,7 +496,8 @@ export class AvailableStoreService implements Service {
       this.finish(done, new StoreError('STORE_OVERLOADED', `this coordinator runs ${this.inFlight} operations (operationsInFlightMax ${this.limits.operationsInFlightMax}); the write did not apply`))
       return
     }
-    const dependencies = request.level === 'causal' ? request.dependencies.filter(([key]) => key !== request.key) : []
+    const keysMax = this.limits.sessionDependenciesMax
+    const dependencies = request.level === 'causal' ? joinDependencies(keysMax, request.dependencies.filter(([key]) => key !== request.key)) : []
     // The write's stamp must exceed every stamp its session depends on: causal order agrees with last-writer order.
     const clock = this.hlc()
     for (const [, stamp] of request.dependencies) {
@@ -489,7 +520,7 @@ export class AvailableStoreService implements Service {
         value: null,
         siblings: [],
         context: state.context,
-        dependencies: request.level === 'causal' ? joinDependencies(dependencies, [[request.key, stamp]]) : []
+        dependencies: request.level === 'causal' ? joinDependencies(keysMax, dependencies, [[request.key, stamp]]) : []
       }
       const requestId = this.nextRequestId++
       const timer = env.setTimer(Math.max(0, deadlineMs - env.now()), () => {
@@ -643,12 +674,14 @@ export class AvailableStoreService implements Service {
     const env = this.requireEnv()
     const local = this.localState(request.key)
     if (request.level === 'causal') {
-      const required = request.dependencies.find(([key]) => key === request.key)?.[1] ?? null
+      const required = requiredStamp(request.dependencies, request.key)
       if (satisfies(local, required)) { this.answerRead(request, local, done); return }
       this.counters.dependencyFetches++
       const others = live.filter((member) => member !== env.self)
       if (others.length === 0) {
-        this.finish(done, dependencyUnavailable(request.key, replicas.length, 1))
+        // This node is the only replica there is (then nothing newer exists anywhere), or the only one reachable.
+        if (replicas.length <= 1) this.answerRead(request, local, done)
+        else this.finish(done, dependencyUnavailable(request.key, replicas.length, 1))
         return
       }
       this.startRead(request, others, 1, Math.min(deadlineMs, env.now() + this.limits.causalFetchTimeoutMs), done, local)
@@ -697,8 +730,10 @@ export class AvailableStoreService implements Service {
     const answered = read.states.size - 1
     if (read.done !== null) {
       const merged = mergeAll(read.states.values(), this.limits.siblingsMax)
+      // Causal: the state shows the dependency, or every replica answered (then no replica holds a
+      // newer write of the key: a dependency that is nowhere was never durable, and waiting cannot help).
       const ready = read.request.level === 'causal'
-        ? satisfies(merged, read.request.dependencies.find(([key]) => key === read.key)?.[1] ?? null)
+        ? satisfies(merged, requiredStamp(read.request.dependencies, read.key)) || read.states.size >= this.init.ring().replicationFactor
         : answered >= read.needed
       if (ready) {
         const callback = read.done
@@ -730,20 +765,16 @@ export class AvailableStoreService implements Service {
 
   private answerRead (request: AvailableRequest, state: VersionedState, done: AvailableCallback): void {
     const winner = lastWriter(state)
-    const dependencies = request.level === 'causal' && winner !== null
-      ? joinDependencies(request.dependencies, winner.dependencies, [[request.key, winner.stamp]])
-      : request.dependencies
-    if (request.level === 'causal' && dependencies.length > this.limits.sessionDependenciesMax) {
-      this.finish(done, new StoreError('STORE_SESSION_INVALID', `the session would depend on ${dependencies.length} keys, over sessionDependenciesMax ${this.limits.sessionDependenciesMax}: start a new session`, { dependencies: dependencies.length, sessionDependenciesMax: this.limits.sessionDependenciesMax }))
-      return
-    }
+    const dependencies = request.level === 'causal'
+      ? joinDependencies(this.limits.sessionDependenciesMax, request.dependencies, ...(winner === null ? [] : [winner.dependencies, [[request.key, winner.stamp] as const]]))
+      : []
     this.finish(done, {
       kind: 'get',
       stamp: winner?.stamp ?? null,
       value: winner?.value ?? null,
       siblings: request.siblings ? state.siblings.map((sibling) => ({ value: sibling.value, stamp: sibling.stamp })) : [],
       context: state.context,
-      dependencies: request.level === 'causal' ? dependencies : []
+      dependencies
     })
   }
 
@@ -921,9 +952,6 @@ export class AvailableStoreService implements Service {
     const replicationFactor = this.init.ring().replicationFactor
     for (const [name, quorum] of [['w', request.writeQuorum], ['r', request.readQuorum]] as const) {
       if (quorum > replicationFactor) return new StoreError('STORE_BAD_REQUEST', `${name}=${quorum} is more than the ${replicationFactor} replicas a key has`, { [name]: quorum, replicationFactor })
-    }
-    if (request.dependencies.length > this.limits.sessionDependenciesMax) {
-      return new StoreError('STORE_SESSION_INVALID', `a session token naming ${request.dependencies.length} keys, over sessionDependenciesMax ${this.limits.sessionDependenciesMax}: start a new session`, { dependencies: request.dependencies.length, sessionDependenciesMax: this.limits.sessionDependenciesMax })
     }
     return null
   }

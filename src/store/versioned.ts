@@ -33,7 +33,11 @@ export type Stamp = readonly [physicalMs: number, logical: number, node: string]
 export type Dot = readonly [node: string, counter: number]
 /** Per node, the highest counter seen (all dots of that node up to it are covered). A node absent from it is at 0. */
 export type VersionVector = Readonly<Record<string, number>>
-/** Causal dependencies a causal write carries: per key, the least stamp a reader must see. */
+/**
+ * Causal dependencies a causal write (and a session token) carries: per key, the least stamp a
+ * reader must see. The empty key (no real key is empty) holds the floor: the least stamp a reader
+ * must see of every key not named, where the entries evicted to keep the set bounded went.
+ */
 export type Dependencies = ReadonlyArray<readonly [key: string, stamp: Stamp]>
 
 export interface Sibling {
@@ -308,7 +312,7 @@ const withoutProtoKey = z.custom<Record<string, number>>((value) => typeof value
   'a version vector is a map without a __proto__ key')
 export const versionVectorSchema = withoutProtoKey.pipe(z.record(nodeId, counter)).refine((vector) => Object.keys(vector).length <= VERSION_VECTOR_NODES_WIRE_MAX,
   `a version vector names at most ${VERSION_VECTOR_NODES_WIRE_MAX} nodes`)
-export const dependenciesSchema = z.array(z.tuple([z.string().min(1).max(KEY_BYTES_WIRE_MAX), stampSchema]).readonly())
+export const dependenciesSchema = z.array(z.tuple([z.string().max(KEY_BYTES_WIRE_MAX), stampSchema]).readonly())
   .max(SIBLING_DEPENDENCIES_WIRE_MAX).readonly()
 export const siblingSchema = z.strictObject({ dot: dotSchema, stamp: stampSchema, value: bytesField().nullable(), dependencies: dependenciesSchema })
 

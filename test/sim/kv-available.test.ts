@@ -56,7 +56,8 @@ for (const consistency of ['causal', 'eventual'] as const) {
         let minoritySideWrites = 0
         for (let seed = first; seed <= last; seed++) {
           await new Promise((resolve) => setImmediate(resolve))
-          const result = runKvSimulation({ seed, consistency, durationMs: 6_000, livenessMs: 6_000 })
+          // Odd seeds keep causal tokens at 2 named keys of the 5: the floor stamp then carries the rest.
+          const result = runKvSimulation({ seed, consistency, durationMs: 6_000, livenessMs: 6_000, ...(seed % 2 === 1 ? { availableLimits: { sessionDependenciesMax: 2 } } : {}) })
           if (consistency === 'causal') assertCausal(result)
           assertConverged(result)
           assert.ok(result.liveness.ok >= HEALED_OPERATIONS_MIN, `seed ${seed}: only ${result.liveness.ok} operations succeeded after healing\n${describeKvSimulation(result)}`)
