@@ -35,12 +35,12 @@ import { cpuSeconds, machineBusySeconds, parentPid, percentile, type BenchResult
 import { HashRing, type RingDescription } from '../src/store/index.js'
 
 const NODES = 3
-const CLIENTS = 64
-const KEYS = 10_000
-const VALUE_BYTES = 100
-const WARMUP_MS = 2_000
+export const CLIENTS = 64
+export const KEYS = 10_000
+export const VALUE_BYTES = 100
+export const WARMUP_MS = 2_000
 const MEASURE_SECONDS = Number(process.env.SYNOD_BENCH_SECONDS ?? 10)
-const MEASURE_MS = (Number.isFinite(MEASURE_SECONDS) && MEASURE_SECONDS > 0 ? MEASURE_SECONDS : 10) * 1000
+export const MEASURE_MS = (Number.isFinite(MEASURE_SECONDS) && MEASURE_SECONDS > 0 ? MEASURE_SECONDS : 10) * 1000
 /** A request that has no answer by then counts as a network error. */
 const REQUEST_TIMEOUT_MS = 10_000
 const READY_TIMEOUT_MS = 60_000
@@ -48,7 +48,7 @@ const READY_TIMEOUT_MS = 60_000
 const ETCD_STOP_GRACE_MS = 5_000
 const INSTALL_TIMEOUT_MS = 300_000
 /** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
-const FOREIGN_CORES_MAX = 0.15
+export const FOREIGN_CORES_MAX = 0.15
 
 type Op = 'put' | 'get'
 
@@ -115,12 +115,15 @@ interface Adapter {
   helperPids: number[]
   /** The origin (index) a key's requests go to; round-robin when absent. */
   route?: (key: number) => number
-  request: (op: Op, key: number) => RequestSpec
+  /** `worker` is the closed-loop worker's index (a causal worker is one session). */
+  request: (op: Op, key: number, worker: number) => RequestSpec
   /** null when the answer is a success, else a label for the error. */
-  outcome: (op: Op, key: number, status: number, body: Buffer) => string | null
+  outcome: (op: Op, key: number, status: number, body: Buffer, headers: Record<string, string | string[] | undefined>, worker: number) => string | null
 }
 
 export interface PhaseFigures {
+  /** The store level measured (Synod), or the system's only one. */
+  level?: string
   system: string
   op: Op
   /** Successful operations completed in the measured window. */
@@ -167,16 +170,16 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const startTimer = setTimeout(() => { startMark = mark(); measuring = true }, WARMUP_MS)
   const endTimer = setTimeout(() => { measuring = false; stopped = true; endMark = mark() }, WARMUP_MS + MEASURE_MS)
 
-  const worker = async (): Promise<void> => {
+  const worker = async (_: unknown, workerIndex: number): Promise<void> => {
     while (!stopped) {
       const key = pickKey()
       const pool = pools[adapter.route?.(key) ?? next++ % pools.length] as Pool
-      const spec = adapter.request(op, key)
+      const spec = adapter.request(op, key, workerIndex)
       const at = performance.now()
       let label: string | null
       try {
         const response = await pool.request(spec)
-        label = adapter.outcome(op, key, response.statusCode, Buffer.from(await response.body.arrayBuffer()))
+        label = adapter.outcome(op, key, response.statusCode, Buffer.from(await response.body.arrayBuffer()), response.headers, workerIndex)
       } catch (error) {
         label = networkLabel(error)
       }
@@ -225,7 +228,7 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   }
 }
 
-interface SystemRun {
+export interface SystemRun {
   system: string
   available: boolean
   /** Why the system was not measured (or a phase was skipped). */
@@ -264,7 +267,7 @@ async function runLoad (adapter: Adapter, progress: (line: string) => void): Pro
   }
 }
 
-function describeErrors (errorsBy: Record<string, number>): string {
+export function describeErrors (errorsBy: Record<string, number>): string {
   return Object.entries(errorsBy).sort((a, b) => b[1] - a[1]).map(([label, count]) => `${label} ${count}`).join(', ')
 }
 
@@ -288,7 +291,7 @@ async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): P
 }
 
 /** A figure with `digits` decimals, or `-` when there is none (no successful operation). */
-const fixed = (value: number, digits: number): string => Number.isFinite(value) ? value.toFixed(digits) : '-'
+export const fixed = (value: number, digits: number): string => Number.isFinite(value) ? value.toFixed(digits) : '-'
 
 const describeError = (error: unknown): string => error instanceof Error ? error.message : String(error)
 
@@ -320,25 +323,34 @@ const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').sl
  * the first member of its preference list, as etcd's clients reach any member and etcd forwards
  * to its leader internally.
  */
-function synodAdapter (origins: string[], serverPids: number[], helperPids: number[], ring: RingDescription | null): Adapter {
+export type SynodLevel = 'strong' | 'causal' | 'eventual'
+
+function synodAdapter (origins: string[], serverPids: number[], helperPids: number[], ring: RingDescription | null, level: SynodLevel): Adapter {
   let route: ((key: number) => number) | undefined
   if (ring !== null) {
     const hashRing = new HashRing({ members: ring.members, replicationFactor: ring.replicationFactor, vnodesPerWeight: ring.vnodesPerWeight })
     const owners = KEY_NAMES.map((name) => origins.indexOf(ring.members.find((member) => member.id === hashRing.owner(name))?.api ?? ''))
     if (owners.every((index) => index >= 0)) route = (key) => owners[key] as number
   }
-  const paths = KEY_NAMES.map((name) => `/v1/kv/${encodeURIComponent(name)}?consistency=strong`)
-  const putHeaders = { 'content-type': 'application/octet-stream' }
+  const paths = KEY_NAMES.map((name) => `/v1/kv/${encodeURIComponent(name)}?consistency=${level}`)
+  // Causal: each worker is one session, carrying its token from answer to request.
+  const sessions: Array<string | undefined> = []
+  const headersFor = (worker: number, base: Record<string, string>): Record<string, string> => {
+    const token = sessions[worker]
+    return token === undefined ? base : { ...base, 'synod-session': token }
+  }
   return {
-    system: 'synod',
+    system: level === 'strong' ? 'synod' : `synod ${level}`,
     origins,
     ...(route === undefined ? {} : { route }),
     serverPids,
     helperPids,
-    request: (op, key) => op === 'put'
-      ? { path: paths[key] as string, method: 'PUT', headers: putHeaders, body: VALUES[key] as Buffer }
-      : { path: paths[key] as string, method: 'GET', headers: {} },
-    outcome: (op, key, status, body) => {
+    request: (op, key, worker) => op === 'put'
+      ? { path: paths[key] as string, method: 'PUT', headers: headersFor(worker, { 'content-type': 'application/octet-stream' }), body: VALUES[key] as Buffer }
+      : { path: paths[key] as string, method: 'GET', headers: headersFor(worker, {}) },
+    outcome: (op, key, status, body, headers, worker) => {
+      const token = headers['synod-session']
+      if (level === 'causal' && typeof token === 'string') sessions[worker] = token
       if (status !== 200) return errorLabel(status, body)
       if (op === 'get' && !body.equals(VALUES[key] as Buffer)) return 'wrong value'
       return null
@@ -346,7 +358,8 @@ function synodAdapter (origins: string[], serverPids: number[], helperPids: numb
   }
 }
 
-async function runSynod (progress: (line: string) => void): Promise<SystemRun> {
+/** A Synod cluster measured at each of `levels` in turn (one put phase and one get phase per level). */
+export async function runSynod (progress: (line: string) => void, levels: readonly SynodLevel[] = ['strong']): Promise<SystemRun> {
   const run: SystemRun = { system: 'synod', available: false, info: {}, phases: [] }
   const dataDir = makeTempDir('synod-bench-kv-')
   let up: UpRun | undefined
@@ -393,9 +406,12 @@ async function runSynod (progress: (line: string) => void): Promise<SystemRun> {
     }
     progress(`synod: store API answers (probe put ${put.text.slice(0, 60)}${getProblem === null ? `, get version ${get.version ?? 'none'}` : ''}); nodes ${origins.join(' ')}`)
     run.available = true
-    const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : [], ring), progress)
-    run.phases = load.phases
-    if (load.reason !== undefined) run.reason = load.reason
+    for (const level of levels) {
+      if (interrupted) break
+      const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : [], ring, level), progress)
+      run.phases.push(...load.phases.map((phase) => ({ ...phase, level })))
+      if (load.reason !== undefined) run.reason = load.reason
+    }
     return run
   } catch (error) {
     run.available = false
@@ -579,10 +595,12 @@ async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
 
 // ---------------------------------------------------------------------------------------------
 
-export async function kvStrongBenchmark (progress: (line: string) => void): Promise<BenchResult> {
-  // Interrupted (Ctrl-C, a timeout): stop the clusters, whose processes would otherwise outlive the bench.
+/**
+ * Runs `work` with the bench's processes stopped on Ctrl-C or a timeout (their processes would
+ * otherwise outlive the bench) and, as a last resort, killed on any exit; stops them all after.
+ */
+export async function withCleanup<T> (work: () => Promise<T>): Promise<T> {
   const onSignal = (): void => { interrupted = true; void stopEverything().finally(() => process.exit(130)) }
-  // Last resort on any exit: kill what is left, synchronously.
   const onExit = (): void => {
     for (const child of liveChildren) child.kill('SIGKILL')
     removeTempDirs()
@@ -590,19 +608,24 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   process.once('exit', onExit)
-  let synod: SystemRun
-  let etcd: SystemRun
   try {
-    synod = await runSynod(progress)
-    if (!synod.available && synod.reason !== undefined) progress(synod.reason)
-    etcd = await runEtcd(progress)
-    if (etcd.reason !== undefined) progress(etcd.reason)
+    return await work()
   } finally {
     await stopEverything()
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
     process.off('exit', onExit)
   }
+}
+
+export async function kvStrongBenchmark (progress: (line: string) => void): Promise<BenchResult> {
+  const { synod, etcd } = await withCleanup(async () => {
+    const synod = await runSynod(progress)
+    if (!synod.available && synod.reason !== undefined) progress(synod.reason)
+    const etcd = await runEtcd(progress)
+    if (etcd.reason !== undefined) progress(etcd.reason)
+    return { synod, etcd }
+  })
 
   const rows: string[][] = []
   for (const run of [synod, etcd]) {

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
 import { consensusBenchmark } from './consensus.js'
+import { kvBenchmark } from './kv.js'
 import { kvStrongBenchmark } from './kv-strong.js'
 import { ledgerBenchmark } from './ledger.js'
 import { membershipBenchmark } from './membership.js'
@@ -22,6 +23,7 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   ledger: ledgerBenchmark,
   consensus: consensusBenchmark,
   'kv-strong': kvStrongBenchmark,
+  kv: kvBenchmark,
   ring: ringBenchmark
 }
 

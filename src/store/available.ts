@@ -22,7 +22,7 @@
  *   shares with one peer (`digest-tree.ts`); in sync, one root digest goes over the wire.
  */
 import type { Env, LinkState, Message, NodeId, Service, TimerId } from '../core/index.js'
-import { HybridLogicalClock, decodeCanonical, encodeCanonical } from '../core/index.js'
+import { HybridLogicalClock, decodeCanonical, encodeCanonical, sha256 } from '../core/index.js'
 import {
   KV_BATCH_MESSAGES_MAX, kvMessages,
   type AvailableRequest, type AvailableResult, type KvAeLeaves, type KvAeNodes, type KvAePull, type KvBatch, type KvForward,
@@ -33,7 +33,7 @@ import { StoreError } from './errors.js'
 import { PeerOutbox, type StoreNet } from './outbox.js'
 import { keyPosition, utf8ByteLength, type HashRing } from './ring.js'
 import {
-  EMPTY_VERSIONED_STATE, applyWrite, compareStamps, decodeVersionedState, encodeVersionedState, lastWriter, mergeStates,
+  EMPTY_VERSIONED_STATE, STATE_DIGEST_BYTES, applyWrite, compareStamps, decodeVersionedState, encodeVersionedState, lastWriter, mergeStates,
   stateDigest, statesEqual, type Dependencies, type Stamp, type VersionedState
 } from './versioned.js'
 
@@ -72,6 +72,8 @@ export interface AvailableStoreLimits {
   dotReserveBlock: number
   /** A peer's queued messages go out at once when they reach this many bytes (about). */
   batchBytesMax: number
+  /** Decoded key states kept in memory for the hot path. */
+  stateCacheKeysMax: number
 }
 
 export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Object.freeze({
@@ -79,7 +81,7 @@ export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Objec
   valueBytesMax: 512 * 1_024,
   requestTimeoutMs: 3_000,
   siblingsMax: 16,
-  sessionDependenciesMax: 32,
+  sessionDependenciesMax: 8,
   causalFetchTimeoutMs: 1_000,
   hintsMax: 100_000,
   hintedHandoffIntervalMs: 1_000,
@@ -91,7 +93,8 @@ export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Objec
   clockDriftMsMax: 60_000,
   operationsInFlightMax: 10_000,
   dotReserveBlock: 1_000_000,
-  batchBytesMax: 256 * 1_024
+  batchBytesMax: 256 * 1_024,
+  stateCacheKeysMax: 100_000
 })
 
 export interface AvailableStoreInit {
@@ -238,6 +241,8 @@ export class AvailableStoreService implements Service {
   private readonly forwardsSeen = new Set<string>()
   /** Per key this replica holds: its ring position and state digest, for anti-entropy trees. */
   private readonly digests = new Map<string, { position: number, digest: Uint8Array }>()
+  /** Decoded states of the keys used lately (`stateCacheKeysMax`). */
+  private readonly stateCache = new Map<string, VersionedState>()
   /** Bumped on every change of a held state: a cached tree older than this is rebuilt. */
   private statesVersion = 0
   private readonly trees = new Map<NodeId, { tree: DigestTree, version: number }>()
@@ -321,6 +326,7 @@ export class AvailableStoreService implements Service {
     this.forwards.clear()
     this.exchanges.clear()
     this.trees.clear()
+    this.stateCache.clear()
     this.handoffsInFlight.clear()
     this.outbox.stop()
     this.inFlight = 0
@@ -357,8 +363,20 @@ export class AvailableStoreService implements Service {
 
   /** This replica's own state of a key (no network): for tests, the convergence checker and the dashboard. */
   localState (key: string): VersionedState {
+    const cached = this.stateCache.get(key)
+    if (cached !== undefined) return cached
     const bytes = this.requireEnv().disk.get(STATE_PREFIX + key)
-    return bytes === undefined ? EMPTY_VERSIONED_STATE : decodeVersionedState(bytes)
+    const state = bytes === undefined ? EMPTY_VERSIONED_STATE : decodeVersionedState(bytes)
+    this.cacheState(key, state)
+    return state
+  }
+
+  /** Keeps a decoded state for the hot path (the disk holds the truth; the oldest entries go first). */
+  private cacheState (key: string, state: VersionedState): void {
+    if (this.stateCache.size >= this.limits.stateCacheKeysMax && !this.stateCache.has(key)) {
+      this.stateCache.delete(this.stateCache.keys().next().value as string)
+    }
+    this.stateCache.set(key, state)
   }
 
   /** The key's replicas: its preference list on the ring. */
@@ -532,9 +550,12 @@ export class AvailableStoreService implements Service {
       })
       this.writes.set(requestId, { key: request.key, acks: new Set(), needed, result, done, timer })
       this.storeAndAck(request.key, state, null, () => { this.onWriteAck({ type: 'kv.write-ack', requestId, key: request.key }, env.self) })
+      // With W = 1 the coordinator's own copy is the acknowledgement: the others take the write
+      // without answering and make it durable with their next sync (anti-entropy covers a loss).
+      const replicaRequestId = needed > 1 ? requestId : 0
       for (const target of targets) {
         if (target.node === env.self) continue
-        this.outbox.send(target.node, { type: 'kv.write', requestId, key: request.key, state, hintFor: target.hintFor })
+        this.outbox.send(target.node, { type: 'kv.write', requestId: replicaRequestId, key: request.key, state, hintFor: target.hintFor })
       }
     })
   }
@@ -554,13 +575,13 @@ export class AvailableStoreService implements Service {
     if (!this.stampsAcceptable(message.state)) return
     const env = this.requireEnv()
     const hintFor = message.hintFor === env.self ? null : message.hintFor
-    if (message.requestId === 0) {
-      // A read repair, a handed-off hint without ack, or an anti-entropy push: durable with the next sync.
-      this.mergeLocally(message.key, message.state, hintFor)
-      return
-    }
     if (hintFor !== null && !this.hints.get(hintFor)?.has(message.key) && this.hintCount >= this.limits.hintsMax) {
       this.counters.hintsRefused++
+      return
+    }
+    if (message.requestId === 0) {
+      // A write past W, a read repair or an anti-entropy push: no answer; durable with the next sync.
+      this.mergeLocally(message.key, message.state, hintFor)
       return
     }
     this.storeAndAck(message.key, message.state, hintFor, () => {
@@ -587,7 +608,9 @@ export class AvailableStoreService implements Service {
   private putState (key: string, state: VersionedState): void {
     const bytes = encodeVersionedState(state)
     this.requireEnv().disk.put(STATE_PREFIX + key, bytes)
-    this.digests.set(key, { position: keyPosition(key), digest: stateDigest(state) })
+    this.cacheState(key, state)
+    // The digest is stateDigest(state), taken from the bytes already encoded.
+    this.digests.set(key, { position: keyPosition(key), digest: sha256(bytes).subarray(0, STATE_DIGEST_BYTES) })
     this.statesVersion++
   }
 
@@ -894,12 +917,14 @@ export class AvailableStoreService implements Service {
   }
 
   private loadIndexes (env: Env): void {
+    this.stateCache.clear()
     this.digests.clear()
     this.hints.clear()
     this.hintCount = 0
     for (const [diskKey, bytes] of env.disk.entries(STATE_PREFIX)) {
       const key = diskKey.slice(STATE_PREFIX.length)
-      this.digests.set(key, { position: keyPosition(key), digest: stateDigest(decodeVersionedState(bytes)) })
+      // States are stored canonically encoded, so the stored bytes give the digest without a decode.
+      this.digests.set(key, { position: keyPosition(key), digest: sha256(bytes).subarray(0, STATE_DIGEST_BYTES) })
     }
     for (const [diskKey] of env.disk.entries(HINT_PREFIX)) {
       const rest = diskKey.slice(HINT_PREFIX.length)
