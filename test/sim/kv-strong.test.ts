@@ -247,7 +247,7 @@ describe('synod sim --workload kv', () => {
       for (const file of files) {
         const { stdout } = await run(process.execPath, [SYNOD_MAIN, 'sim', '--workload', 'kv', '--consistency', 'strong', '--seed', '21', '--duration-ms', '4000', '--history', file])
         assert.match(stdout, /seed 21/)
-        assert.match(stdout, /consistency strong: linearizable/)
+        assert.match(stdout, /consistency strong, linearizable: linearizable/)
       }
       const [first, second] = files.map((file) => readFileSync(file, 'utf8'))
       assert.equal(first, second, 'one seed, one history')

@@ -340,7 +340,7 @@ describe('encoding', () => {
     ['siblings out of order', { context: { a: 2 }, siblings: [{ ...sibling, dot: ['a', 2], stamp: [11, 0, 'a'] }, sibling] }],
     ['a string value', { context: { a: 1 }, siblings: [{ ...sibling, value: 'text' }] }],
     ['a malformed stamp', { context: { a: 1 }, siblings: [{ ...sibling, stamp: [10, 0] }] }],
-    ['a dependency with an empty key', { context: { a: 1 }, siblings: [{ ...sibling, dependencies: [['', [1, 0, 'b']]] }] }],
+    ['a dependency key over the wire limit', { context: { a: 1 }, siblings: [{ ...sibling, dependencies: [['k'.repeat(4_097), [1, 0, 'b']]] }] }],
     ['1025 siblings', { context: { a: 1_025 }, siblings: Array.from({ length: 1_025 }, (_, index) => ({ ...sibling, dot: ['a', index + 1], stamp: [index, 0, 'a'] })) }],
     ['4097 dependencies', { context: { a: 1 }, siblings: [{ ...sibling, dependencies: Array.from({ length: 4_097 }, () => ['k', [1, 0, 'b']]) }] }],
     ['4097 vector entries', { context: Object.fromEntries(Array.from({ length: 4_097 }, (_, index) => [`n${index}`, 1])), siblings: [] }]
