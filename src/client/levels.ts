@@ -56,7 +56,11 @@ function bodyOf (value: string | Uint8Array): Uint8Array {
   return typeof value === 'string' ? utf8.encode(value) : value
 }
 
-/** A causal session: one client's thread of operations at `consistency=causal`. */
+/**
+ * A causal session: one client's thread of operations at `consistency=causal`. Issue a session's
+ * operations one at a time (await each): each answer's token replaces the last, so two at once
+ * would keep only one answer's dependencies. Use one session per concurrent thread of work.
+ */
 export class CausalSession {
   private tokenValue: string | null
 

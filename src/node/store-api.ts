@@ -14,7 +14,7 @@ import { Histogram, type Registry } from 'prom-client'
 import { z } from 'zod'
 import { encodeCanonical, decodeCanonical } from '../core/index.js'
 import {
-  StoreError, dependenciesSchema, formatStamp, versionVectorSchema,
+  KEY_BYTES_WIRE_MAX, StoreError, dependenciesSchema, formatStamp, versionVectorSchema,
   type AvailableRequest, type AvailableResult, type AvailableStoreService, type Dependencies, type KvOperation, type KvResult, type StoreService, type VersionVector
 } from '../store/index.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
@@ -120,6 +120,7 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
   api.get('/v1/store/replica/*', async (request) => {
     const key = (request.params as { '*': string })['*']
     if (key.length === 0) throw new StoreError('STORE_BAD_REQUEST', 'the key is empty: use /v1/store/replica/{key}')
+    if (Buffer.byteLength(key) > KEY_BYTES_WIRE_MAX) throw new StoreError('STORE_KEY_TOO_LARGE', `a key over ${KEY_BYTES_WIRE_MAX} bytes`)
     const state = available.localState(key)
     return {
       key,
@@ -253,6 +254,7 @@ export function registerStoreRoutes (api: FastifyInstance, store: StoreService, 
   collectedCounter(metrics, 'synod_store_anti_entropy_keys_sent_total', 'Key states this replica sent to repair a peer.', () => availableStats().antiEntropyKeysSent)
   collectedCounter(metrics, 'synod_store_anti_entropy_throttled_total', 'Anti-entropy rounds skipped for the bandwidth limit.', () => availableStats().antiEntropyThrottled)
   collectedCounter(metrics, 'synod_store_clock_drift_refused_total', 'Peer states refused: stamped too far ahead of this node\'s clock.', () => availableStats().clockDriftRefused)
+  collectedCounter(metrics, 'synod_store_bad_messages_total', 'Peer store messages that passed their schema but failed the protocol\'s checks, dropped.', () => availableStats().badMessages)
   collectedGauge(metrics, { name: 'synod_store_hints_held', help: 'Hinted writes this node keeps for down replicas.', read: () => available.hintsHeld() })
   collectedGauge(metrics, { name: 'synod_store_keys_held', help: 'Keys this replica holds at the causal and eventual levels.', read: () => available.keysHeld() })
   collectedGauge(metrics, { name: 'synod_store_operations_in_flight', help: 'Operations this node coordinates or forwarded, not yet answered.', read: () => store.inFlight() })

@@ -13,6 +13,7 @@
  */
 import { z } from 'zod'
 import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
+import { DIGEST_TREE_DEPTH_MAX } from './digest-tree.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 import { dependenciesSchema, stampSchema, versionVectorSchema, versionedStateSchema } from './versioned.js'
 
@@ -94,18 +95,18 @@ const treeRef = z.strictObject({ level: z.number().int().min(0).max(48), prefix:
 /** Anti-entropy: the sender's hashes of these tree nodes (the root first); the receiver descends where its own differ. */
 export const kvAeNodes = defineMessage('kv.ae-nodes', {
   exchangeId: z.string().min(1).max(64),
-  depth: z.number().int().min(0).max(48),
+  depth: z.number().int().min(0).max(DIGEST_TREE_DEPTH_MAX),
   nodes: z.array(treeNode).min(1).max(ANTI_ENTROPY_NODES_WIRE_MAX)
 })
 /** Anti-entropy: leaves that differ, with the sender's (key, digest) entries under them. */
 export const kvAeLeaves = defineMessage('kv.ae-leaves', {
   exchangeId: z.string().min(1).max(64),
-  depth: z.number().int().min(0).max(48),
+  depth: z.number().int().min(0).max(DIGEST_TREE_DEPTH_MAX),
   leaves: z.array(treeRef).min(1).max(ANTI_ENTROPY_NODES_WIRE_MAX),
   entries: z.array(z.strictObject({ key, digest: bytesField() })).max(ANTI_ENTROPY_KEYS_WIRE_MAX)
 })
 /** Anti-entropy: keys whose states the sender lacks or holds differently; the receiver sends them (`kv.write`, no ack). */
-export const kvAePull = defineMessage('kv.ae-pull', { keys: z.array(key).min(1).max(ANTI_ENTROPY_KEYS_WIRE_MAX) })
+export const kvAePull = defineMessage('kv.ae-pull', { exchangeId: z.string().min(1).max(64), keys: z.array(key).min(1).max(ANTI_ENTROPY_KEYS_WIRE_MAX) })
 
 /** Messages one batch carries at most. */
 export const KV_BATCH_MESSAGES_MAX = 1_024

@@ -24,17 +24,17 @@
 import type { Env, LinkState, Message, NodeId, Service, TimerId } from '../core/index.js'
 import { HybridLogicalClock, decodeCanonical, encodeCanonical, sha256 } from '../core/index.js'
 import {
-  KV_BATCH_MESSAGES_MAX, kvMessages,
+  ANTI_ENTROPY_KEYS_WIRE_MAX, ANTI_ENTROPY_NODES_WIRE_MAX, KV_BATCH_MESSAGES_MAX, kvMessages,
   type AvailableRequest, type AvailableResult, type KvAeLeaves, type KvAeNodes, type KvAePull, type KvBatch, type KvForward,
   type KvForwardReply, type KvMessage, type KvRead, type KvReadReply, type KvWrite, type KvWriteAck
 } from './available-messages.js'
-import { DigestTree, descend, diffEntries, digestTreeDepth, type TreeEntry } from './digest-tree.js'
+import { DigestTree, descend, diffEntries, digestTreeDepth, type TreeEntry, type TreeNodeRef } from './digest-tree.js'
 import { StoreError } from './errors.js'
 import { PeerOutbox, type StoreNet } from './outbox.js'
 import { keyPosition, utf8ByteLength, type HashRing } from './ring.js'
 import {
   EMPTY_VERSIONED_STATE, STATE_DIGEST_BYTES, applyWrite, compareStamps, decodeVersionedState, encodeVersionedState, lastWriter, mergeStates,
-  stateDigest, statesEqual, type Dependencies, type Stamp, type VersionedState
+  stateDigest, statesEqual, type Dependencies, type Dot, type Stamp, type VersionVector, type VersionedState
 } from './versioned.js'
 
 export interface AvailableStoreLimits {
@@ -74,6 +74,8 @@ export interface AvailableStoreLimits {
   batchBytesMax: number
   /** Decoded key states kept in memory for the hot path. */
   stateCacheKeysMax: number
+  /** The largest encoded state of one key (all its siblings), in bytes: it must fit one message. */
+  stateBytesMax: number
 }
 
 export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Object.freeze({
@@ -94,7 +96,8 @@ export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Objec
   operationsInFlightMax: 10_000,
   dotReserveBlock: 1_000_000,
   batchBytesMax: 256 * 1_024,
-  stateCacheKeysMax: 100_000
+  stateCacheKeysMax: 100_000,
+  stateBytesMax: 768 * 1_024
 })
 
 export interface AvailableStoreInit {
@@ -131,6 +134,8 @@ export interface AvailableStoreStats {
   antiEntropyThrottled: number
   /** Peer writes refused because their stamps ran ahead of this node's clock by over clockDriftMsMax. */
   clockDriftRefused: number
+  /** Peer messages that passed their schema but failed the protocol's checks, dropped. */
+  badMessages: number
 }
 
 export type AvailableCallback = (outcome: AvailableResult | StoreError) => void
@@ -169,6 +174,8 @@ const FORWARDS_REMEMBERED_MAX = 100_000
 /** How long a replica keeps the tree of an anti-entropy exchange it answers. */
 const EXCHANGE_TTL_MS = 30_000
 const EXCHANGES_MAX = 64
+/** An anti-entropy message's size, about, at most: well inside a transport frame. */
+const ANTI_ENTROPY_MESSAGE_BYTES_MAX = 256 * 1_024
 
 function approximateBytes (message: KvMessage): number {
   const MESSAGE_OVERHEAD_BYTES = 64
@@ -276,7 +283,8 @@ export class AvailableStoreService implements Service {
     antiEntropyDigestsSent: 0,
     antiEntropyKeysSent: 0,
     antiEntropyThrottled: 0,
-    clockDriftRefused: 0
+    clockDriftRefused: 0,
+    badMessages: 0
   }
 
   constructor (private readonly init: AvailableStoreInit) {
@@ -528,10 +536,25 @@ export class AvailableStoreService implements Service {
     this.withDot((counter) => {
       if (this.env !== env) return
       const base = this.localState(request.key)
+      // The new write supersedes what this copy holds: its stamp must exceed theirs (last-writer
+      // order agrees with what the writer saw), whatever this node's clock said since its restart.
+      const superseded = lastWriter(base)
+      if (superseded !== null) clock.observe([superseded.stamp[0], superseded.stamp[1]])
       const [physicalMs, logical] = clock.now()
       const stamp: Stamp = [physicalMs, logical, env.self]
-      const context = request.siblings ? (request.context ?? {}) : base.context
-      const state = applyWrite(base, { dot: [env.self, counter], stamp, value: request.kind === 'put' ? request.value : null, context, dependencies }, this.limits.siblingsMax)
+      // A client's context is only trusted as far as this copy has seen: a context naming more
+      // (made up, or read from a replica ahead of this one) would supersede writes never read.
+      const context = request.siblings ? meetVectors(request.context ?? {}, base.context) : base.context
+      // A counter above every dot of this node the copy has seen, even if the reservation on disk was lost.
+      const dot: Dot = [env.self, Math.max(counter, (base.context[env.self] ?? 0) + 1)]
+      const state = applyWrite(base, { dot, stamp, value: request.kind === 'put' ? request.value : null, context, dependencies }, this.limits.siblingsMax)
+      const encoded = encodeVersionedState(state)
+      const stateBytes = encoded.length
+      if (stateBytes > this.limits.stateBytesMax) {
+        this.inFlight--
+        this.finish(done, new StoreError('STORE_VALUE_TOO_LARGE', `the key's state would be ${stateBytes} bytes with this write (its concurrent values included), over stateBytesMax ${this.limits.stateBytesMax}; resolve its siblings or write a smaller value`, { stateBytes, stateBytesMax: this.limits.stateBytesMax }))
+        return
+      }
       const result: AvailableResult = {
         kind: request.kind,
         stamp,
@@ -549,7 +572,8 @@ export class AvailableStoreService implements Service {
         this.finish(done, new StoreError('STORE_TIMEOUT', `${pending.acks.size} of the ${needed} acknowledgements the write needs arrived in time: it is stored at some replicas and may or may not survive`, { acknowledged: pending.acks.size, needed }))
       })
       this.writes.set(requestId, { key: request.key, acks: new Set(), needed, result, done, timer })
-      this.storeAndAck(request.key, state, null, () => { this.onWriteAck({ type: 'kv.write-ack', requestId, key: request.key }, env.self) })
+      this.putState(request.key, state, encoded)
+      env.disk.sync(() => { if (this.env === env) this.onWriteAck({ type: 'kv.write-ack', requestId, key: request.key }, env.self) })
       // With W = 1 the coordinator's own copy is the acknowledgement: the others take the write
       // without answering and make it durable with their next sync (anti-entropy covers a loss).
       const replicaRequestId = needed > 1 ? requestId : 0
@@ -575,6 +599,10 @@ export class AvailableStoreService implements Service {
     if (!this.stampsAcceptable(message.state)) return
     const env = this.requireEnv()
     const hintFor = message.hintFor === env.self ? null : message.hintFor
+    if (hintFor !== null && (this.init.ring().member(hintFor) === undefined || !this.replicasOf(message.key).includes(hintFor))) {
+      this.counters.badMessages++
+      return
+    }
     if (hintFor !== null && !this.hints.get(hintFor)?.has(message.key) && this.hintCount >= this.limits.hintsMax) {
       this.counters.hintsRefused++
       return
@@ -605,8 +633,8 @@ export class AvailableStoreService implements Service {
     return merged
   }
 
-  private putState (key: string, state: VersionedState): void {
-    const bytes = encodeVersionedState(state)
+  private putState (key: string, state: VersionedState, encoded?: Uint8Array): void {
+    const bytes = encoded ?? encodeVersionedState(state)
     this.requireEnv().disk.put(STATE_PREFIX + key, bytes)
     this.cacheState(key, state)
     // The digest is stateDigest(state), taken from the bytes already encoded.
@@ -753,10 +781,10 @@ export class AvailableStoreService implements Service {
     const answered = read.states.size - 1
     if (read.done !== null) {
       const merged = mergeAll(read.states.values(), this.limits.siblingsMax)
-      // Causal: the state shows the dependency, or every replica answered (then no replica holds a
-      // newer write of the key: a dependency that is nowhere was never durable, and waiting cannot help).
+      // Causal: the state shows the dependency; or, for a key the session names only through its
+      // floor (the floor is a bound, not a write of this key), every replica answered: none holds more.
       const ready = read.request.level === 'causal'
-        ? satisfies(merged, requiredStamp(read.request.dependencies, read.key)) || read.states.size >= this.init.ring().replicationFactor
+        ? satisfies(merged, requiredStamp(read.request.dependencies, read.key)) || (!namesKey(read.request.dependencies, read.key) && read.states.size >= read.asked.length + 1 && read.asked.length + 1 >= this.replicasOf(read.key).length)
         : answered >= read.needed
       if (ready) {
         const callback = read.done
@@ -787,6 +815,17 @@ export class AvailableStoreService implements Service {
   }
 
   private answerRead (request: AvailableRequest, state: VersionedState, done: AvailableCallback): void {
+    if (request.level === 'causal') {
+      // A session must never depend on a write a crash could still take back: answer once the
+      // disk holds what this copy shows (writes merged in are durable only with a sync).
+      const env = this.requireEnv()
+      env.disk.sync(() => { if (this.env === env) this.finishRead(request, state, done) })
+      return
+    }
+    this.finishRead(request, state, done)
+  }
+
+  private finishRead (request: AvailableRequest, state: VersionedState, done: AvailableCallback): void {
     const winner = lastWriter(state)
     const dependencies = request.level === 'causal'
       ? joinDependencies(this.limits.sessionDependenciesMax, request.dependencies, ...(winner === null ? [] : [winner.dependencies, [[request.key, winner.stamp] as const]]))
@@ -823,11 +862,28 @@ export class AvailableStoreService implements Service {
   private onAeNodes (message: KvAeNodes, origin: NodeId): void {
     const exchange = this.exchangeFor(message.exchangeId, origin, message.depth)
     const { next, leaves } = descend(exchange.tree, message.nodes)
-    if (next.length > 0) this.sendAntiEntropy(origin, { type: 'kv.ae-nodes', exchangeId: message.exchangeId, depth: message.depth, nodes: next })
-    if (leaves.length > 0) {
-      const entries = leaves.flatMap((leaf) => exchange.tree.entriesUnder(leaf)).map((entry) => ({ key: entry.key, digest: entry.digest }))
-      this.sendAntiEntropy(origin, { type: 'kv.ae-leaves', exchangeId: message.exchangeId, depth: message.depth, leaves, entries })
+    for (const nodes of chunks(next, ANTI_ENTROPY_NODES_WIRE_MAX, () => 32)) {
+      this.sendAntiEntropy(origin, { type: 'kv.ae-nodes', exchangeId: message.exchangeId, depth: message.depth, nodes })
     }
+    // Each message names leaves and carries the entries under them, within the wire's limits (a
+    // leaf with more entries than one message holds goes in parts; the other side then pushes a
+    // few keys it need not, which merging makes harmless).
+    const parts: Array<{ leaves: TreeNodeRef[], entries: Array<{ key: string, digest: Uint8Array }> }> = []
+    for (const leaf of leaves) {
+      const entries = exchange.tree.entriesUnder(leaf).map((entry) => ({ key: entry.key, digest: entry.digest }))
+      const pieces = entries.length === 0 ? [[]] : chunks(entries, ANTI_ENTROPY_KEYS_WIRE_MAX, (entry) => entry.key.length * 3 + 24)
+      for (const piece of pieces) {
+        const last = parts.at(-1)
+        if (last !== undefined && last.leaves.length < ANTI_ENTROPY_NODES_WIRE_MAX && last.entries.length + piece.length <= ANTI_ENTROPY_KEYS_WIRE_MAX &&
+          entriesBytes(last.entries) + entriesBytes(piece) <= ANTI_ENTROPY_MESSAGE_BYTES_MAX) {
+          last.leaves.push(leaf)
+          last.entries.push(...piece)
+        } else {
+          parts.push({ leaves: [leaf], entries: [...piece] })
+        }
+      }
+    }
+    for (const part of parts) this.sendAntiEntropy(origin, { type: 'kv.ae-leaves', exchangeId: message.exchangeId, depth: message.depth, leaves: part.leaves, entries: part.entries })
   }
 
   private onAeLeaves (message: KvAeLeaves, origin: NodeId): void {
@@ -839,11 +895,17 @@ export class AvailableStoreService implements Service {
       this.counters.antiEntropyKeysSent++
       this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: this.localState(key), hintFor: null })
     }
-    if (request.length > 0) this.sendAntiEntropy(origin, { type: 'kv.ae-pull', keys: request.slice(0, budget) })
+    for (const keys of chunks(request.slice(0, budget), ANTI_ENTROPY_KEYS_WIRE_MAX, (key) => key.length * 3 + 8)) {
+      this.sendAntiEntropy(origin, { type: 'kv.ae-pull', exchangeId: message.exchangeId, keys })
+    }
   }
 
+  /** Pulls are answered only within an exchange this node takes part in with that peer. */
   private onAePull (message: KvAePull, origin: NodeId): void {
+    if (this.exchanges.get(message.exchangeId)?.peer !== origin) { this.counters.badMessages++; return }
+    this.refillBudget()
     for (const key of message.keys.slice(0, this.limits.antiEntropyKeysPerExchangeMax)) {
+      if (this.antiEntropyBudgetBytes <= 0) { this.counters.antiEntropyThrottled++; return }
       if (!this.digests.has(key)) continue
       this.counters.antiEntropyKeysSent++
       this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: this.localState(key), hintFor: null })
@@ -902,8 +964,22 @@ export class AvailableStoreService implements Service {
 
   private receive (message: KvMessage | KvBatch, origin: NodeId): void {
     if (this.env === null) return
+    if (message.type === 'kv.batch') {
+      for (const inner of message.messages) this.receive(inner, origin)
+      return
+    }
+    try {
+      this.handle(message, origin)
+    } catch (error) {
+      // A message that passed its schema but not the protocol's checks (a tree node deeper than
+      // the tree, a state over the limits): counted and dropped, the rest of its batch still runs.
+      this.counters.badMessages++
+      this.env.log.warn({ peer: origin, type: message.type, reason: error instanceof Error ? error.message : String(error) }, 'store message refused')
+    }
+  }
+
+  private handle (message: KvMessage, origin: NodeId): void {
     switch (message.type) {
-      case 'kv.batch': for (const inner of message.messages) this.receive(inner, origin); break
       case 'kv.write': this.onWrite(message, origin); break
       case 'kv.write-ack': this.onWriteAck(message, origin); break
       case 'kv.read': this.onRead(message, origin); break
@@ -942,15 +1018,18 @@ export class AvailableStoreService implements Service {
   /** A dot counter this node never used, reserved on disk first (a restart starts above every reserved block). */
   private withDot (use: (counter: number) => void): void {
     const env = this.requireEnv()
-    if (this.dotCounter < this.dotReserved) { use(++this.dotCounter); return }
+    // Only counters below a reservation the disk already holds: a crash can never hand one out twice.
+    if (this.reserving === null && this.dotCounter < this.dotReserved) { use(++this.dotCounter); return }
     if (this.reserving !== null) { this.reserving.push(() => { this.withDot(use) }); return }
     this.reserving = [() => { this.withDot(use) }]
-    this.dotReserved = this.dotCounter + this.limits.dotReserveBlock
-    env.disk.put(DOT_RESERVE_KEY, encodeCanonical(this.dotReserved))
+    const reserved = Math.max(this.dotCounter, this.dotReserved) + this.limits.dotReserveBlock
+    env.disk.put(DOT_RESERVE_KEY, encodeCanonical(reserved))
     env.disk.sync(() => {
+      if (this.env !== env) return
+      this.dotReserved = reserved
       const waiting = this.reserving ?? []
       this.reserving = null
-      if (this.env === env) for (const next of waiting) next()
+      for (const next of waiting) next()
     })
   }
 
@@ -960,7 +1039,11 @@ export class AvailableStoreService implements Service {
       const timer = env.setTimer(intervalMs, () => {
         this.timers = this.timers.filter((id) => id !== timer)
         if (this.env !== env) return
-        run()
+        try {
+          run()
+        } catch (error) {
+          env.log.error({ reason: error instanceof Error ? error.message : String(error) }, 'store background task failed')
+        }
         schedule()
       })
       this.timers.push(timer)
@@ -1002,11 +1085,49 @@ export class AvailableStoreService implements Service {
   }
 }
 
+/** Whether the session names the key itself (not only through its floor). */
+function namesKey (dependencies: Dependencies, key: string): boolean {
+  return dependencies.some(([name]) => name === key)
+}
+
 /** Whether a state shows the session's dependency on its key: its last writer is at least that stamp. */
 function satisfies (state: VersionedState, required: Stamp | null): boolean {
   if (required === null) return true
   const winner = lastWriter(state)
   return winner !== null && compareStamps(winner.stamp, required) >= 0
+}
+
+/** Per node the smaller counter, of the nodes both name. */
+function meetVectors (a: VersionVector, b: VersionVector): VersionVector {
+  const meet: Record<string, number> = {}
+  for (const [node, counter] of Object.entries(a)) {
+    const other = Object.hasOwn(b, node) ? b[node] : undefined
+    if (other !== undefined) meet[node] = Math.min(counter, other)
+  }
+  return meet
+}
+
+/** Splits items into runs of at most `countMax` and about ANTI_ENTROPY_MESSAGE_BYTES_MAX bytes each. */
+function chunks<T> (items: readonly T[], countMax: number, bytesOf: (item: T) => number): T[][] {
+  const runs: T[][] = []
+  let run: T[] = []
+  let bytes = 0
+  for (const item of items) {
+    const size = bytesOf(item)
+    if (run.length > 0 && (run.length >= countMax || bytes + size > ANTI_ENTROPY_MESSAGE_BYTES_MAX)) {
+      runs.push(run)
+      run = []
+      bytes = 0
+    }
+    run.push(item)
+    bytes += size
+  }
+  if (run.length > 0) runs.push(run)
+  return runs
+}
+
+function entriesBytes (entries: ReadonlyArray<{ key: string }>): number {
+  return entries.reduce((sum, entry) => sum + entry.key.length * 3 + 24, 0)
 }
 
 function mergeAll (states: Iterable<VersionedState>, siblingsMax: number): VersionedState {

@@ -34,6 +34,8 @@ export class PeerOutbox<M extends Message> {
   /** Peers with a live direct link now. */
   private readonly directPeers = new Set<NodeId>()
   private flushTimer: TimerId | null = null
+  /** Messages that found no path or did not fit a frame. */
+  unsent = 0
 
   constructor (private readonly init: PeerOutboxInit<M>) {}
 
@@ -80,15 +82,17 @@ export class PeerOutbox<M extends Message> {
   transmit<W extends Message> (to: NodeId, wire: W): boolean {
     const env = this.env
     if (env === null) return false
-    if (this.directPeers.has(to)) {
-      env.send(to, wire)
-      return true
-    }
     try {
-      this.init.net.send(to, wire)
+      if (this.directPeers.has(to)) env.send(to, wire)
+      else this.init.net.send(to, wire)
       return true
     } catch (error) {
-      if ((error as { code?: string }).code === 'NET_UNREACHABLE') return false
+      // No path now, or a batch too large for one frame: lost, as on a lossy link (the protocols retry).
+      const code = (error as { code?: string }).code
+      if (code === 'NET_UNREACHABLE' || code === 'TRANSPORT_FRAME_TOO_LARGE') {
+        this.unsent++
+        return false
+      }
       throw error
     }
   }
