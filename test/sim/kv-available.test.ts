@@ -209,6 +209,18 @@ describe('available store: focused cases', () => {
     }
   })
 
+  it('peer messages that pass their schema but not the protocol\'s checks are counted and dropped, never thrown', () => {
+    const sim = makeAvailableCluster(3, 23)
+    const peer = sim.ids[1] as string
+    const service = sim.available(0)
+    // A tree node deeper than the tree, a hint for a node that is no member, a pull outside any exchange.
+    service.onMessage(peer, { type: 'kv.ae-nodes', exchangeId: 'x', depth: 2, nodes: [{ level: 5, prefix: 0, hash: new Uint8Array(16) }] } as never)
+    service.onMessage(peer, { type: 'kv.write', requestId: 7, key: 'k', state: { context: {}, siblings: [] }, hintFor: 'not-a-member' } as never)
+    service.onMessage(peer, { type: 'kv.ae-pull', exchangeId: 'unknown', keys: ['k'] } as never)
+    assert.equal(service.stats().badMessages, 3)
+    ok(sim.run(0, { kind: 'put', key: 'after', value: bytes('still serving') }), 'the node still serves')
+  })
+
   it('CAP per request: in a 3 | 2 partition strong writes on the minority side refuse with STORE_NO_QUORUM while causal and eventual writes succeed on both sides; after healing the replicas converge', () => {
     const sim = makeAvailableCluster(5, 19)
     const majority = sim.ids.slice(0, 3)
