@@ -18,6 +18,7 @@ import { freePort, waitUntil } from '../support/ports.js'
 const NODES = 3
 const SETTLE_TIMEOUT_MS = 20_000
 const VALUE_100_KIB = 100 * 1_024
+const VIEW_ROUNDS_MAX = 3
 
 interface MembersBody { members: Array<{ id: string, state: string }> }
 interface CliRun { code: number | null, stdout: string, stderr: string }
@@ -52,6 +53,20 @@ describe('the store client SDK and synod kv against 3 real nodes', () => {
     const match = /^synod_store_forwarded_total (\d+)$/m.exec(metrics)
     assert.ok(match !== null, `node ${index} exports synod_store_forwarded_total`)
     return Number(match[1])
+  }
+  /** Suspicions raised, refuted, and probes on a lost link, summed over the nodes: constant while every view is steady. */
+  const viewDisturbances = async (): Promise<number> => {
+    const totals = await Promise.all([0, 1, 2].map(async (index) => {
+      const metrics = await (await fetch(`${cluster.api(index)}/metrics`)).text()
+      let total = 0
+      for (const name of ['synod_membership_suspicions_total', 'synod_membership_refutations_total', 'synod_membership_probes_on_link_loss_total']) {
+        const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(metrics)
+        assert.ok(match !== null, `node ${index} exports ${name}`)
+        total += Number(match[1])
+      }
+      return total
+    }))
+    return totals.reduce((sum, value) => sum + value, 0)
   }
   const forwardedEverywhere = async (among: number[] = [0, 1, 2]): Promise<number[]> => await Promise.all(among.map(forwarded))
   /** `count` fresh keys (with this prefix) whose coordinator satisfies `wanted`. */
@@ -101,14 +116,24 @@ describe('the store client SDK and synod kv against 3 real nodes', () => {
     const entry = 1
     const keys = keysWhere('forwarded', 5, (coordinator) => coordinator !== entry)
     const sdk = client({ endpoints: [cluster.api(entry)], ringAware: false })
-    const before = await forwarded(entry)
-    for (const key of keys) {
-      await sdk.put(key, 'one')
-      assert.equal((await sdk.getString(key))?.value, 'one')
-      assert.equal((await sdk.cas(key, 'one', 'two')).applied, true)
-      assert.equal((await sdk.delete(key)).deleted, true)
+    // A node coordinates itself while it suspects the key's first replica (or lost the link to
+    // it), which a loaded machine can cause for a moment; such a round says nothing about
+    // forwarding, so it runs again, at most VIEW_ROUNDS_MAX times.
+    let forwardedInRound = -1
+    for (let round = 1; round <= VIEW_ROUNDS_MAX; round++) {
+      const disturbancesBefore = await viewDisturbances()
+      const before = await forwarded(entry)
+      for (const key of keys) {
+        await sdk.put(key, 'one')
+        assert.equal((await sdk.getString(key))?.value, 'one')
+        assert.equal((await sdk.cas(key, 'one', 'two')).applied, true)
+        assert.equal((await sdk.delete(key)).deleted, true)
+      }
+      forwardedInRound = await forwarded(entry) - before
+      if (await viewDisturbances() === disturbancesBefore) break
+      await waitUntil(allAlive, SETTLE_TIMEOUT_MS, 'every node holds every member alive again', 100)
     }
-    assert.equal(await forwarded(entry) - before, keys.length * 4, 'each of the 4 operations per key was forwarded once')
+    assert.equal(forwardedInRound, keys.length * 4, 'each of the 4 operations per key was forwarded once')
     const ringAware = client({ endpoints: [cluster.api(entry)] })
     const ringAwareBefore = await forwardedEverywhere()
     for (const key of keys) await ringAware.put(key, 'three')
