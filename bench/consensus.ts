@@ -136,7 +136,7 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
   let metrics: Array<Record<string, number>> = []
   try {
     progress(`${engine}: starting 4 nodes`)
-    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--consensus', engine])
+    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--gateway-port', '0', '--consensus', engine])
     await up.ready
     const chain = async (): Promise<ChainBody | null> => await getJson<ChainBody>(`${apis[0]}/v1/chain`)
     while (((await chain())?.finalizedHeight ?? 0) < 2) await sleep(200)

@@ -26,12 +26,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { accessSync, constants, createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
-import { cpuSeconds, machineBusySeconds, parentPid, percentile, type BenchResult } from './util.js'
+import {
+  cpuSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail,
+  type BenchResult, type CommandTracking
+} from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
 
 const NODES = 3
@@ -46,7 +49,6 @@ const REQUEST_TIMEOUT_MS = 10_000
 const READY_TIMEOUT_MS = 60_000
 /** How long an etcd member gets to stop after SIGTERM before it is killed. */
 const ETCD_STOP_GRACE_MS = 5_000
-const INSTALL_TIMEOUT_MS = 300_000
 /** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
 export const FOREIGN_CORES_MAX = 0.15
 
@@ -64,6 +66,8 @@ const liveChildren = new Set<ChildProcess>()
 const tempDirs = new Set<string>()
 /** Set by SIGINT/SIGTERM: start nothing more. */
 let interrupted = false
+/** Commands run to their end (apt-get, etcd --version) are stopped with the rest. */
+const tracking: CommandTracking = { children: liveChildren, interrupted: () => interrupted }
 
 function removeTempDirs (): void {
   for (const dir of tempDirs) {
@@ -313,8 +317,6 @@ async function call (url: string, init: { method: string, headers?: Record<strin
   return { status: response.status, text: await response.text() }
 }
 
-const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').slice(-lines).join('\n')
-
 // ---------------------------------------------------------------------------------------------
 // (a) Synod.
 
@@ -366,7 +368,7 @@ export async function runSynod (progress: (line: string) => void, levels: readon
   try {
     const basePort = await freeBasePort(NODES)
     progress(`synod: starting ${NODES} nodes (synod up --nodes ${NODES} --consensus none --base-port ${basePort})`)
-    up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--consensus', 'none'])
+    up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--gateway-port', '0', '--consensus', 'none'])
     await withTimeout(up.ready, READY_TIMEOUT_MS, 'synod up')
     // `synod up` prints "node ID  api URL  p2p ADDR" per node once the cluster is ready.
     const printed = [...up.output().matchAll(/^\s*node \S+\s+api (http:\/\/\S+)/gm)].map((match) => match[1] as string)
@@ -427,52 +429,14 @@ export async function runSynod (progress: (line: string) => void, levels: readon
 // ---------------------------------------------------------------------------------------------
 // (b) etcd.
 
-function findOnPath (name: string): string | null {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin']
-  for (const dir of dirs) {
-    if (dir === '') continue
-    const candidate = join(dir, name)
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {}
-  }
-  return null
-}
-
-/** Runs a command to its end: its exit code (null when killed) and its output. */
+/** Runs a command to its end (stopped with the rest on a signal): its exit code (null when killed) and its output. */
 async function runCommand (command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null, output: string }> {
-  if (interrupted) return { code: null, output: 'interrupted' }
-  return await new Promise((resolve) => {
-    let output = ''
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
-    liveChildren.add(child)
-    const timer = setTimeout(() => { output += `\n(timed out after ${timeoutMs} ms)`; child.kill('SIGKILL') }, timeoutMs)
-    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
-    child.once('error', (error) => { output += `\n${error.message}` })
-    child.once('close', (code) => { clearTimeout(timer); liveChildren.delete(child); resolve({ code, output }) })
-  })
+  return await runTrackedCommand(command, args, timeoutMs, env, tracking)
 }
 
 /** The etcd binary: from PATH, or installed with `apt-get install -y etcd-server` when running as root. */
 async function findOrInstallEtcd (progress: (line: string) => void): Promise<{ path: string } | { reason: string }> {
-  const found = findOnPath('etcd')
-  if (found !== null) return { path: found }
-  if (process.getuid?.() !== 0) return { reason: 'etcd is not on PATH, and the bench is not running as root to apt-get install etcd-server' }
-  if (findOnPath('apt-get') === null) return { reason: 'etcd is not on PATH and there is no apt-get to install etcd-server with' }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  progress('etcd: not on PATH; apt-get install -y etcd-server')
-  let install = await runCommand('apt-get', ['install', '-y', 'etcd-server'], INSTALL_TIMEOUT_MS, env)
-  if (install.code !== 0) {
-    progress('etcd: install failed; apt-get update, then again')
-    const update = await runCommand('apt-get', ['update'], INSTALL_TIMEOUT_MS, env)
-    if (update.code !== 0) return { reason: `apt-get update failed (exit ${update.code ?? 'killed'}): ${tail(update.output, 5)}` }
-    install = await runCommand('apt-get', ['install', '-y', 'etcd-server'], INSTALL_TIMEOUT_MS, env)
-  }
-  if (install.code !== 0) return { reason: `apt-get install -y etcd-server failed (exit ${install.code ?? 'killed'}): ${tail(install.output, 5)}` }
-  const installed = findOnPath('etcd')
-  return installed === null ? { reason: 'apt-get installed etcd-server, but there is still no etcd on PATH' } : { path: installed }
+  return await findOrInstallDebian('etcd', 'etcd-server', progress, tracking)
 }
 
 interface EtcdMember { name: string, client: string, peer: string, dataDir: string, log: string, process: ChildProcess }

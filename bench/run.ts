@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { broadcastBenchmark } from './broadcast.js'
 import { consensusBenchmark } from './consensus.js'
+import { gatewayBenchmark } from './gateway.js'
 import { kvBenchmark } from './kv.js'
 import { kvStrongBenchmark } from './kv-strong.js'
 import { ledgerBenchmark } from './ledger.js'
@@ -24,7 +25,8 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   consensus: consensusBenchmark,
   'kv-strong': kvStrongBenchmark,
   kv: kvBenchmark,
-  ring: ringBenchmark
+  ring: ringBenchmark,
+  gateway: gatewayBenchmark
 }
 
 const requested = process.argv.slice(2)

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, constants, readFileSync, readdirSync } from 'node:fs'
+import { delimiter, join } from 'node:path'
 export { freePort } from '../test/support/ports.js'
 
 export interface BenchResult {
@@ -44,6 +46,17 @@ export function parentPid (pid: number): number {
   }
 }
 
+/** The ids of the processes whose parent is `pid`, from /proc (Linux); none elsewhere. */
+export function childPids (pid: number): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc')
+  } catch {
+    return []
+  }
+  return entries.filter((entry) => /^\d+$/.test(entry)).map(Number).filter((candidate) => parentPid(candidate) === pid)
+}
+
 /** CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat; 0 elsewhere. */
 export function machineBusySeconds (): number {
   try {
@@ -53,4 +66,75 @@ export function machineBusySeconds (): number {
   } catch {
     return 0
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// External programs: finding them, running them, installing them from Debian's packages.
+
+/** The last `lines` lines of `text`. */
+export const tail = (text: string, lines = 15): string => text.trimEnd().split('\n').slice(-lines).join('\n')
+
+/** An executable named `name`: on PATH, else in the usual bin and sbin folders; null when none. */
+export function findOnPath (name: string): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin']
+  for (const dir of dirs) {
+    if (dir === '') continue
+    const candidate = join(dir, name)
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {}
+  }
+  return null
+}
+
+/**
+ * How a bench keeps track of the commands it runs: `children` holds each one while it runs (so a
+ * signal handler can stop it), and nothing starts once `interrupted()` says so.
+ */
+export interface CommandTracking {
+  children?: Set<ChildProcess>
+  interrupted?: () => boolean
+}
+
+/** Runs a command to its end: its exit code (null when killed) and its output (stdout and stderr). */
+export async function runCommand (command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = process.env, tracking: CommandTracking = {}): Promise<{ code: number | null, output: string }> {
+  if (tracking.interrupted?.() === true) return { code: null, output: 'interrupted' }
+  return await new Promise((resolve) => {
+    let output = ''
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env })
+    tracking.children?.add(child)
+    const timer = setTimeout(() => { output += `\n(timed out after ${timeoutMs} ms)`; child.kill('SIGKILL') }, timeoutMs)
+    child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
+    child.once('error', (error) => { output += `\n${error.message}` })
+    child.once('close', (code) => { clearTimeout(timer); tracking.children?.delete(child); resolve({ code, output }) })
+  })
+}
+
+/** How long one apt-get command may take. */
+export const INSTALL_TIMEOUT_MS = 300_000
+
+/**
+ * The executable `binary`: found on PATH (or in /usr/sbin and the like), or installed with
+ * `apt-get install -y debianPackage` (after an `apt-get update` when the first try fails) when
+ * the bench runs as root; else the reason it cannot be had.
+ */
+export async function findOrInstallDebian (binary: string, debianPackage: string, progress: (line: string) => void, tracking: CommandTracking = {}): Promise<{ path: string } | { reason: string }> {
+  const found = findOnPath(binary)
+  if (found !== null) return { path: found }
+  if (process.getuid?.() !== 0) return { reason: `${binary} is not on PATH, and the bench is not running as root to apt-get install ${debianPackage}` }
+  if (findOnPath('apt-get') === null) return { reason: `${binary} is not on PATH and there is no apt-get to install ${debianPackage} with` }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
+  progress(`${binary}: not on PATH; apt-get install -y ${debianPackage}`)
+  let install = await runCommand('apt-get', ['install', '-y', debianPackage], INSTALL_TIMEOUT_MS, env, tracking)
+  if (install.code !== 0) {
+    progress(`${binary}: install failed; apt-get update, then again`)
+    const update = await runCommand('apt-get', ['update'], INSTALL_TIMEOUT_MS, env, tracking)
+    if (update.code !== 0) return { reason: `apt-get update failed (exit ${update.code ?? 'killed'}): ${tail(update.output, 5)}` }
+    install = await runCommand('apt-get', ['install', '-y', debianPackage], INSTALL_TIMEOUT_MS, env, tracking)
+  }
+  if (install.code !== 0) return { reason: `apt-get install -y ${debianPackage} failed (exit ${install.code ?? 'killed'}): ${tail(install.output, 5)}` }
+  const installed = findOnPath(binary)
+  return installed === null ? { reason: `apt-get installed ${debianPackage}, but there is still no ${binary} on PATH` } : { path: installed }
 }

@@ -12,6 +12,7 @@ import { powCommand } from './pow.js'
 import { ledgerCommands } from './ledger.js'
 import { checkCommands } from './check.js'
 import { kvCommands } from './kv.js'
+import { gatewayCommand } from './gateway.js'
 import { consensusOption, integerOption as integer, topologyOption, type ConsensusChoice } from './options.js'
 import { defaultSpecFor, topologyNames, type TopologyName } from '../net/index.js'
 
@@ -65,7 +66,8 @@ program.command('up')
   .option('--topology <name>', `overlay topology for a new network: ${topologyNames.join(', ')}`, topologyOption)
   .option('--consensus <engine>', 'the ledger of a new network: pos (default), dpos, pow, or none', consensusOption)
   .option('--miner-threads <n>', 'miner threads per node; the cores shared among the nodes by default', integer('--miner-threads', 0, 256))
-  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName, consensus?: ConsensusChoice, minerThreads?: number }) => {
+  .option('--gateway-port <port>', 'the gateway\'s port on 127.0.0.1, 0 for any free one', integer('--gateway-port', 0, 65_535), 8080)
+  .action(async (options: { nodes: number, dataDir: string, basePort: number, readyTimeoutMs: number, topology?: TopologyName, consensus?: ConsensusChoice, minerThreads?: number, gatewayPort: number }) => {
     await up({ ...options, print })
   })
 
@@ -83,6 +85,7 @@ powCommand(program, print)
 ledgerCommands(program, print)
 checkCommands(program, print)
 kvCommands(program, print)
+gatewayCommand(program, print)
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof SynodError) {

@@ -8,7 +8,8 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { loadNodeConfig, type LoadedConfig } from '../node/index.js'
+import { createLogger, loadNodeConfig, type LoadedConfig } from '../node/index.js'
+import { Gateway, parseGatewayConfig } from '../gateway/index.js'
 import { initNetwork } from './init.js'
 import { defaultSpecFor, type TopologyName } from '../net/index.js'
 import { CliError } from './errors.js'
@@ -26,6 +27,8 @@ export interface UpOptions {
   consensus?: ConsensusChoice
   /** Miner threads per node; by default the cores shared out among the nodes (at least 1). */
   minerThreads?: number
+  /** The gateway's port on 127.0.0.1; 0 picks a free one. */
+  gatewayPort: number
   print: (line: string) => void
 }
 
@@ -125,9 +128,14 @@ export async function up (options: UpOptions): Promise<void> {
   mkdirSync(logDir, { recursive: true })
   const children = files.map((file) => startChild(file, logDir, extraArgs))
   let stopping = false
+  let gateway: Gateway | null = null
   const stopAll = async (): Promise<void> => {
     if (stopping) return
     stopping = true
+    if (gateway !== null) {
+      print('stopping the gateway...')
+      await gateway.stop()
+    }
     print('stopping nodes...')
     await stopChildren(children)
     print('all nodes stopped')
@@ -162,10 +170,23 @@ export async function up (options: UpOptions): Promise<void> {
   print('')
   print('cluster ready:')
   for (const child of children) print(`  node ${child.config.node.nodeId}  api ${child.config.self.api}  p2p ${child.config.self.p2p}`)
-  const first = children[0]?.config.self.api ?? ''
+  try {
+    gateway = new Gateway(parseGatewayConfig({
+      listen: `127.0.0.1:${options.gatewayPort}`,
+      strategy: 'key-affinity',
+      upstreams: children.map((child) => ({ url: child.config.self.api, id: child.config.node.nodeId })),
+      cluster: { follow: true }
+    }, 'synod up'), { log: createLogger({ component: 'gateway' }, 'info', createWriteStream(join(logDir, 'gateway.log'), { flags: 'a' })) })
+    await gateway.start()
+  } catch (error) {
+    await stopAll()
+    throw error
+  }
+  const front = gateway.address()
+  print(`  gateway ${front}  (key-affinity over the nodes; status ${front}/v1/gateway/status)`)
   print('')
-  print(`store: curl -X PUT --data-binary hello ${first}/v1/kv/greeting; curl ${first}/v1/kv/greeting  (or synod kv put|get --api ${first})`)
-  print('gateway and dashboard: not part of this build yet (they arrive with the gateway issue)')
+  print(`store: curl -X PUT --data-binary hello ${front}/v1/kv/greeting; curl ${front}/v1/kv/greeting  (or synod kv put|get --api ${front})`)
+  print('dashboard: not part of this build yet (it arrives with the dashboard issue)')
   print('press Ctrl-C to stop the cluster; data is kept in ' + dir + ' for the next start')
   await new Promise<void>(() => {})
 }

@@ -35,7 +35,7 @@ it('synod up --consensus pow grows one chain, and a killed node restarted from d
   }
   let restarted: ChildProcess | null = null
   try {
-    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--consensus', 'pow', '--miner-threads', '1'])
+    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--gateway-port', '0', '--consensus', 'pow', '--miner-threads', '1'])
     await up.ready
     assert.match(up.output(), /ledger: pow, chain synod-local, 1 miner thread/)
     const all = [0, 1, 2, 3]

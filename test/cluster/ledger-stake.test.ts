@@ -47,7 +47,7 @@ it(`synod up (${engine}): finalizes with 4 and with 3 of 4 validators, stops wit
   }
   let restarted: ChildProcess | null = null
   try {
-    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), ...(engine === 'pos' ? [] : ['--consensus', engine])])
+    const up = runSynodUp(dataDir, basePort, ['--nodes', String(NODES), '--gateway-port', '0', ...(engine === 'pos' ? [] : ['--consensus', engine])])
     await up.ready
     assert.match(up.output(), engine === 'pos' ? /ledger: pos, chain synod-local, 4 validators/ : /ledger: dpos, chain synod-local, 4 producer candidates/)
     const all = [0, 1, 2, 3]

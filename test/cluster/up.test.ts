@@ -1,10 +1,25 @@
-/** `synod up`: starts a local cluster, stops it cleanly on Ctrl-C, and reuses its data next time. */
+/**
+ * `synod up`: starts a local cluster with its gateway in front, stops it cleanly on Ctrl-C, and
+ * reuses its data next time.
+ */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freeBasePort, runSynodUp, stopAllUpRuns, type NodeStatusBody } from '../support/cluster.js'
+import { waitUntil } from '../support/ports.js'
+
+interface GatewayView { strategy: string, ring: { members: number } | null, upstreams: Array<{ url: string, serving: boolean, membership: string | null }> }
+
+async function gatewayStatus (gateway: string): Promise<GatewayView | null> {
+  try {
+    const response = await fetch(`${gateway}/v1/gateway/status`, { signal: AbortSignal.timeout(2_000) })
+    return response.ok ? await response.json() as GatewayView : null
+  } catch {
+    return null
+  }
+}
 
 async function status (api: string): Promise<NodeStatusBody | null> {
   try {
@@ -27,6 +42,19 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
       const body = await status(api)
       assert.equal(body?.peers.filter((peer) => peer.state === 'connected').length, 2, `${api} linked to both others`)
     }
+    // The gateway in front: it follows the cluster (ring and members) and routes each key to a replica.
+    const gateway = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1]
+    assert.ok(gateway !== undefined, 'prints the gateway address')
+    await waitUntil(async () => (await gatewayStatus(gateway))?.ring?.members === 3, 10_000, 'the gateway follows the 3-member ring', 100)
+    const gatewayView = await gatewayStatus(gateway)
+    assert.equal(gatewayView?.strategy, 'key-affinity')
+    assert.deepEqual(gatewayView?.upstreams.map((upstream) => [upstream.url, upstream.serving, upstream.membership]).sort(), apis.map((api) => [api, true, 'alive']).sort())
+    const put = await fetch(`${gateway}/v1/kv/through-the-gateway`, { method: 'PUT', body: 'hello' })
+    assert.equal(put.status, 200)
+    const replicas = (await (await fetch(`${apis[0]}/v1/store/replica/through-the-gateway`)).json() as { replicas: string[] }).replicas
+    const got = await fetch(`${gateway}/v1/kv/through-the-gateway`)
+    assert.equal(await got.text(), 'hello')
+    assert.equal(got.headers.get('synod-upstream'), replicas[0], 'key affinity sent the read to the key\'s first replica')
     assert.equal(await first.stop(), 0)
     assert.match(first.output(), /all nodes stopped/)
     for (const api of apis) assert.equal(await status(api), null, `${api} is down after Ctrl-C`)

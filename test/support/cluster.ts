@@ -197,7 +197,7 @@ export interface UpRun { output: () => string, ready: Promise<void>, stop: () =>
 const upRuns: UpRun[] = []
 
 /** Runs `synod up` (3 nodes unless `args` say otherwise); `ready` resolves once it prints that the cluster is ready. */
-export function runSynodUp (dataDir: string, basePort: number, args: string[] = ['--nodes', '3']): UpRun {
+export function runSynodUp (dataDir: string, basePort: number, args: string[] = ['--nodes', '3', '--gateway-port', '0']): UpRun {
   const child = spawn(process.execPath, [SYNOD_MAIN, 'up', '--data-dir', dataDir, '--base-port', String(basePort), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => { resolve(code) }))
