@@ -208,7 +208,7 @@ describe('weighted round robin (nginx smooth weighted round robin)', () => {
     const equal = new SmoothWeightedBalancer()
     equal.setUpstreams(withIds([4, 4, 4]))
     equal.pick({})
-    assert.deepEqual(equal.currentWeights(), [4 - 12, 8, 8]) // u0 ahead by 8/12 = 2/3 = 1 − 1/3
+    assert.deepEqual(equal.currentWeights(), [4 - 12, 4, 4]) // u0 ahead by 8/12 = 2/3 = 1 − 1/3
     const weights = [1, 1, 1, 1, 1, 1, 3, 3, 3, 19, 19, 19]
     const worst = new SmoothWeightedBalancer()
     worst.setUpstreams(withIds(weights))

@@ -16,15 +16,16 @@
  * LEAST_REQUEST). All three paths share one set of in-flight counts.
  *
  * Complexity: keyed `pick` O(r) for the ring walk (r = the preference list's length, the
- * replication factor) plus O(1) for the Maglev lookup (one SHA-256), or O(1 + M·a/Σslots)
- * expected slot probes when avoiding upstreams that hold a share a of the slots; keyless `pick`
- * as p2c, O(1) expected. `setUpstreams` O(n) plus the Maglev build, O(M·(log M + w_max/w_mean)),
+ * replication factor) plus O(1) for the Maglev lookup (one SHA-256); with `avoid`, about
+ * 1 / (1 − a) slot probes expected when the avoided upstreams hold a share a of the slots (the
+ * table's permutations scatter each backend's slots), plus O(|avoid|) to count them; keyless
+ * `pick` as p2c, O(1) expected. `setUpstreams` O(n) plus the Maglev build, O(M·(log M + w_max/w_mean)),
  * when the set changed.
  */
 import type { StrategyName } from './index.js'
 import { MAGLEV_TABLE_SIZE_DEFAULT, MaglevTable } from './maglev.js'
 import { P2cBalancer, type P2cOptions } from './p2c.js'
-import { checkUpstreams, countAvoided, InFlightCounts, sameUpstreams, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
+import { countAvoided, InFlightCounts, UpstreamListBalancer, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
 
 /** What key affinity needs of a ring: the replicas of a key, most preferred first. */
 export interface PreferenceRing {
@@ -40,28 +41,21 @@ export interface KeyAffinityOptions extends P2cOptions {
   maglevTableSize?: number
 }
 
-export class KeyAffinityBalancer implements Balancer {
+export class KeyAffinityBalancer extends UpstreamListBalancer implements Balancer {
   readonly strategy: StrategyName = 'key-affinity'
-  private ids: string[] = []
-  private weights: number[] = []
-  private index = new Map<string, number>()
   private table: MaglevTable
   private readonly counts = new InFlightCounts()
   private readonly keyless: P2cBalancer
   private readonly tableSize: number
 
   constructor (private readonly options: KeyAffinityOptions) {
+    super()
     this.tableSize = options.maglevTableSize ?? MAGLEV_TABLE_SIZE_DEFAULT
     this.table = new MaglevTable([], this.tableSize)
     this.keyless = new P2cBalancer(options, this.counts)
   }
 
-  setUpstreams (upstreams: readonly BalancerUpstream[]): void {
-    checkUpstreams(upstreams)
-    if (sameUpstreams(this.ids, this.weights, upstreams)) return
-    this.ids = upstreams.map((upstream) => upstream.id)
-    this.weights = upstreams.map((upstream) => upstream.weight)
-    this.index = new Map(this.ids.map((id, position) => [id, position]))
+  protected rebuild (upstreams: readonly BalancerUpstream[]): void {
     this.table = new MaglevTable(upstreams, this.tableSize)
     this.keyless.setUpstreams(upstreams)
   }

@@ -21,13 +21,10 @@
  */
 import type { StrategyName } from './index.js'
 import { IndexedHeap } from './indexed-heap.js'
-import { checkUpstreams, InFlightCounts, sameUpstreams, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
+import { InFlightCounts, UpstreamListBalancer, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
 
-export class LeastConnectionsBalancer implements Balancer {
+export class LeastConnectionsBalancer extends UpstreamListBalancer implements Balancer {
   readonly strategy: StrategyName
-  private ids: string[] = []
-  private weights: number[] = []
-  private index = new Map<string, number>()
   /** In-flight count of each eligible upstream (mirrors `counts`, for the comparator). */
   private loads: number[] = []
   /** When each eligible upstream was last picked (0 = never). */
@@ -38,6 +35,7 @@ export class LeastConnectionsBalancer implements Balancer {
   private readonly heap: IndexedHeap
 
   constructor (weighted: boolean, private readonly counts: InFlightCounts = new InFlightCounts()) {
+    super()
     this.strategy = weighted ? 'weighted-least-connections' : 'least-connections'
     // Order: load (weighted: (inFlight + 1) / weight, cross-multiplied), then the older last
     // pick, then configuration order: a strict total order, so the heap's answer is unique.
@@ -51,12 +49,7 @@ export class LeastConnectionsBalancer implements Balancer {
       : (a, b) => this.loads[a] < this.loads[b] || (this.loads[a] === this.loads[b] && recency(a, b)))
   }
 
-  setUpstreams (upstreams: readonly BalancerUpstream[]): void {
-    checkUpstreams(upstreams)
-    if (sameUpstreams(this.ids, this.weights, upstreams)) return
-    this.ids = upstreams.map((upstream) => upstream.id)
-    this.weights = upstreams.map((upstream) => upstream.weight)
-    this.index = new Map(this.ids.map((id, position) => [id, position]))
+  protected rebuild (_upstreams: readonly BalancerUpstream[]): void {
     this.loads = this.ids.map((id) => this.counts.get(id))
     this.stamps = this.ids.map((id) => this.lastPicked.get(id) ?? 0)
     this.heap.heapify(this.ids.length)

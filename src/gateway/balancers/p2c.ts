@@ -23,7 +23,7 @@
  */
 import type { Prng } from '../../core/index.js'
 import type { StrategyName } from './index.js'
-import { checkUpstreams, countAvoided, InFlightCounts, sameUpstreams, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
+import { countAvoided, InFlightCounts, UpstreamListBalancer, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
 
 /** Redraws allowed for each candidate before the fallbacks. */
 export const DRAW_ATTEMPTS = 16
@@ -71,26 +71,19 @@ export class AliasTable {
   }
 }
 
-export class P2cBalancer implements Balancer {
+export class P2cBalancer extends UpstreamListBalancer implements Balancer {
   readonly strategy: StrategyName = 'p2c'
-  private ids: string[] = []
-  private weights: number[] = []
-  private index = new Map<string, number>()
   private table = new AliasTable([])
   private readonly random: Prng
   private readonly load: (id: string, inFlight: number) => number
 
   constructor (options: P2cOptions, private readonly counts: InFlightCounts = new InFlightCounts()) {
+    super()
     this.random = options.random
     this.load = options.load ?? ((_id, inFlight) => inFlight + 1)
   }
 
-  setUpstreams (upstreams: readonly BalancerUpstream[]): void {
-    checkUpstreams(upstreams)
-    if (sameUpstreams(this.ids, this.weights, upstreams)) return
-    this.ids = upstreams.map((upstream) => upstream.id)
-    this.weights = upstreams.map((upstream) => upstream.weight)
-    this.index = new Map(this.ids.map((id, position) => [id, position]))
+  protected rebuild (_upstreams: readonly BalancerUpstream[]): void {
     this.table = new AliasTable(this.weights)
   }
 

@@ -21,8 +21,8 @@
  *
  * Complexity: `pick` O(d + log n), d = the number of distinct weights (d = 1 for all-equal
  * weights, d = n in the worst case, where this is no better than nginx's loop); with r avoided
- * peers, O(d + r·log n). Every 2^16 picks (and at least every n) the k·w terms are folded into
- * the offsets, O(n), so they stay small: amortised O(1). `setUpstreams` O(n) when the set or a
+ * peers, O(d + r·log n). Every max(2^16, n) picks the k·w terms are folded into the offsets and
+ * the heaps restored, O(n), so the numbers stay small: amortised O(1). `setUpstreams` O(n) when the set or a
  * weight changed (current weights reset to 0, as nginx does on reload), O(n) to compare
  * otherwise. With integer weights the picks are identical to nginx's loop (all sums exact below
  * 2^53); fractional (slow-start) weights round differently from a running `current += w`, so
@@ -30,7 +30,7 @@
  */
 import type { StrategyName } from './index.js'
 import { IndexedHeap } from './indexed-heap.js'
-import { checkUpstreams, countAvoided, InFlightCounts, sameUpstreams, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
+import { countAvoided, InFlightCounts, UpstreamListBalancer, type Balancer, type BalancerUpstream, type PickRequest } from './types.js'
 
 /** Fold k·w into the offsets after this many picks (or n, if larger). */
 const REBASE_PICKS = 1 << 16
@@ -40,11 +40,8 @@ interface WeightGroup {
   readonly heap: IndexedHeap
 }
 
-export class SmoothWeightedBalancer implements Balancer {
+export class SmoothWeightedBalancer extends UpstreamListBalancer implements Balancer {
   readonly strategy: StrategyName = 'weighted-round-robin'
-  private ids: string[] = []
-  private weights: number[] = []
-  private index = new Map<string, number>()
   private total = 0
   /** current weight of peer i = picks · weights[i] + offsets[i]. */
   private offsets: number[] = []
@@ -55,14 +52,9 @@ export class SmoothWeightedBalancer implements Balancer {
   private avoidStamp: number[] = []
   private pickStamp = 0
 
-  constructor (private readonly counts: InFlightCounts = new InFlightCounts()) {}
+  constructor (private readonly counts: InFlightCounts = new InFlightCounts()) { super() }
 
-  setUpstreams (upstreams: readonly BalancerUpstream[]): void {
-    checkUpstreams(upstreams)
-    if (sameUpstreams(this.ids, this.weights, upstreams)) return
-    this.ids = upstreams.map((upstream) => upstream.id)
-    this.weights = upstreams.map((upstream) => upstream.weight)
-    this.index = new Map(this.ids.map((id, position) => [id, position]))
+  protected rebuild (_upstreams: readonly BalancerUpstream[]): void {
     this.total = this.weights.reduce((sum, weight) => sum + weight, 0)
     this.offsets = this.ids.map(() => 0)
     this.avoidStamp = this.ids.map(() => 0)

@@ -58,6 +58,29 @@ export function sameUpstreams (ids: readonly string[], weights: readonly number[
   return true
 }
 
+/**
+ * What a strategy does first when the eligible set changes: check it, skip an identical one,
+ * and keep it as parallel arrays (ids, weights) with an id-to-position index; then the strategy
+ * rebuilds its own structures in `rebuild`.
+ */
+export abstract class UpstreamListBalancer {
+  protected ids: string[] = []
+  protected weights: number[] = []
+  protected index = new Map<string, number>()
+
+  setUpstreams (upstreams: readonly BalancerUpstream[]): void {
+    checkUpstreams(upstreams)
+    if (sameUpstreams(this.ids, this.weights, upstreams)) return
+    this.ids = upstreams.map((upstream) => upstream.id)
+    this.weights = upstreams.map((upstream) => upstream.weight)
+    this.index = new Map(this.ids.map((id, position) => [id, position]))
+    this.rebuild(upstreams)
+  }
+
+  /** Rebuilds the strategy's structures for the new `ids` and `weights`. */
+  protected abstract rebuild (upstreams: readonly BalancerUpstream[]): void
+}
+
 /** In-flight requests per upstream id, kept for ids that are not (or no longer) eligible too. */
 export class InFlightCounts {
   private readonly counts = new Map<string, number>()
