@@ -14,9 +14,10 @@
  * Load: wrk (Debian's package, found or installed likewise), WRK_THREADS thread(s),
  * WRK_CONNECTIONS keep-alive connections, GET /v1/bench; a WARMUP_S run whose figures are
  * discarded, then a MEASURE_S run. A Lua script counts answers outside 2xx and prints wrk's
- * summary as one JSON line. Around the measured run the bench reads from /proc the CPU the proxy
- * process used (the gateway's, or nginx's master and workers), for its CPU per request, and asks
- * each upstream how many requests it served, for the share each one got.
+ * summary as one JSON line; p50 and p99 are wrk's own, which it corrects for coordinated
+ * omission (see `WrkFigures.correctionIntervalUs`). Around the measured run the bench reads from
+ * /proc the CPU the proxy process used (the gateway's, or nginx's master and workers), for its CPU
+ * per request, and asks each upstream how many requests it served, for the share each one got.
  *
  * Scenarios: (a) three healthy upstreams; (b) the third upstream answers after 50 ms.
  * Targets: (a) gateway (p2c) req/s >= 0.60 x nginx's; (b) gateway p2c p99 <= 1/5 of nginx
@@ -290,7 +291,16 @@ interface WrkFigures {
   /** Answers outside 2xx (a superset of wrk's `status` errors, which are those >= 400). */
   non2xx: number
   errors: WrkErrors
+  /** wrk's percentiles, after its coordinated-omission correction (see `correctionIntervalUs`). */
   latencyUs: { p50: number, p90: number, p99: number, max: number, mean: number }
+  /**
+   * wrk 4 corrects its latency histogram for coordinated omission once the run is over: every
+   * answer that took n us, n >= 2 x this interval (the run's duration / (answers / connections),
+   * i.e. the mean time between requests on one connection), adds synthetic samples at n - interval,
+   * n - 2 x interval, ... as long as they stay above the interval. Its percentiles are those of
+   * the corrected histogram.
+   */
+  correctionIntervalUs: number
 }
 
 interface Wrk { path: string, version: string, script: string }
@@ -300,8 +310,9 @@ async function runWrk (wrk: Wrk, url: string, connections: number, seconds: numb
   const run = await runCommand(wrk.path, args, (seconds + 30) * 1000, process.env, tracking)
   const line = run.output.split('\n').find((text) => text.startsWith('SYNOD_WRK '))
   if (run.code !== 0 || line === undefined) throw new Error(`wrk ${args.join(' ')} exited ${run.code ?? 'killed'} without its summary:\n${tail(run.output, 10)}`)
-  const parsed = JSON.parse(line.slice('SYNOD_WRK '.length)) as Omit<WrkFigures, 'url' | 'connections'>
-  return { url, connections, ...parsed }
+  const parsed = JSON.parse(line.slice('SYNOD_WRK '.length)) as Omit<WrkFigures, 'url' | 'connections' | 'correctionIntervalUs'>
+  const perConnection = Math.floor(parsed.requests / connections)
+  return { url, connections, ...parsed, correctionIntervalUs: perConnection > 0 ? Math.floor(parsed.durationUs / perConnection) : Number.NaN }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,7 +545,10 @@ async function gatewayCounters (origin: string): Promise<string[]> {
   }
 }
 
-async function measureGateway (wrk: Wrk, strategy: 'round-robin' | 'p2c', upstreams: Upstream[], scenario: ScenarioId, progress: (line: string) => void): Promise<Run> {
+/** The gateway configurations measured: `p2c` is the default (peak EWMA load); `p2c in-flight` is Envoy's least-request exactly. */
+type GatewayStrategy = 'round-robin' | 'p2c' | 'p2c in-flight'
+
+async function measureGateway (wrk: Wrk, strategy: GatewayStrategy, upstreams: Upstream[], scenario: ScenarioId, progress: (line: string) => void): Promise<Run> {
   let service: Service | undefined
   try {
     const port = await freePort()
@@ -542,7 +556,7 @@ async function measureGateway (wrk: Wrk, strategy: 'round-robin' | 'p2c', upstre
     const args = [
       SYNOD_MAIN, 'gateway', '--listen', `127.0.0.1:${port}`,
       ...upstreams.flatMap((upstream) => ['--upstream', upstream.url]),
-      '--strategy', strategy, '--health-interval-ms', String(HEALTH_INTERVAL_MS), '--seed', String(GATEWAY_SEED)
+      '--strategy', strategy === 'round-robin' ? 'round-robin' : 'p2c', ...(strategy === 'p2c in-flight' ? ['--p2c-load', 'in-flight'] : []), '--health-interval-ms', String(HEALTH_INTERVAL_MS), '--seed', String(GATEWAY_SEED)
     ]
     progress(`(${scenario}) gateway ${strategy}: starting synod gateway on ${origin} (one Node.js process)`)
     service = await startService('gateway', process.execPath, args, /gateway listening on /)
@@ -586,7 +600,8 @@ const TARGETS: Array<{ target: TargetName, strategy: string }> = [
   { target: 'direct', strategy: '-' },
   { target: 'nginx', strategy: 'round-robin' },
   { target: 'gateway', strategy: 'round-robin' },
-  { target: 'gateway', strategy: 'p2c' }
+  { target: 'gateway', strategy: 'p2c' },
+  { target: 'gateway', strategy: 'p2c in-flight' }
 ]
 
 async function runScenario (scenario: Scenario, wrk: Wrk, nginx: Nginx | { reason: string }, progress: (line: string) => void, configs: string[]): Promise<Run[]> {
@@ -610,7 +625,7 @@ async function runScenario (scenario: Scenario, wrk: Wrk, nginx: Nginx | { reaso
       if (interrupted) { runs.push(notMeasured(scenario.id, target, strategy, 'interrupted')); continue }
       if (target === 'direct') runs.push(await measureDirect(wrk, upstreams, scenario.id, progress))
       else if (target === 'nginx') runs.push('reason' in nginx ? notMeasured(scenario.id, 'nginx', strategy, `nginx not available: ${nginx.reason}`) : await measureNginx(wrk, nginx, upstreams, scenario.id, progress, configs))
-      else runs.push(await measureGateway(wrk, strategy as 'round-robin' | 'p2c', upstreams, scenario.id, progress))
+      else runs.push(await measureGateway(wrk, strategy as GatewayStrategy, upstreams, scenario.id, progress))
       const last = runs[runs.length - 1] as Run
       if (!last.measured) progress(`(${scenario.id}) ${target} ${strategy === '-' ? '' : `${strategy} `}not measured: ${last.reason ?? 'no reason given'}`)
     }
@@ -707,6 +722,7 @@ export async function gatewayBenchmark (progress: (line: string) => void): Promi
   const nginxB = find('b', 'nginx', 'round-robin')
   const p2cB = find('b', 'gateway', 'p2c')
   const rrB = find('b', 'gateway', 'round-robin')
+  const inFlightB = find('b', 'gateway', 'p2c in-flight')
   const slowName = `u${UPSTREAMS}`
   const slowShare = (run: Run | undefined): string => {
     if (run === undefined) return '-'
@@ -718,7 +734,9 @@ export async function gatewayBenchmark (progress: (line: string) => void): Promi
     targets.p99 = { ratio, max: TARGET_P99_RATIO_MAX, pass: ratio <= TARGET_P99_RATIO_MAX, roundRobinRatio: rrB === undefined ? null : rrB.p99Ms / nginxB.p99Ms }
     lines.push(`(b) gateway p2c p99 / nginx round-robin p99 = ${ratio.toFixed(2)} (${fixed(p2cB.p99Ms, 2)} vs ${fixed(nginxB.p99Ms, 2)} ms), target <= ${TARGET_P99_RATIO_MAX.toFixed(2)}: ${mark(ratio <= TARGET_P99_RATIO_MAX)}` +
       `; gateway round-robin p99 ${rrB === undefined ? 'not measured' : `${fixed(rrB.p99Ms, 2)} ms`}` +
-      `; share of requests the slowed upstream (${slowName}) served: nginx ${slowShare(nginxB)}, gateway round-robin ${slowShare(rrB)}, gateway p2c ${slowShare(p2cB)}`)
+      `; gateway p2c in-flight (Envoy's least-request) p99 ${inFlightB === undefined ? 'not measured' : `${fixed(inFlightB.p99Ms, 2)} ms`}` +
+      `; share of requests the slowed upstream (${slowName}) served: nginx ${slowShare(nginxB)}, gateway round-robin ${slowShare(rrB)}, gateway p2c ${slowShare(p2cB)}, gateway p2c in-flight ${slowShare(inFlightB)}` +
+      ' (a proxy that sends more than 1% of its requests there has a per-request p99 of at least the delay, whatever the load generator)')
   } else {
     targets.p99 = { ratio: null, pass: null }
     lines.push(`(b) gateway p2c p99 <= ${TARGET_P99_RATIO_MAX.toFixed(2)} x nginx round-robin p99: not judged: ${whyMissing('b', [['nginx', 'round-robin'], ['gateway', 'p2c']])}`)
@@ -726,7 +744,11 @@ export async function gatewayBenchmark (progress: (line: string) => void): Promi
 
   for (const run of runs) {
     if (!run.measured) continue
-    if (run.errorsTotal > 0) lines.push(`errors: ${labelOf(run.scenario)} ${run.target} ${run.strategy}: ${run.errorsTotal} (${describeErrors(run.errors)})`)
+    if (run.errorsTotal > 0) lines.push(`errors: ${nameOf(run)}: ${run.errorsTotal} (${describeErrors(run.errors)})`)
+  }
+  const counters = runs.filter((run) => (run.gateway?.counters.length ?? 0) > 0)
+  if (counters.length > 0) {
+    lines.push(`the gateway's own error/retry counters after its runs (warm-up included; the errors column is what wrk saw): ${counters.map((run) => `${nameOf(run)}: ${run.gateway?.counters.map((line) => line.replace(/^synod_gateway_/, '')).join(', ') ?? ''}`).join('; ')}`)
   }
   // Each reason once, with the runs it kept from being measured.
   const unmeasured = new Map<string, string[]>()
@@ -735,6 +757,7 @@ export async function gatewayBenchmark (progress: (line: string) => void): Promi
   lines.push(`notes: nginx and the gateway get one process each (nginx: worker_processes 1, plus its idle master; the gateway: one Node.js process), round-robin in nginx, keep-alive to the upstreams in both; ` +
     `direct = ${UPSTREAMS} wrk processes at once, one per upstream, ${DIRECT_CONNECTIONS} connections each: req/s summed, p50 and p99 the worst (max) of the three; ` +
     `req/s counts 2xx answers; errors = connect + read + write + timeout + non-2xx answers; proxy CPU = the proxy process(es)' CPU during the measured run / answers; ` +
+    'p50/p99 are wrk\'s, which corrects for coordinated omission (each answer slower than twice the mean per-connection interval adds synthetic samples below it), so with mixed latencies, as in (b), p50 is not the median request\'s latency; ' +
     `wrk, the proxy and the ${UPSTREAMS} upstreams share this machine's ${cpus().length} cores`)
 
   return {

@@ -17,6 +17,7 @@ export interface GatewayFlags {
   followCluster?: boolean
   healthIntervalMs?: number
   seed?: number
+  p2cLoad?: 'peak-ewma' | 'in-flight'
 }
 
 /** `url` or `url=weight`. */
@@ -38,6 +39,7 @@ export function gatewayConfigFrom (flags: GatewayFlags): GatewayConfig {
       return weight === undefined ? { url } : { url, weight: Number(weight) }
     })
   }
+  if (flags.p2cLoad !== undefined) input.p2c = { ...base.p2c, load: flags.p2cLoad }
   if (flags.healthIntervalMs !== undefined) input.healthCheck = { ...base.healthCheck, intervalMs: flags.healthIntervalMs }
   if (flags.followCluster === true) input.cluster = { ...base.cluster, follow: true }
   return parseGatewayConfig(input, flags.config === undefined ? 'flags' : `${flags.config} with flags`)
@@ -50,6 +52,7 @@ export function gatewayCommand (program: Command, print: (line: string) => void)
     .option('--listen <host:port>', 'where to listen (default 127.0.0.1:8080)')
     .option('--upstream <url[=weight]>', 'an upstream node API; repeat for each (replaces the file\'s list)', upstreamFlag)
     .option('--strategy <name>', `balancing strategy: ${STRATEGY_NAMES.join(', ')} (default p2c)`, choiceOption('--strategy', STRATEGY_NAMES))
+    .option('--p2c-load <load>', 'how p2c weighs load: peak-ewma (in-flight times a latency estimate, the default) or in-flight (Envoy\'s least-request)', choiceOption('--p2c-load', ['peak-ewma', 'in-flight'] as const))
     .option('--follow-cluster', 'follow the upstream nodes\' membership view and store ring')
     .option('--health-interval-ms <ms>', 'active health check interval, 0 for none', integerOption('--health-interval-ms', 0, 3_600_000))
     .option('--seed <n>', 'seed for the balancers\' random choices', integerOption('--seed', 0, 0xffff_ffff))

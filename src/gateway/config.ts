@@ -57,6 +57,17 @@ const proxySchema = z.object({
   retriesPerSecondMin: z.number().min(0).default(10)
 }).strict()
 
+const p2cSchema = z.object({
+  /**
+   * `peak-ewma` (default): in-flight + 1 times a peak EWMA latency estimate, as Finagle and
+   * Linkerd; `in-flight`: in-flight + 1 alone, exactly Envoy's least-request. Both over weight.
+   */
+  load: z.enum(['peak-ewma', 'in-flight']).default('peak-ewma'),
+  decayMs: positiveMs.default(10_000),
+  defaultRttMs: z.number().min(0).default(30),
+  errorPenaltyMs: z.number().min(0).default(1_000)
+}).strict()
+
 const clusterSchema = z.object({
   /** Follow the membership view and the store ring of the upstream nodes. */
   follow: z.boolean().default(true),
@@ -72,6 +83,8 @@ export const gatewayConfigSchema = z.object({
   outlier: outlierSchema.default(() => outlierSchema.parse({})),
   slowStart: slowStartSchema.default(() => slowStartSchema.parse({})),
   panicThresholdPercent: percent.default(50),
+  /** How p2c (and key affinity's keyless requests) weigh an upstream's load. */
+  p2c: p2cSchema.default(() => p2cSchema.parse({})),
   proxy: proxySchema.default(() => proxySchema.parse({})),
   cluster: clusterSchema.optional(),
   /** Seeds the balancers' random choices (p2c); a random seed when absent. */

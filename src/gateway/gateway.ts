@@ -20,8 +20,8 @@ import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import { createPrng, errorMessage, type Logger } from '../core/index.js'
 import { HashRing, type RingDescription } from '../store/index.js'
 import {
-  createBalancer, UpstreamSet, RetryBudget, DEFAULT_HEALTH_POLICY,
-  type Balancer, type HealthPolicy, type MembershipState, type UpstreamEvent, type UpstreamStatus
+  createBalancer, UpstreamSet, RetryBudget, PeakEwma, DEFAULT_HEALTH_POLICY,
+  type Balancer, type HealthPolicy, type MembershipState, type ResultKind, type UpstreamEvent, type UpstreamStatus
 } from './balancers/index.js'
 import { splitListen, upstreamId, type GatewayConfig } from './config.js'
 import { GatewayError, gatewayStatusFor } from './errors.js'
@@ -52,7 +52,7 @@ export interface GatewayStatus {
   inFlight: number
   retryBudgetAvailable: number
   ring: { version: number, members: number } | null
-  upstreams: Array<UpstreamStatus & { url: string, inFlight: number, lastCheck: Upstream['lastCheck'] }>
+  upstreams: Array<UpstreamStatus & { url: string, inFlight: number, latencyEstimateMs: number | null, lastCheck: Upstream['lastCheck'] }>
 }
 
 export interface GatewayOptions {
@@ -67,6 +67,8 @@ export class Gateway {
   private readonly set: UpstreamSet
   private readonly balancer: Balancer
   private readonly budget: RetryBudget
+  /** Latency estimates for p2c's load; null when p2c weighs in-flight requests alone. */
+  private readonly latency: PeakEwma | null
   private readonly now: () => number
   private readonly log: Logger
   private server: Server | null = null
@@ -97,8 +99,11 @@ export class Gateway {
       panicThresholdPercent: config.panicThresholdPercent
     }
     this.set = new UpstreamSet(policy, (event) => { this.onUpstreamEvent(event) })
+    const latency = config.p2c.load === 'peak-ewma' ? new PeakEwma({ decayMs: config.p2c.decayMs, defaultRttMs: config.p2c.defaultRttMs, errorPenaltyMs: config.p2c.errorPenaltyMs }) : null
+    this.latency = latency
     this.balancer = createBalancer(config.strategy, {
       random: createPrng(config.seed ?? randomInt(0, 0xffff_ffff)),
+      ...(latency === null ? {} : { load: (id: string, inFlight: number) => latency.load(id, inFlight, this.now()) }),
       ring: () => this.ring,
       upstreamOf: (nodeId: string) => this.upstreamByNode.get(nodeId)
     })
@@ -111,9 +116,11 @@ export class Gateway {
   async start (): Promise<void> {
     const [host, port] = splitListen(this.config.listen)
     const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => { this.handle(request, response) })
-    server.on('clientError', (error, socket) => {
+    server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      // A client closing its connection (wrk at the end of a run, a browser tab) is not an error.
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || !socket.writable) { socket.destroy(); return }
       this.metrics.gatewayErrors.inc({ code: 'GATEWAY_BAD_REQUEST' })
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       this.log.debug({ reason: errorMessage(error) }, 'malformed client request')
     })
     await new Promise<void>((resolve, reject) => {
@@ -166,7 +173,7 @@ export class Gateway {
   private statusOfUpstreams (): GatewayStatus['upstreams'] {
     return this.set.status(this.now()).map((status) => {
       const upstream = this.upstreams.get(status.id) as Upstream
-      return { ...status, url: upstream.url, inFlight: this.balancer.inFlight(status.id), lastCheck: upstream.lastCheck }
+      return { ...status, url: upstream.url, inFlight: this.balancer.inFlight(status.id), latencyEstimateMs: this.latency === null ? null : Math.round(this.latency.estimateMs(status.id, this.now()) * 1_000) / 1_000, lastCheck: upstream.lastCheck }
     })
   }
 
@@ -177,19 +184,18 @@ export class Gateway {
     if (url.startsWith('/v1/gateway/') || url === '/metrics') { this.serveOwn(request, response, url); return }
     const incoming = request.headers[REQUEST_ID_HEADER]
     const requestId = typeof incoming === 'string' && incoming.length > 0 && incoming.length <= REQUEST_ID_BYTES_MAX ? incoming : randomUUID()
-    response.setHeader(REQUEST_ID_HEADER, requestId)
-    if (!url.startsWith('/')) { this.fail(response, new GatewayError('GATEWAY_BAD_REQUEST', 'the request target must be a path')); return }
+    if (!url.startsWith('/')) { this.fail(response, new GatewayError('GATEWAY_BAD_REQUEST', 'the request target must be a path'), requestId); return }
     const declared = Number(request.headers['content-length'] ?? 0)
     const bodyMax = this.config.proxy.requestBodyBytesMax
     if (declared > bodyMax) {
-      this.fail(response, new GatewayError('GATEWAY_BODY_TOO_LARGE', `the body is over requestBodyBytesMax (${bodyMax} bytes)`, { bytesMax: bodyMax }))
+      this.fail(response, new GatewayError('GATEWAY_BODY_TOO_LARGE', `the body is over requestBodyBytesMax (${bodyMax} bytes)`, { bytesMax: bodyMax }), requestId)
       request.resume()
       return
     }
     const method = request.method ?? 'GET'
     if (method === 'GET' || method === 'HEAD') {
-      // Bodiless in practice: proxy without waiting for the request's end.
-      request.resume()
+      // Bodiless in practice: proxy without waiting for the request's end (node's server
+      // discards an unread body once the response ends).
       this.forward(request, response, method, url, requestId, null)
       return
     }
@@ -201,7 +207,7 @@ export class Gateway {
       bytes += chunk.length
       if (bytes > bodyMax) {
         refused = true
-        this.fail(response, new GatewayError('GATEWAY_BODY_TOO_LARGE', `the body is over requestBodyBytesMax (${bodyMax} bytes)`, { bytesMax: bodyMax }))
+        this.fail(response, new GatewayError('GATEWAY_BODY_TOO_LARGE', `the body is over requestBodyBytesMax (${bodyMax} bytes)`, { bytesMax: bodyMax }), requestId)
         return
       }
       chunks.push(chunk)
@@ -211,93 +217,63 @@ export class Gateway {
   }
 
   private forward (request: IncomingMessage, response: ServerResponse, method: string, url: string, requestId: string, body: Buffer | null): void {
-    const headers: Record<string, string | string[]> = {}
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (value === undefined || HOP_BY_HOP.has(name)) continue
-      headers[name] = value
+    // Headers as undici takes them, a flat [name, value, ...] list: the client's raw headers less
+    // the hop-by-hop ones, plus the request id and the x-forwarded-* set.
+    const raw = request.rawHeaders
+    const headers: string[] = []
+    let forwardedFor = ''
+    let host = ''
+    for (let index = 0; index < raw.length; index += 2) {
+      const name = raw[index].toLowerCase()
+      if (HOP_BY_HOP.has(name)) { if (name === 'host') host = raw[index + 1]; continue }
+      if (name === REQUEST_ID_HEADER) continue
+      if (name === 'x-forwarded-for') { forwardedFor = raw[index + 1]; continue }
+      headers.push(name, raw[index + 1])
     }
-    headers[REQUEST_ID_HEADER] = requestId
     const peer = request.socket.remoteAddress ?? ''
-    const forwardedFor = request.headers['x-forwarded-for']
-    headers['x-forwarded-for'] = typeof forwardedFor === 'string' && forwardedFor.length > 0 ? `${forwardedFor}, ${peer}` : peer
-    if (request.headers.host !== undefined) headers['x-forwarded-host'] = request.headers.host
-    headers['x-forwarded-proto'] = 'http'
-    const key = kvKeyOf(method, url)
-    const tried = new Set<string>()
-    const aborter = new AbortController()
-    response.once('close', () => { if (!response.writableFinished) aborter.abort() })
+    headers.push(REQUEST_ID_HEADER, requestId, 'x-forwarded-for', forwardedFor.length > 0 ? `${forwardedFor}, ${peer}` : peer, 'x-forwarded-proto', 'http')
+    if (host.length > 0) headers.push('x-forwarded-host', host)
     this.budget.deposit()
     this.inFlightTotal++
-    const attempt = (): void => {
-      const id = this.pick(key, tried)
-      if (id === null) {
-        this.inFlightTotal--
-        this.fail(response, new GatewayError('GATEWAY_NO_UPSTREAM', tried.size === 0 ? 'no upstream serves' : `no upstream left to try after ${tried.size}`, { tried: [...tried] }))
-        return
-      }
-      tried.add(id)
-      const upstream = this.upstreams.get(id) as Upstream
-      const started = performance.now()
-      this.balancer.started(id)
-      const done = (): void => { this.balancer.finished(id) }
-      upstream.pool.request({
-        method: method as Dispatcher.HttpMethod,
-        path: url,
-        headers,
-        body,
-        signal: aborter.signal,
-        headersTimeout: this.config.proxy.requestTimeoutMs,
-        bodyTimeout: this.config.proxy.requestTimeoutMs
-      }).then(({ statusCode, headers: upstreamHeaders, body: upstreamBody }) => {
-        this.set.recordResult(id, statusCode >= 500 ? '5xx' : 'success', this.now())
-        const out: Record<string, string | string[]> = {}
-        for (const [name, value] of Object.entries(upstreamHeaders)) {
-          if (value === undefined || HOP_BY_HOP.has(name)) continue
-          out[name] = value
-        }
-        out['synod-upstream'] = id
-        out[REQUEST_ID_HEADER] = requestId
-        response.writeHead(statusCode, out)
-        upstreamBody.on('data', (chunk: Buffer) => { if (!response.write(chunk)) { upstreamBody.pause(); response.once('drain', () => upstreamBody.resume()) } })
-        upstreamBody.once('end', () => {
-          response.end()
-          done()
-          this.inFlightTotal--
-          this.metrics.observe(id, statusCode, (performance.now() - started) / 1_000)
-        })
-        upstreamBody.once('error', (error: Error) => {
-          done()
-          this.inFlightTotal--
-          const kind = isTimeout(error) ? 'timeout' : 'reset'
-          this.metrics.upstreamError(id, kind)
-          if (kind === 'timeout') this.set.recordResult(id, 'timeout', this.now())
-          response.destroy(error)
-        })
-      }, (error: unknown) => {
-        done()
-        if (aborter.signal.aborted) { this.inFlightTotal--; return }
-        const kind = classify(error)
-        this.metrics.upstreamError(id, kind)
-        this.set.recordResult(id, kind === 'reset' ? 'connect-failure' : kind, this.now())
-        this.log.debug({ upstream: id, requestId, kind, reason: errorMessage(error) }, 'upstream request failed')
-        if (kind !== 'timeout' && RETRYABLE_METHODS.has(method) && tried.size <= this.config.proxy.retriesMax) {
-          if (this.budget.tryWithdraw(this.now())) {
-            this.metrics.retries.inc()
-            attempt()
-            return
-          }
-          this.metrics.retriesRefused.inc()
-        }
-        this.inFlightTotal--
-        this.fail(response, kind === 'timeout'
-          ? new GatewayError('GATEWAY_UPSTREAM_TIMEOUT', `upstream ${id} did not answer within ${this.config.proxy.requestTimeoutMs} ms`, { upstream: id })
-          : kind === 'reset'
-            ? new GatewayError('GATEWAY_UPSTREAM_RESET', `upstream ${id} closed the connection before it answered${RETRYABLE_METHODS.has(method) ? '' : '; a write is not retried, it may or may not have been applied'}`, { upstream: id })
-            : new GatewayError('GATEWAY_UPSTREAM_UNREACHABLE', `upstream ${id} could not be reached: ${errorMessage(error)}`, { upstream: id, tried: [...tried] }))
-      })
-    }
-    attempt()
+    new Exchange(this, response, method, url, headers, body, requestId, kvKeyOf(method, url)).attempt()
   }
+
+  /** Chooses the upstream for an attempt; null when none is left. Called by `Exchange`. */
+  choose (key: string | undefined, tried: ReadonlySet<string>): Upstream | null {
+    const id = this.pick(key, tried)
+    if (id === null) return null
+    this.balancer.started(id)
+    return this.upstreams.get(id) as Upstream
+  }
+
+  /** An attempt ended, one way or another. Called by `Exchange`. */
+  released (id: string): void {
+    this.balancer.finished(id)
+  }
+
+  /** The exchange ended (answered, failed, or the client went away). Called by `Exchange`. */
+  ended (): void {
+    this.inFlightTotal--
+  }
+
+  /** Whether an idempotent request may be tried again after `tried` attempts; spends budget. */
+  mayRetry (tried: number): boolean {
+    if (tried > this.config.proxy.retriesMax) return false
+    if (this.budget.tryWithdraw(this.now())) { this.metrics.retries.inc(); return true }
+    this.metrics.retriesRefused.inc()
+    return false
+  }
+
+  recordResult (id: string, kind: ResultKind): void {
+    this.set.recordResult(id, kind, this.now())
+  }
+
+  /** An attempt's latency (to the answer's end, or to its failure) for p2c's estimates. */
+  observeLatency (id: string, ms: number, failed: boolean): void {
+    this.latency?.observe(id, ms, failed, this.now())
+  }
+
+  get requestTimeoutMs (): number { return this.config.proxy.requestTimeoutMs }
 
   private pick (key: string | undefined, tried: ReadonlySet<string>): string | null {
     const eligible = this.set.eligible(this.now())
@@ -308,11 +284,15 @@ export class Gateway {
     return this.balancer.pick(key === undefined ? {} : { key }, tried)
   }
 
-  private fail (response: ServerResponse, error: GatewayError): void {
+  fail (response: ServerResponse, error: GatewayError, requestId?: string): void {
     this.metrics.gatewayErrors.inc({ code: error.code })
     if (response.headersSent) { response.destroy(); return }
     const body = JSON.stringify(error.toJSON())
-    response.writeHead(gatewayStatusFor(error.code), { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+    response.writeHead(gatewayStatusFor(error.code), {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      ...(requestId === undefined ? {} : { [REQUEST_ID_HEADER]: requestId })
+    })
     response.end(body)
   }
 
@@ -455,6 +435,157 @@ export class Gateway {
     if (event.kind === 'ejected') this.metrics.ejections.inc({ upstream: event.id })
     const level = event.kind === 'ejected' || event.kind === 'unhealthy' || (event.kind === 'panic' && event.panicking) ? 'warn' : 'info'
     this.log[level]({ ...event }, `upstream event: ${event.kind}`)
+  }
+}
+
+/** Responses up to this size are sent whole, headers and body in one write; larger ones stream. */
+const RESPONSE_BUFFER_BYTES_MAX = 64 * 1_024
+
+/**
+ * One proxied request, as an undici dispatch handler: the upstream's answer goes straight to the
+ * client's response (no intermediate stream objects), small answers in one write, large ones
+ * streamed with backpressure both ways. A connect failure or a reset before the answer starts is
+ * retried on another upstream for idempotent methods, within the budget.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  private readonly tried = new Set<string>()
+  private upstream: Upstream | null = null
+  private startedMs = 0
+  private statusCode = 0
+  private responseHeaders: string[] | null = null
+  private chunks: Buffer[] = []
+  private bufferedBytes = 0
+  private streaming = false
+  private abort: ((error?: Error) => void) | null = null
+  private finished = false
+  private clientGone = false
+
+  constructor (
+    private readonly gateway: Gateway,
+    private readonly response: ServerResponse,
+    private readonly method: string,
+    private readonly url: string,
+    private readonly headers: string[],
+    private readonly body: Buffer | null,
+    private readonly requestId: string,
+    private readonly key: string | undefined
+  ) {
+    response.once('close', () => {
+      if (this.finished) return
+      this.clientGone = true
+      this.abort?.()
+    })
+  }
+
+  attempt (): void {
+    const upstream = this.gateway.choose(this.key, this.tried)
+    if (upstream === null) {
+      this.end()
+      this.gateway.fail(this.response, new GatewayError('GATEWAY_NO_UPSTREAM', this.tried.size === 0 ? 'no upstream serves' : `no upstream left to try after ${this.tried.size}`, { tried: [...this.tried] }), this.requestId)
+      return
+    }
+    this.tried.add(upstream.id)
+    this.upstream = upstream
+    this.startedMs = performance.now()
+    this.statusCode = 0
+    const timeoutMs = this.gateway.requestTimeoutMs
+    upstream.pool.dispatch({
+      method: this.method as Dispatcher.HttpMethod,
+      path: this.url,
+      headers: this.headers,
+      body: this.body,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs
+    }, this)
+  }
+
+  onConnect (abort: (error?: Error) => void): void {
+    this.abort = abort
+    if (this.clientGone) abort()
+  }
+
+  onHeaders (statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    const upstream = this.upstream as Upstream
+    this.statusCode = statusCode
+    this.gateway.recordResult(upstream.id, statusCode >= 500 ? '5xx' : 'success')
+    const headers: string[] = []
+    for (let index = 0; index < raw.length; index += 2) {
+      const name = raw[index].toString('latin1')
+      const lower = name.toLowerCase()
+      if (HOP_BY_HOP.has(lower) || lower === REQUEST_ID_HEADER) continue
+      headers.push(name, raw[index + 1].toString('latin1'))
+    }
+    headers.push('synod-upstream', upstream.id, REQUEST_ID_HEADER, this.requestId)
+    this.responseHeaders = headers
+    this.resume = resume
+    return true
+  }
+
+  private resume: (() => void) | null = null
+
+  onData (chunk: Buffer): boolean {
+    if (!this.streaming) {
+      this.bufferedBytes += chunk.length
+      this.chunks.push(chunk)
+      if (this.bufferedBytes <= RESPONSE_BUFFER_BYTES_MAX) return true
+      this.streaming = true
+      this.response.writeHead(this.statusCode, this.responseHeaders as string[])
+      let writable = true
+      for (const buffered of this.chunks) writable = this.response.write(buffered)
+      this.chunks = []
+      return writable || this.waitForDrain()
+    }
+    return this.response.write(chunk) || this.waitForDrain()
+  }
+
+  private waitForDrain (): false {
+    this.response.once('drain', () => { this.resume?.() })
+    return false
+  }
+
+  onComplete (): void {
+    const upstream = this.upstream as Upstream
+    if (this.streaming) this.response.end()
+    else {
+      this.response.writeHead(this.statusCode, this.responseHeaders as string[])
+      this.response.end(this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks))
+    }
+    const elapsedMs = performance.now() - this.startedMs
+    this.gateway.metrics.observe(upstream.id, this.statusCode, elapsedMs / 1_000)
+    this.gateway.observeLatency(upstream.id, elapsedMs, this.statusCode >= 500)
+    this.gateway.released(upstream.id)
+    this.end()
+  }
+
+  onError (error: Error): void {
+    const upstream = this.upstream as Upstream
+    this.gateway.released(upstream.id)
+    this.chunks = []
+    if (this.clientGone) { this.end(); return }
+    this.gateway.observeLatency(upstream.id, performance.now() - this.startedMs, true)
+    const kind = classify(error)
+    this.gateway.metrics.upstreamError(upstream.id, kind)
+    // A 5xx already counted when its headers came; a failure mid-body counts as well.
+    this.gateway.recordResult(upstream.id, kind === 'reset' ? 'connect-failure' : kind)
+    const answerStarted = this.statusCode !== 0
+    if (!answerStarted && kind !== 'timeout' && RETRYABLE_METHODS.has(this.method) && this.gateway.mayRetry(this.tried.size)) {
+      this.attempt()
+      return
+    }
+    this.end()
+    if (this.streaming) { this.response.destroy(error); return }
+    const timeoutMs = this.gateway.requestTimeoutMs
+    this.gateway.fail(this.response, kind === 'timeout'
+      ? new GatewayError('GATEWAY_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not answer within ${timeoutMs} ms`, { upstream: upstream.id })
+      : kind === 'reset'
+        ? new GatewayError('GATEWAY_UPSTREAM_RESET', `upstream ${upstream.id} closed the connection before it answered${RETRYABLE_METHODS.has(this.method) ? '' : '; a write is not retried, it may or may not have been applied'}`, { upstream: upstream.id })
+        : new GatewayError('GATEWAY_UPSTREAM_UNREACHABLE', `upstream ${upstream.id} could not be reached: ${errorMessage(error)}`, { upstream: upstream.id, tried: [...this.tried] }), this.requestId)
+  }
+
+  private end (): void {
+    if (this.finished) return
+    this.finished = true
+    this.gateway.ended()
   }
 }
 

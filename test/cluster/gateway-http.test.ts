@@ -149,10 +149,10 @@ describe('the gateway over real HTTP', () => {
     }
   })
 
-  it('p2c sends a slow upstream far less than round-robin does', async () => {
+  it('p2c sends a slow upstream far less than round-robin does, and with its latency-weighted load (the default) almost nothing', async () => {
     const list = [await upstream('p-fast-1'), await upstream('p-fast-2'), await upstream('p-slow', { delayMs: 50 })]
-    const shareOfSlow = async (strategy: 'p2c' | 'round-robin'): Promise<number> => {
-      const gateway = await gatewayOver(list.map((made) => ({ upstream: made })), { strategy })
+    const shareOfSlow = async (config: Partial<GatewayConfigInput>): Promise<number> => {
+      const gateway = await gatewayOver(list.map((made) => ({ upstream: made })), config)
       let slow = 0
       let sent = 0
       const worker = async (): Promise<void> => {
@@ -164,10 +164,12 @@ describe('the gateway over real HTTP', () => {
       await Promise.all(Array.from({ length: 8 }, worker))
       return slow / sent
     }
-    const roundRobin = await shareOfSlow('round-robin')
-    const p2c = await shareOfSlow('p2c')
+    const roundRobin = await shareOfSlow({ strategy: 'round-robin' })
+    const inFlight = await shareOfSlow({ strategy: 'p2c', p2c: { load: 'in-flight' } })
+    const peakEwma = await shareOfSlow({ strategy: 'p2c' })
     assert.ok(Math.abs(roundRobin - 1 / 3) < 0.02, `round-robin gives the slow upstream a third (${roundRobin})`)
-    assert.ok(p2c < roundRobin / 3, `p2c gives the slow upstream ${p2c}, round-robin ${roundRobin}`)
+    assert.ok(inFlight < roundRobin / 3, `p2c on in-flight alone gives the slow upstream ${inFlight}, round-robin ${roundRobin}`)
+    assert.ok(peakEwma < inFlight / 2 && peakEwma <= 0.02, `p2c on in-flight times latency gives the slow upstream ${peakEwma}, on in-flight alone ${inFlight}`)
   })
 
   it('key-affinity without a ring: a key always lands on the same upstream, and keys spread', async () => {

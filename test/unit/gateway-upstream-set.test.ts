@@ -1,11 +1,11 @@
 /**
  * The gateway's health state machine (`UpstreamSet`) and retry budget, on virtual time: active
  * check thresholds, outlier ejection that grows on repeat and is forgiven over time, the cap on
- * ejected upstreams, slow start, panic mode, and membership.
+ * ejected upstreams, slow start, panic mode, and membership; and p2c's peak EWMA latency.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { DEFAULT_HEALTH_POLICY, RetryBudget, SLOW_START_STEPS, UpstreamSet, type HealthPolicy, type UpstreamEvent } from '../../src/gateway/balancers/index.js'
+import { DEFAULT_HEALTH_POLICY, PeakEwma, RetryBudget, SLOW_START_STEPS, UpstreamSet, type HealthPolicy, type UpstreamEvent } from '../../src/gateway/balancers/index.js'
 
 const THREE = [{ id: 'a', weight: 1 }, { id: 'b', weight: 2 }, { id: 'c', weight: 1 }]
 
@@ -174,5 +174,36 @@ describe('RetryBudget', () => {
     const budget = new RetryBudget({ retryPercentMax: 50, retriesPerSecondMin: 0, tokensMax: 5 }, 0)
     for (let i = 0; i < 1_000; i++) budget.deposit()
     assert.equal(budget.available(0), 5)
+  })
+})
+
+describe('PeakEwma', () => {
+  const near = (actual: number, expected: number, what: string): void => { assert.ok(Math.abs(actual - expected) < 1e-9, `${what}: ${actual} vs ${expected}`) }
+
+  it('starts at the default, jumps to a peak at once, and averages down over the decay time', () => {
+    const ewma = new PeakEwma({ decayMs: 1_000, defaultRttMs: 30, errorPenaltyMs: 500 })
+    assert.equal(ewma.estimateMs('a', 0), 30)
+    ewma.observe('a', 2, false, 0)
+    assert.equal(ewma.estimateMs('a', 0), 2)
+    ewma.observe('a', 50, false, 10)
+    assert.equal(ewma.estimateMs('a', 10), 50, 'a slower answer is taken whole')
+    ewma.observe('a', 1, false, 1_010)
+    near(ewma.estimateMs('a', 1_010), 50 * Math.exp(-1) + 1 * (1 - Math.exp(-1)), 'a faster one a second later moves it by 1 - e^-1')
+  })
+
+  it('decays toward zero while an upstream gets no answers, so it is tried again', () => {
+    const ewma = new PeakEwma({ decayMs: 1_000, defaultRttMs: 30, errorPenaltyMs: 500 })
+    ewma.observe('slow', 50, false, 0)
+    near(ewma.estimateMs('slow', 2_000), 50 * Math.exp(-2), 'two time constants later')
+    assert.ok(ewma.load('slow', 0, 5_000) < ewma.load('slow', 0, 0))
+  })
+
+  it('counts an error as at least the penalty, and weighs the estimate by in-flight + 1', () => {
+    const ewma = new PeakEwma({ decayMs: 1_000, defaultRttMs: 30, errorPenaltyMs: 500 })
+    ewma.observe('failing', 1, true, 0)
+    assert.equal(ewma.estimateMs('failing', 0), 500, 'a fast failure does not look attractive')
+    ewma.observe('b', 4, false, 0)
+    assert.equal(ewma.load('b', 0, 0), 4)
+    assert.equal(ewma.load('b', 3, 0), 16)
   })
 })

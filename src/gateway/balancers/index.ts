@@ -33,6 +33,7 @@ export { MaglevTable, MAGLEV_TABLE_SIZE_DEFAULT } from './maglev.js'
 export { KeyAffinityBalancer, type KeyAffinityOptions, type PreferenceRing } from './key-affinity.js'
 export * from './upstream-set.js'
 export * from './retry-budget.js'
+export * from './peak-ewma.js'
 
 export const STRATEGY_NAMES = ['round-robin', 'weighted-round-robin', 'least-connections', 'weighted-least-connections', 'p2c', 'key-affinity'] as const
 export type StrategyName = (typeof STRATEGY_NAMES)[number]
