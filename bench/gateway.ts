@@ -62,6 +62,7 @@ const TARGET_P99_RATIO_MAX = 0.2
 
 const DIRECT_CONNECTIONS = Math.max(1, Math.round(WRK_CONNECTIONS / UPSTREAMS))
 const UPSTREAM_SCRIPT = fileURLToPath(new URL('./gateway-upstream.js', import.meta.url))
+const BARE_PROXY_SCRIPT = fileURLToPath(new URL('./bare-proxy.js', import.meta.url))
 const SYNOD_MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url))
 
 const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
@@ -319,7 +320,7 @@ async function runWrk (wrk: Wrk, url: string, connections: number, seconds: numb
 // One measured run: a warm-up, then the measured wrk run(s), with the proxy's CPU around it.
 
 type ScenarioId = 'a' | 'b'
-type TargetName = 'direct' | 'nginx' | 'gateway'
+type TargetName = 'direct' | 'nginx' | 'gateway' | 'bare node proxy'
 
 interface ErrorCounts extends Omit<WrkErrors, 'status'> { non2xx: number }
 
@@ -586,6 +587,24 @@ async function measureGateway (wrk: Wrk, strategy: GatewayStrategy, upstreams: U
   }
 }
 
+/** The bare Node.js proxy (bench/bare-proxy.ts): the runtime's floor, for scale. */
+async function measureBare (wrk: Wrk, upstreams: Upstream[], scenario: ScenarioId, progress: (line: string) => void): Promise<Run> {
+  let service: Service | undefined
+  try {
+    const port = await freePort()
+    const origin = `http://127.0.0.1:${port}`
+    progress(`(${scenario}) bare node proxy: starting on ${origin} (one Node.js process, round-robin, no features)`)
+    service = await startService('bare proxy', process.execPath, [BARE_PROXY_SCRIPT, '--port', String(port), ...upstreams.flatMap((upstream) => ['--upstream', upstream.url])], /listening/)
+    await waitForAnswer(`${origin}${REQUEST_PATH}`, service, (body) => body.includes('"upstream"'))
+    return await measure(`(${scenario}) bare node proxy`, wrk, [{ url: `${origin}${REQUEST_PATH}`, connections: WRK_CONNECTIONS }], [service.pid], upstreams,
+      { scenario, target: 'bare node proxy', strategy: 'round-robin' }, progress)
+  } catch (error) {
+    return notMeasured(scenario, 'bare node proxy', 'round-robin', describeError(error))
+  } finally {
+    if (service !== undefined) await service.stop()
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios.
 
@@ -601,7 +620,8 @@ const TARGETS: Array<{ target: TargetName, strategy: string }> = [
   { target: 'nginx', strategy: 'round-robin' },
   { target: 'gateway', strategy: 'round-robin' },
   { target: 'gateway', strategy: 'p2c' },
-  { target: 'gateway', strategy: 'p2c in-flight' }
+  { target: 'gateway', strategy: 'p2c in-flight' },
+  { target: 'bare node proxy', strategy: 'round-robin' }
 ]
 
 async function runScenario (scenario: Scenario, wrk: Wrk, nginx: Nginx | { reason: string }, progress: (line: string) => void, configs: string[]): Promise<Run[]> {
@@ -625,6 +645,7 @@ async function runScenario (scenario: Scenario, wrk: Wrk, nginx: Nginx | { reaso
       if (interrupted) { runs.push(notMeasured(scenario.id, target, strategy, 'interrupted')); continue }
       if (target === 'direct') runs.push(await measureDirect(wrk, upstreams, scenario.id, progress))
       else if (target === 'nginx') runs.push('reason' in nginx ? notMeasured(scenario.id, 'nginx', strategy, `nginx not available: ${nginx.reason}`) : await measureNginx(wrk, nginx, upstreams, scenario.id, progress, configs))
+      else if (target === 'bare node proxy') runs.push(await measureBare(wrk, upstreams, scenario.id, progress))
       else runs.push(await measureGateway(wrk, strategy as GatewayStrategy, upstreams, scenario.id, progress))
       const last = runs[runs.length - 1] as Run
       if (!last.measured) progress(`(${scenario.id}) ${target} ${strategy === '-' ? '' : `${strategy} `}not measured: ${last.reason ?? 'no reason given'}`)
@@ -708,12 +729,14 @@ export async function gatewayBenchmark (progress: (line: string) => void): Promi
   const nginxA = find('a', 'nginx', 'round-robin')
   const p2cA = find('a', 'gateway', 'p2c')
   const rrA = find('a', 'gateway', 'round-robin')
+  const bareA = find('a', 'bare node proxy', 'round-robin')
   if (nginxA !== undefined && p2cA !== undefined) {
     const ratio = p2cA.reqPerS / nginxA.reqPerS
     const rrRatio = rrA === undefined ? null : rrA.reqPerS / nginxA.reqPerS
     targets.throughput = { ratio, roundRobinRatio: rrRatio, min: TARGET_THROUGHPUT_RATIO_MIN, pass: ratio >= TARGET_THROUGHPUT_RATIO_MIN }
     lines.push(`(a) gateway (p2c) req/s / nginx req/s = ${ratio.toFixed(2)} (${p2cA.reqPerS.toFixed(0)} vs ${nginxA.reqPerS.toFixed(0)} req/s), target >= ${TARGET_THROUGHPUT_RATIO_MIN.toFixed(2)}: ${mark(ratio >= TARGET_THROUGHPUT_RATIO_MIN)}` +
-      `; round-robin: ${rrA === undefined || rrRatio === null ? 'not measured' : `${rrRatio.toFixed(2)} (${rrA.reqPerS.toFixed(0)} req/s)`}`)
+      `; round-robin: ${rrA === undefined || rrRatio === null ? 'not measured' : `${rrRatio.toFixed(2)} (${rrA.reqPerS.toFixed(0)} req/s)`}` +
+      (bareA === undefined ? '' : `; the bare Node.js proxy (the runtime's floor, no features): ${(bareA.reqPerS / nginxA.reqPerS).toFixed(2)} x nginx (${bareA.reqPerS.toFixed(0)} req/s, ${fixed(bareA.proxyCpuUsPerReq, 1)} us CPU/req), the gateway ${(p2cA.reqPerS / bareA.reqPerS).toFixed(2)} x the bare proxy`))
   } else {
     targets.throughput = { ratio: null, pass: null }
     lines.push(`(a) gateway (p2c) req/s >= ${TARGET_THROUGHPUT_RATIO_MIN.toFixed(2)} x nginx: not judged: ${whyMissing('a', [['nginx', 'round-robin'], ['gateway', 'p2c']])}`)

@@ -15,7 +15,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID, randomInt } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici'
 import { createPrng, errorMessage, type Logger } from '../core/index.js'
 import { HashRing, type RingDescription } from '../store/index.js'
@@ -230,7 +230,7 @@ export class Gateway {
       if (name === 'x-forwarded-for') { forwardedFor = raw[index + 1]; continue }
       headers.push(name, raw[index + 1])
     }
-    const peer = request.socket.remoteAddress ?? ''
+    const peer = peerAddress(request.socket)
     headers.push(REQUEST_ID_HEADER, requestId, 'x-forwarded-for', forwardedFor.length > 0 ? `${forwardedFor}, ${peer}` : peer, 'x-forwarded-proto', 'http')
     if (host.length > 0) headers.push('x-forwarded-host', host)
     this.budget.deposit()
@@ -436,6 +436,17 @@ export class Gateway {
     const level = event.kind === 'ejected' || event.kind === 'unhealthy' || (event.kind === 'panic' && event.panicking) ? 'warn' : 'info'
     this.log[level]({ ...event }, `upstream event: ${event.kind}`)
   }
+}
+
+/** The client address of a connection, read once per connection (the getter asks the kernel). */
+const peerAddresses = new WeakMap<Socket, string>()
+function peerAddress (socket: Socket): string {
+  let address = peerAddresses.get(socket)
+  if (address === undefined) {
+    address = socket.remoteAddress ?? ''
+    peerAddresses.set(socket, address)
+  }
+  return address
 }
 
 /** Responses up to this size are sent whole, headers and body in one write; larger ones stream. */
