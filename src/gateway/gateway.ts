@@ -193,7 +193,8 @@ export class Gateway {
       return
     }
     const method = request.method ?? 'GET'
-    if (method === 'GET' || method === 'HEAD') {
+    const bodiless = (declared === 0 && request.headers['transfer-encoding'] === undefined)
+    if ((method === 'GET' || method === 'HEAD') && bodiless) {
       // Bodiless in practice: proxy without waiting for the request's end (node's server
       // discards an unread body once the response ends).
       this.forward(request, response, method, url, requestId, null)

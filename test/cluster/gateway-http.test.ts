@@ -6,7 +6,7 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Gateway, parseGatewayConfig, type GatewayConfigInput, type GatewayStatus } from '../../src/gateway/index.js'
 import { createLogger } from '../../src/node/index.js'
@@ -285,6 +285,22 @@ describe('the gateway over real HTTP', () => {
     assert.equal(late.status, 504)
     assert.equal(JSON.parse(late.body).code, 'GATEWAY_UPSTREAM_TIMEOUT')
     assert.ok(await metricValue(gateway, /^synod_gateway_errors_total\{code="GATEWAY_UPSTREAM_TIMEOUT"\} (\d+)$/m) >= 1)
+  })
+
+  it('forwards the body of a GET that has one (and does not leave the upstream waiting for it)', async () => {
+    const made = await upstream('get-body')
+    const gateway = await gatewayOver([{ upstream: made }], { proxy: { requestTimeoutMs: 2_000 } })
+    const answer = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+      const request = httpRequest(`${gateway.address()}/with-body`, { method: 'GET', headers: { 'content-type': 'text/plain', 'content-length': '5' } }, (response) => {
+        let body = ''
+        response.on('data', (chunk: Buffer) => { body += chunk.toString() })
+        response.on('end', () => { resolve({ status: response.statusCode ?? 0, body }) })
+      })
+      request.on('error', reject)
+      request.end('hello')
+    })
+    assert.equal(answer.status, 200)
+    assert.equal(JSON.parse(answer.body).body, 'hello')
   })
 
   it('answers 503 GATEWAY_NO_UPSTREAM when nothing serves and panic mode is off', async () => {
