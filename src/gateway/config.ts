@@ -9,7 +9,9 @@ import { errorMessage } from '../core/index.js'
 import { STRATEGY_NAMES } from './balancers/index.js'
 import { GatewayError } from './errors.js'
 
-const positiveMs = z.number().int().positive()
+/** Node's timers take at most 2^31 - 1 ms; a larger value would fire after 1 ms. */
+const TIMER_MS_MAX = 2_147_483_647
+const positiveMs = z.number().int().positive().max(TIMER_MS_MAX)
 const percent = z.number().min(0).max(100)
 
 const upstreamSchema = z.object({
@@ -22,7 +24,7 @@ const upstreamSchema = z.object({
 
 const healthCheckSchema = z.object({
   /** 0 turns active checks off. */
-  intervalMs: z.number().int().min(0).default(2_000),
+  intervalMs: z.number().int().min(0).max(TIMER_MS_MAX).default(2_000),
   timeoutMs: positiveMs.default(1_000),
   path: z.string().startsWith('/').default('/v1/health'),
   unhealthyThreshold: z.number().int().min(1).max(100).default(2),
@@ -39,7 +41,7 @@ const outlierSchema = z.object({
 
 const slowStartSchema = z.object({
   /** 0 turns slow start off. */
-  windowMs: z.number().int().min(0).default(5_000),
+  windowMs: z.number().int().min(0).max(TIMER_MS_MAX).default(5_000),
   minWeightPercent: z.number().min(1).max(100).default(10),
   aggression: z.number().positive().max(100).default(1)
 }).strict()
@@ -64,7 +66,7 @@ const p2cSchema = z.object({
    */
   load: z.enum(['peak-ewma', 'in-flight']).default('peak-ewma'),
   decayMs: positiveMs.default(10_000),
-  defaultRttMs: z.number().min(0).default(30),
+  defaultRttMs: z.number().min(0).default(1),
   errorPenaltyMs: z.number().min(0).default(1_000)
 }).strict()
 

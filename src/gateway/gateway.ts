@@ -28,7 +28,10 @@ import { GatewayError, gatewayStatusFor } from './errors.js'
 import { GatewayMetrics } from './metrics.js'
 
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'host'])
+/** Not forwarded: hop-by-hop (RFC 9110 7.6.1), `host` (undici names the upstream), `expect` (node's server answers 100-continue itself and the body is read whole before forwarding). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'host', 'expect'])
+/** Errors undici raises before sending anything, for a request it will not send: the gateway's fault or the client's, not the upstream's. */
+const REFUSED_LOCALLY_CODES = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED'])
 const CONNECT_FAILURE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNABORTED'])
 const REQUEST_ID_HEADER = 'x-request-id'
 const REQUEST_ID_BYTES_MAX = 200
@@ -224,11 +227,12 @@ export class Gateway {
     const headers: string[] = []
     let forwardedFor = ''
     let host = ''
+    const named = connectionNamed(request.headers.connection)
     for (let index = 0; index < raw.length; index += 2) {
       const name = raw[index].toLowerCase()
       if (HOP_BY_HOP.has(name)) { if (name === 'host') host = raw[index + 1]; continue }
-      if (name === REQUEST_ID_HEADER) continue
-      if (name === 'x-forwarded-for') { forwardedFor = raw[index + 1]; continue }
+      if (name === REQUEST_ID_HEADER || named?.has(name) === true) continue
+      if (name === 'x-forwarded-for') { forwardedFor = forwardedFor.length > 0 ? `${forwardedFor}, ${raw[index + 1]}` : raw[index + 1]; continue }
       headers.push(name, raw[index + 1])
     }
     const peer = peerAddress(request.socket)
@@ -244,6 +248,7 @@ export class Gateway {
     const id = this.pick(key, tried)
     if (id === null) return null
     this.balancer.started(id)
+    this.latency?.sent(id, this.now())
     return this.upstreams.get(id) as Upstream
   }
 
@@ -410,7 +415,9 @@ export class Gateway {
     for (const member of description.members) {
       if (member.api === undefined || member.api === null) continue
       const origin = new URL(member.api).origin
-      let id = byOrigin.get(origin)
+      // An upstream named after the node (as `synod up` names them) is that node, whatever its
+      // URL's spelling; else one at the same origin; else the node is new.
+      let id = this.upstreams.has(member.id) ? member.id : byOrigin.get(origin)
       if (id === undefined) {
         id = member.id
         const upstream = this.addUpstream(id, member.api, member.weight)
@@ -437,6 +444,19 @@ export class Gateway {
     const level = event.kind === 'ejected' || event.kind === 'unhealthy' || (event.kind === 'panic' && event.panicking) ? 'warn' : 'info'
     this.log[level]({ ...event }, `upstream event: ${event.kind}`)
   }
+}
+
+/** Header names a `Connection` header lists (hop-by-hop for this message), beyond the usual keep-alive and close; null when none. */
+function connectionNamed (value: string | undefined): Set<string> | null {
+  if (value === undefined) return null
+  let named: Set<string> | null = null
+  for (const token of value.split(',')) {
+    const name = token.trim().toLowerCase()
+    if (name.length === 0 || name === 'keep-alive' || name === 'close') continue
+    named ??= new Set()
+    named.add(name)
+  }
+  return named
 }
 
 /** The client address of a connection, read once per connection (the getter asks the kernel). */
@@ -470,7 +490,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   private streaming = false
   private abort: ((error?: Error) => void) | null = null
   private finished = false
-  private clientGone = false
+  /** Why the exchange was cut short from this side: the client went away, or the time ran out. */
+  private cancelled: 'client' | 'timeout' | null = null
+  /** The end-to-end limit: from the request to the answer's last byte, whatever the pace. */
+  private readonly deadline: NodeJS.Timeout
 
   constructor (
     private readonly gateway: Gateway,
@@ -482,11 +505,23 @@ class Exchange implements Dispatcher.DispatchHandler {
     private readonly requestId: string,
     private readonly key: string | undefined
   ) {
-    response.once('close', () => {
-      if (this.finished) return
-      this.clientGone = true
-      this.abort?.()
-    })
+    response.once('close', () => { this.cancel('client') })
+    this.deadline = setTimeout(() => { this.cancel('timeout') }, gateway.requestTimeoutMs)
+  }
+
+  private cancel (why: 'client' | 'timeout'): void {
+    if (this.finished || this.cancelled !== null) return
+    this.cancelled = why
+    if (this.abort !== null) { this.abort(); return }
+    // Still queued for a connection: answer now; onConnect aborts the request when its turn comes.
+    if (why === 'timeout') this.fail(new GatewayError('GATEWAY_UPSTREAM_TIMEOUT', `no upstream connection within ${this.gateway.requestTimeoutMs} ms`, { upstream: this.upstream?.id ?? null }))
+  }
+
+  /** Ends the exchange with a gateway error, or cuts the answer short when it already started. */
+  private fail (error: GatewayError): void {
+    this.end()
+    if (this.response.headersSent) { this.response.destroy(); return }
+    this.gateway.fail(this.response, error, this.requestId)
   }
 
   attempt (): void {
@@ -513,10 +548,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onConnect (abort: (error?: Error) => void): void {
     this.abort = abort
-    if (this.clientGone) abort()
+    if (this.cancelled !== null) abort()
   }
 
   onHeaders (statusCode: number, raw: Buffer[], resume: () => void): boolean {
+    // An informational answer (103 Early Hints, say) is not the answer.
+    if (statusCode < 200) return true
     const upstream = this.upstream as Upstream
     this.statusCode = statusCode
     this.gateway.recordResult(upstream.id, statusCode >= 500 ? '5xx' : 'success')
@@ -573,9 +610,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     const upstream = this.upstream as Upstream
     this.gateway.released(upstream.id)
     this.chunks = []
-    if (this.clientGone) { this.end(); return }
+    if (this.finished || this.cancelled === 'client') { this.end(); return }
+    if (REFUSED_LOCALLY_CODES.has((error as { code?: string }).code ?? '')) {
+      this.fail(new GatewayError('GATEWAY_BAD_REQUEST', `the request cannot be forwarded: ${errorMessage(error)}`, {}))
+      return
+    }
     this.gateway.observeLatency(upstream.id, performance.now() - this.startedMs, true)
-    const kind = classify(error)
+    const kind = this.cancelled === 'timeout' ? 'timeout' : classify(error)
     this.gateway.metrics.upstreamError(upstream.id, kind)
     // A 5xx already counted when its headers came; a failure mid-body counts as well.
     this.gateway.recordResult(upstream.id, kind === 'reset' ? 'connect-failure' : kind)
@@ -584,19 +625,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.attempt()
       return
     }
-    this.end()
-    if (this.streaming) { this.response.destroy(error); return }
     const timeoutMs = this.gateway.requestTimeoutMs
-    this.gateway.fail(this.response, kind === 'timeout'
+    this.fail(kind === 'timeout'
       ? new GatewayError('GATEWAY_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not answer within ${timeoutMs} ms`, { upstream: upstream.id })
       : kind === 'reset'
         ? new GatewayError('GATEWAY_UPSTREAM_RESET', `upstream ${upstream.id} closed the connection before it answered${RETRYABLE_METHODS.has(this.method) ? '' : '; a write is not retried, it may or may not have been applied'}`, { upstream: upstream.id })
-        : new GatewayError('GATEWAY_UPSTREAM_UNREACHABLE', `upstream ${upstream.id} could not be reached: ${errorMessage(error)}`, { upstream: upstream.id, tried: [...this.tried] }), this.requestId)
+        : new GatewayError('GATEWAY_UPSTREAM_UNREACHABLE', `upstream ${upstream.id} could not be reached: ${errorMessage(error)}`, { upstream: upstream.id, tried: [...this.tried] }))
   }
 
   private end (): void {
     if (this.finished) return
     this.finished = true
+    clearTimeout(this.deadline)
     this.gateway.ended()
   }
 }

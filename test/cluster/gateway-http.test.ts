@@ -36,6 +36,8 @@ interface Upstream {
 
 const upstreams: Upstream[] = []
 const gateways: Gateway[] = []
+/** Enough requests that the first few, sent before any upstream is measured, weigh little. */
+const REQUESTS_FOR_SHARES = 600
 const silent = createLogger({ component: 'gateway-test' }, 'silent')
 
 async function upstream (name: string, behaviour: Partial<Behaviour> = {}): Promise<Upstream> {
@@ -62,6 +64,14 @@ async function upstream (name: string, behaviour: Partial<Behaviour> = {}): Prom
           response.end(body)
         }
         if (url.startsWith('/hold')) { made.behaviour.held.push(answer); return }
+        if (url.startsWith('/trickle')) {
+          // A byte every 100 ms for 2 s: each gap is short, the whole is long.
+          response.writeHead(200, { 'content-type': 'text/plain', 'content-length': '20' })
+          let sent = 0
+          const timer = setInterval(() => { response.write('x'); if (++sent === 20) { clearInterval(timer); response.end() } }, 100)
+          response.once('close', () => { clearInterval(timer) })
+          return
+        }
         if (made.behaviour.delayMs > 0) setTimeout(answer, made.behaviour.delayMs)
         else answer()
       })
@@ -156,7 +166,7 @@ describe('the gateway over real HTTP', () => {
       let slow = 0
       let sent = 0
       const worker = async (): Promise<void> => {
-        while (sent < 240) {
+        while (sent < REQUESTS_FOR_SHARES) {
           sent++
           if ((await send(gateway, '/p')).upstream === 'p-slow') slow++
         }
@@ -301,6 +311,44 @@ describe('the gateway over real HTTP', () => {
     })
     assert.equal(answer.status, 200)
     assert.equal(JSON.parse(answer.body).body, 'hello')
+  })
+
+  it('handles Expect: 100-continue itself, drops headers the Connection header names, and keeps every x-forwarded-for', async () => {
+    const made = await upstream('hdr')
+    const gateway = await gatewayOver([{ upstream: made }], { outlier: { consecutiveConnectFailures: 1 } })
+    const raw = async (method: string, headers: Record<string, string | string[]>, body: string, waitForContinue: boolean): Promise<{ status: number, body: string }> =>
+      await new Promise((resolve, reject) => {
+        const request = httpRequest(`${gateway.address()}/h`, { method, headers }, (response) => {
+          let text = ''
+          response.on('data', (chunk: Buffer) => { text += chunk.toString() })
+          response.on('end', () => { resolve({ status: response.statusCode ?? 0, body: text }) })
+        })
+        request.on('error', reject)
+        if (waitForContinue) request.on('continue', () => { request.end(body) })
+        else request.end(body)
+      })
+    for (let i = 0; i < 3; i++) {
+      const answer = await raw('PUT', { expect: '100-continue', 'content-length': '5' }, 'hello', true)
+      assert.equal(answer.status, 200, 'the upload went through')
+      assert.equal(JSON.parse(answer.body).body, 'hello')
+    }
+    assert.equal(made.requests.at(-1)?.headers.expect, undefined, 'the upstream is not asked to continue')
+    assert.equal((await statusOf(gateway)).upstreams[0].ejected, false, 'and nothing counted against it')
+    await raw('GET', { connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'x-forwarded-for': ['1.1.1.1', '2.2.2.2'] }, '', false)
+    const seen = made.requests.at(-1)?.headers
+    assert.equal(seen?.['x-hop'], undefined, 'a header the Connection header names stays on this hop')
+    assert.equal(seen?.['x-forwarded-for'], '1.1.1.1, 2.2.2.2, 127.0.0.1')
+  })
+
+  it('bounds the whole exchange by requestTimeoutMs, however steadily the upstream trickles', async () => {
+    const made = await upstream('trickle')
+    const gateway = await gatewayOver([{ upstream: made }], { proxy: { requestTimeoutMs: 500 } })
+    const started = Date.now()
+    const answer = await send(gateway, '/trickle')
+    assert.equal(answer.status, 504)
+    assert.equal(JSON.parse(answer.body).code, 'GATEWAY_UPSTREAM_TIMEOUT')
+    assert.ok(Date.now() - started < 1_500, `answered after ${Date.now() - started} ms, not after the 2 s trickle`)
+    await waitUntil(async () => (await statusOf(gateway)).inFlight === 0, 2_000, 'nothing left in flight', 20)
   })
 
   it('answers 503 GATEWAY_NO_UPSTREAM when nothing serves and panic mode is off', async () => {

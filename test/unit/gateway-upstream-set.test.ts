@@ -170,6 +170,13 @@ describe('RetryBudget', () => {
     assert.equal(budget.tryWithdraw(500), true)
   })
 
+  it('grants a fractional floor rate over time (0.5 per second: one every 2 s)', () => {
+    const budget = new RetryBudget({ retryPercentMax: 0, retriesPerSecondMin: 0.5, tokensMax: 100 }, 0)
+    let granted = 0
+    for (let second = 1; second <= 60; second++) if (budget.tryWithdraw(second * 1_000)) granted++
+    assert.equal(granted, 30)
+  })
+
   it('caps saved-up deposits at tokensMax', () => {
     const budget = new RetryBudget({ retryPercentMax: 50, retriesPerSecondMin: 0, tokensMax: 5 }, 0)
     for (let i = 0; i < 1_000; i++) budget.deposit()
@@ -196,6 +203,22 @@ describe('PeakEwma', () => {
     ewma.observe('slow', 50, false, 0)
     near(ewma.estimateMs('slow', 2_000), 50 * Math.exp(-2), 'two time constants later')
     assert.ok(ewma.load('slow', 0, 5_000) < ewma.load('slow', 0, 0))
+  })
+
+  it('lets the default estimate of an upstream never heard from decay too, so it is tried in the end', () => {
+    const ewma = new PeakEwma({ decayMs: 1_000, defaultRttMs: 30, errorPenaltyMs: 500 })
+    assert.equal(ewma.estimateMs('new', 0), 30)
+    near(ewma.estimateMs('new', 3_000), 30 * Math.exp(-3), 'three time constants after it was first weighed')
+  })
+
+  it('takes the wait of a first request as a lower bound until the first answer replaces it', () => {
+    const ewma = new PeakEwma({ decayMs: 1_000, defaultRttMs: 1, errorPenaltyMs: 500 })
+    ewma.sent('new', 100)
+    assert.equal(ewma.estimateMs('new', 140), 40, 'waiting 40 ms for its first answer')
+    ewma.observe('new', 3, false, 150)
+    assert.equal(ewma.estimateMs('new', 150), 3, 'the first answer replaces it')
+    ewma.sent('new', 200)
+    assert.equal(ewma.estimateMs('new', 300) < 3, true, 'later requests do not count their wait')
   })
 
   it('counts an error as at least the penalty, and weighs the estimate by in-flight + 1', () => {

@@ -12,7 +12,11 @@
  *   upstream that was slow and got no traffic is probed again after a while.
  * - An error or a 5xx counts as an answer of at least `errorPenaltyMs`: a fast failure must not
  *   look attractive.
- * - An upstream never heard from starts at `defaultRttMs`.
+ * - An upstream never heard from starts at `defaultRttMs` (1 ms by default: low, so a new upstream
+ *   is tried soon, while its in-flight count still limits how many it gets before its first
+ *   answer replaces the default), decaying from when it is first weighed; once a request is on
+ *   its way there, the time waited so far is a lower bound of its estimate, so a slow new
+ *   upstream does not collect a burst of requests before its first answer.
  *
  * Pure: time comes in as `nowMs`. O(1) per observation and per read.
  */
@@ -25,9 +29,13 @@ export interface PeakEwmaPolicy {
   errorPenaltyMs: number
 }
 
-export const DEFAULT_PEAK_EWMA: Readonly<PeakEwmaPolicy> = Object.freeze({ decayMs: 10_000, defaultRttMs: 30, errorPenaltyMs: 1_000 })
+export const DEFAULT_PEAK_EWMA: Readonly<PeakEwmaPolicy> = Object.freeze({ decayMs: 10_000, defaultRttMs: 1, errorPenaltyMs: 1_000 })
 
-interface Estimate { rttMs: number, atMs: number }
+/**
+ * `measured`: false while the estimate is still the default (the first answer replaces it);
+ * `firstSentMs`: when the first request went to an upstream not yet measured.
+ */
+interface Estimate { rttMs: number, atMs: number, measured: boolean, firstSentMs: number | null }
 
 export class PeakEwma {
   private readonly estimates = new Map<string, Estimate>()
@@ -40,7 +48,7 @@ export class PeakEwma {
   observe (id: string, rttMs: number, failed: boolean, nowMs: number): void {
     const sample = failed ? Math.max(rttMs, this.policy.errorPenaltyMs) : rttMs
     const estimate = this.estimates.get(id)
-    if (estimate === undefined) { this.estimates.set(id, { rttMs: sample, atMs: nowMs }); return }
+    if (estimate === undefined || !estimate.measured) { this.estimates.set(id, { rttMs: sample, atMs: nowMs, measured: true, firstSentMs: null }); return }
     const weight = Math.exp(-Math.max(0, nowMs - estimate.atMs) / this.policy.decayMs)
     estimate.rttMs = sample > estimate.rttMs ? sample : estimate.rttMs * weight + sample * (1 - weight)
     estimate.atMs = nowMs
@@ -48,9 +56,23 @@ export class PeakEwma {
 
   /** The estimate now, in milliseconds: decayed toward zero since the last answer. */
   estimateMs (id: string, nowMs: number): number {
+    let estimate = this.estimates.get(id)
+    if (estimate === undefined) {
+      // The default is a first estimate like any other: it decays, so an upstream that never
+      // got a request (others being faster than the default) is tried after a while.
+      estimate = { rttMs: this.policy.defaultRttMs, atMs: nowMs, measured: false, firstSentMs: null }
+      this.estimates.set(id, estimate)
+    }
+    const decayed = estimate.rttMs * Math.exp(-Math.max(0, nowMs - estimate.atMs) / this.policy.decayMs)
+    // Not measured yet but asked: its first answer takes at least as long as it has been waiting.
+    return estimate.firstSentMs === null ? decayed : Math.max(decayed, nowMs - estimate.firstSentMs)
+  }
+
+  /** A request went to `id`: before its first answer, the wait so far is a lower bound of its latency. */
+  sent (id: string, nowMs: number): void {
     const estimate = this.estimates.get(id)
-    if (estimate === undefined) return this.policy.defaultRttMs
-    return estimate.rttMs * Math.exp(-Math.max(0, nowMs - estimate.atMs) / this.policy.decayMs)
+    if (estimate === undefined) this.estimates.set(id, { rttMs: this.policy.defaultRttMs, atMs: nowMs, measured: false, firstSentMs: nowMs })
+    else if (!estimate.measured && estimate.firstSentMs === null) estimate.firstSentMs = nowMs
   }
 
   /** p2c's load: the estimate times (in-flight + 1), so an idle slow upstream still costs its latency. */

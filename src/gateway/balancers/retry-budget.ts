@@ -40,16 +40,21 @@ export class RetryBudget {
   tryWithdraw (nowMs: number): boolean {
     const elapsedMs = Math.max(0, nowMs - this.floorAtMs)
     this.floorAtMs = nowMs
-    this.floor = Math.min(this.policy.retriesPerSecondMin, this.floor + elapsedMs * this.policy.retriesPerSecondMin / 1_000)
+    this.floor = Math.min(this.floorMax(), this.floor + elapsedMs * this.policy.retriesPerSecondMin / 1_000)
     if (this.depositsPercent >= 100) { this.depositsPercent -= 100; return true }
     if (this.floor >= 1) { this.floor -= 1; return true }
     return false
   }
 
+  /** The floor bucket holds one second's worth, and at least one retry when the rate is above 0 (a rate of 0.5 means one every 2 s). */
+  private floorMax (): number {
+    return this.policy.retriesPerSecondMin > 0 ? Math.max(1, this.policy.retriesPerSecondMin) : 0
+  }
+
   /** Whole retries available now (deposits plus floor), for status. */
   available (nowMs: number): number {
     const elapsedMs = Math.max(0, nowMs - this.floorAtMs)
-    const floor = Math.min(this.policy.retriesPerSecondMin, this.floor + elapsedMs * this.policy.retriesPerSecondMin / 1_000)
+    const floor = Math.min(this.floorMax(), this.floor + elapsedMs * this.policy.retriesPerSecondMin / 1_000)
     return Math.floor(this.depositsPercent / 100) + Math.floor(floor)
   }
 }
