@@ -106,6 +106,10 @@ export function parseGatewayConfig (value: unknown, source: string): GatewayConf
   }
   const ids = new Set<string>()
   for (const [index, upstream] of parsed.data.upstreams.entries()) {
+    const url = new URL(upstream.url)
+    if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+      throw new GatewayError('GATEWAY_CONFIG_INVALID', `${source}: field "upstreams.${index}.url": an origin (scheme, host, port) only; the gateway forwards each request's own path`, { source, field: `upstreams.${index}.url` })
+    }
     const id = upstreamId(upstream)
     if (ids.has(id)) throw new GatewayError('GATEWAY_CONFIG_INVALID', `${source}: field "upstreams.${index}": upstream ${id} appears twice`, { source, field: `upstreams.${index}` })
     ids.add(id)

@@ -297,6 +297,8 @@ export class Gateway {
     response.writeHead(gatewayStatusFor(error.code), {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
+      // After a refused body the rest of it would still have to be read: close instead.
+      ...(error.code === 'GATEWAY_BODY_TOO_LARGE' ? { connection: 'close' } : {}),
       ...(requestId === undefined ? {} : { [REQUEST_ID_HEADER]: requestId })
     })
     response.end(body)
