@@ -30,7 +30,7 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  childPids, cpuSeconds, findOrInstallDebian, freePort, machineBusySeconds, runCommand, tail,
+  childPids, cpuSeconds, findOrInstallDebian, freePort, machineBusySeconds, runCommand, tail, withBenchCleanup,
   type BenchResult, type CommandTracking
 } from './util.js'
 
@@ -133,23 +133,15 @@ function removeTempDirs (): void {
 }
 
 async function withCleanup<T> (work: () => Promise<T>): Promise<T> {
-  const onSignal = (): void => { interrupted = true; void stopEverything().finally(() => process.exit(130)) }
-  const onExit = (): void => {
-    for (const child of liveChildren) child.kill('SIGKILL')
-    killPids([...extraPids])
-    removeTempDirs()
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', onExit)
-  try {
-    return await work()
-  } finally {
-    await stopEverything()
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    process.off('exit', onExit)
-  }
+  return await withBenchCleanup({
+    interrupt: () => { interrupted = true },
+    stopAll: stopEverything,
+    killNow: () => {
+      for (const child of liveChildren) child.kill('SIGKILL')
+      killPids([...extraPids])
+      removeTempDirs()
+    }
+  }, work)
 }
 
 /** A long-running process the bench started: its output so far, whether it is gone, how to stop it. */

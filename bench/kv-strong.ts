@@ -32,7 +32,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import {
-  cpuSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail,
+  cpuSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
   type BenchResult, type CommandTracking
 } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
@@ -564,22 +564,14 @@ async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
  * otherwise outlive the bench) and, as a last resort, killed on any exit; stops them all after.
  */
 export async function withCleanup<T> (work: () => Promise<T>): Promise<T> {
-  const onSignal = (): void => { interrupted = true; void stopEverything().finally(() => process.exit(130)) }
-  const onExit = (): void => {
-    for (const child of liveChildren) child.kill('SIGKILL')
-    removeTempDirs()
-  }
-  process.once('SIGINT', onSignal)
-  process.once('SIGTERM', onSignal)
-  process.once('exit', onExit)
-  try {
-    return await work()
-  } finally {
-    await stopEverything()
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    process.off('exit', onExit)
-  }
+  return await withBenchCleanup({
+    interrupt: () => { interrupted = true },
+    stopAll: stopEverything,
+    killNow: () => {
+      for (const child of liveChildren) child.kill('SIGKILL')
+      removeTempDirs()
+    }
+  }, work)
 }
 
 export async function kvStrongBenchmark (progress: (line: string) => void): Promise<BenchResult> {

@@ -138,3 +138,32 @@ export async function findOrInstallDebian (binary: string, debianPackage: string
   const installed = findOnPath(binary)
   return installed === null ? { reason: `apt-get installed ${debianPackage}, but there is still no ${binary} on PATH` } : { path: installed }
 }
+
+/** What a bench that starts processes needs to clean up on success, failure, Ctrl-C or exit. */
+export interface BenchCleanup {
+  /** Marks the run interrupted (nothing new starts). */
+  interrupt: () => void
+  /** Stops everything politely, then by force. */
+  stopAll: () => Promise<void>
+  /** At process exit, synchronously: kill what is left and remove temporary files. */
+  killNow: () => void
+}
+
+/**
+ * Runs `work` with the bench's processes cleaned up however it ends: stopped afterwards, stopped
+ * on SIGINT or SIGTERM (then exit 130), killed if the process exits first.
+ */
+export async function withBenchCleanup<T> (cleanup: BenchCleanup, work: () => Promise<T>): Promise<T> {
+  const onSignal = (): void => { cleanup.interrupt(); void cleanup.stopAll().finally(() => process.exit(130)) }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  process.once('exit', cleanup.killNow)
+  try {
+    return await work()
+  } finally {
+    await cleanup.stopAll()
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    process.off('exit', cleanup.killNow)
+  }
+}
