@@ -2,6 +2,7 @@
  * `synod gateway`: the load-balancing front door, from a config file, flags, or both (flags win).
  * Runs until SIGINT or SIGTERM.
  */
+import { DASHBOARD_ASSETS_DIR } from './up.js'
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
 import { errorMessage } from '../core/index.js'
@@ -59,9 +60,10 @@ export function gatewayCommand (program: Command, print: (line: string) => void)
     .action(async (flags: GatewayFlags) => {
       const config = gatewayConfigFrom(flags)
       const log = createLogger({ component: 'gateway' })
-      const gateway = new Gateway(config, { log })
+      // The dashboard, read-only: fault injection exists only in front of `synod up`'s own cluster.
+      const gateway = new Gateway(config, { log, dashboard: { assetsDir: DASHBOARD_ASSETS_DIR } })
       await gateway.start()
-      print(`gateway listening on ${gateway.address()} (${config.strategy}, ${config.upstreams.length} upstream(s)); status at ${gateway.address()}/v1/gateway/status`)
+      print(`gateway listening on ${gateway.address()} (${config.strategy}, ${config.upstreams.length} upstream(s)); status at ${gateway.address()}/v1/gateway/status, dashboard at ${gateway.address()}/dashboard/`)
       let stopping = false
       const stop = (signal: string): void => {
         if (stopping) return

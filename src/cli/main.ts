@@ -42,7 +42,10 @@ program.command('node')
   .requiredOption('--config <file>', 'node config file')
   .option('--miner-threads <n>', 'proof-of-work miner threads (0: do not mine); one per core by default', integer('--miner-threads', 0, 256))
   .action(async (options: { config: string, minerThreads?: number }) => {
-    const node = await startNode(options.config, { minerThreads: options.minerThreads })
+    // SYNOD_ADMIN_TOKEN: set by `synod up` for the nodes of a local cluster; enables the admin
+    // routes (injected link faults) for requests that carry it. Unset, they do not exist.
+    const adminToken = process.env.SYNOD_ADMIN_TOKEN
+    const node = await startNode(options.config, { minerThreads: options.minerThreads, ...(adminToken === undefined || adminToken === '' ? {} : { adminToken }) })
     let stopping = false
     const stop = (signal: string): void => {
       if (stopping) return

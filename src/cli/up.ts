@@ -9,7 +9,8 @@ import { availableParallelism } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createLogger, loadNodeConfig, type LoadedConfig } from '../node/index.js'
-import { Gateway, parseGatewayConfig } from '../gateway/index.js'
+import { Gateway, parseGatewayConfig, type LocalClusterControl } from '../gateway/index.js'
+import { newAdminToken } from '../core/index.js'
 import { initNetwork } from './init.js'
 import { defaultSpecFor, type TopologyName } from '../net/index.js'
 import { CliError } from './errors.js'
@@ -33,6 +34,8 @@ export interface UpOptions {
 }
 
 const MAIN_SCRIPT = fileURLToPath(new URL('./main.js', import.meta.url))
+/** The built dashboard (`npm run build` puts Vite's output there). */
+export const DASHBOARD_ASSETS_DIR = fileURLToPath(new URL('../../web/', import.meta.url))
 /** How long a node gets to stop after SIGTERM before it is killed. */
 export const STOP_GRACE_MS = 10_000
 const POLL_INTERVAL_MS = 250
@@ -45,12 +48,12 @@ function nodeConfigFiles (dir: string): string[] {
     .map((name) => join(dir, name))
 }
 
-function startChild (configFile: string, logDir: string, extraArgs: string[]): Child {
+function startChild (configFile: string, logDir: string, extraArgs: string[], adminToken: string): Child {
   const config = loadNodeConfig(configFile)
   const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
   // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`).
   const execArgv = (process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)
-  const child = spawn(process.execPath, [...execArgv, MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...execArgv, MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SYNOD_ADMIN_TOKEN: adminToken } })
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
   const exited = new Promise<number | null>((resolveExit) => { child.once('exit', (code) => { resolveExit(code) }) })
@@ -126,7 +129,11 @@ export async function up (options: UpOptions): Promise<void> {
     : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} ${consensus === 'dpos' ? 'producer candidates' : 'validators'}`}`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
-  const children = files.map((file) => startChild(file, logDir, extraArgs))
+  // The admin token guards fault injection (the dashboard's Faults view, /v1/admin/*) on this
+  // local cluster only: a fresh one per run, handed to the nodes and printed for the user.
+  const adminToken = newAdminToken()
+  const children = files.map((file) => startChild(file, logDir, extraArgs, adminToken))
+  const killed = new Set<string>()
   let stopping = false
   let gateway: Gateway | null = null
   const stopAll = async (): Promise<void> => {
@@ -143,10 +150,39 @@ export async function up (options: UpOptions): Promise<void> {
   const onSignal = (): void => { void stopAll().then(() => process.exit(0)) }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
-  for (const child of children) {
+  const reportExit = (child: Child): void => {
     void child.exited.then((code) => {
-      if (!stopping) print(`node ${child.config.node.nodeId} exited with code ${code ?? 'signal'}; see ${join(logDir, child.config.node.nodeId + '.log')}`)
+      const id = child.config.node.nodeId
+      if (stopping) return
+      if (killed.has(id)) print(`node ${id} killed (SIGKILL) from the dashboard`)
+      else print(`node ${id} exited with code ${code ?? 'signal'}; see ${join(logDir, id + '.log')}`)
     })
+  }
+  for (const child of children) reportExit(child)
+  const running = (child: Child): boolean => child.process.exitCode === null && child.process.signalCode === null
+  const childOf = (id: string): { child: Child, index: number } => {
+    const index = children.findIndex((child) => child.config.node.nodeId === id)
+    if (index === -1) throw new CliError('CLI_BAD_INPUT', `no node ${id}`, { id })
+    return { child: children[index] as Child, index }
+  }
+  const control: LocalClusterControl = {
+    nodes: () => children.map((child) => ({ id: child.config.node.nodeId, api: child.config.self.api, pid: running(child) ? (child.process.pid ?? null) : null, running: running(child) })),
+    kill: async (id) => {
+      const { child } = childOf(id)
+      if (!running(child)) return
+      killed.add(id)
+      child.process.kill('SIGKILL')
+      await child.exited
+    },
+    restart: async (id) => {
+      const { child, index } = childOf(id)
+      if (running(child)) return
+      killed.delete(id)
+      const next = startChild(files[index] as string, logDir, extraArgs, adminToken)
+      children[index] = next
+      reportExit(next)
+      print(`node ${id} restarted from the dashboard`)
+    }
   }
   const apis = children.map((child) => child.config.self.api)
   print(`starting ${children.length} nodes (logs in ${logDir})`)
@@ -176,7 +212,10 @@ export async function up (options: UpOptions): Promise<void> {
       strategy: 'key-affinity',
       upstreams: children.map((child) => ({ url: child.config.self.api, id: child.config.node.nodeId })),
       cluster: { follow: true }
-    }, 'synod up'), { log: createLogger({ component: 'gateway' }, 'info', createWriteStream(join(logDir, 'gateway.log'), { flags: 'a' })) })
+    }, 'synod up'), {
+      log: createLogger({ component: 'gateway' }, 'info', createWriteStream(join(logDir, 'gateway.log'), { flags: 'a' })),
+      dashboard: { assetsDir: DASHBOARD_ASSETS_DIR, local: { control, adminToken } }
+    })
     await gateway.start()
   } catch (error) {
     await stopAll()
@@ -186,7 +225,8 @@ export async function up (options: UpOptions): Promise<void> {
   print(`  gateway ${front}  (key-affinity over the nodes; status ${front}/v1/gateway/status)`)
   print('')
   print(`store: curl -X PUT --data-binary hello ${front}/v1/kv/greeting; curl ${front}/v1/kv/greeting  (or synod kv put|get --api ${front})`)
-  print('dashboard: not part of this build yet (it arrives with the dashboard issue)')
+  print(`dashboard: ${front}/dashboard/#token=${adminToken}`)
+  print(`admin token (fault injection, /v1/admin/*): ${adminToken}`)
   print('press Ctrl-C to stop the cluster; data is kept in ' + dir + ' for the next start')
   await new Promise<void>(() => {})
 }

@@ -104,3 +104,19 @@ export function fromHex (hex: string): Uint8Array {
   if (!/^([0-9a-f]{2})*$/i.test(hex)) throw new CoreError('CORE_DECODE_FAILED', 'not a hex string', { length: hex.length })
   return new Uint8Array(Buffer.from(hex, 'hex'))
 }
+
+/** A fresh secret for an admin API: 32 random bytes, base64url (43 characters). */
+export function newAdminToken (): string {
+  return nodeCrypto.randomBytes(32).toString('base64url')
+}
+
+/**
+ * Whether an `Authorization` header carries `Bearer <token>`, compared in constant time (digests
+ * of equal length, so neither the token's length nor its prefix leaks through timing).
+ */
+export function bearerTokenMatches (header: string | undefined, token: string): boolean {
+  if (header === undefined || !header.startsWith('Bearer ')) return false
+  const offered = nodeCrypto.createHash('sha256').update(header.slice('Bearer '.length).trim()).digest()
+  const expected = nodeCrypto.createHash('sha256').update(token).digest()
+  return nodeCrypto.timingSafeEqual(offered, expected)
+}

@@ -27,6 +27,7 @@ export type CoreErrorCode =
   | 'CORE_ENCODE_FAILED'
   | 'CORE_CONFIG_INVALID'
   | 'CORE_BAD_KEY'
+  | 'CORE_BAD_LINK_FAULTS'
 
 export class CoreError extends SynodError<CoreErrorCode> {}
 

@@ -26,6 +26,8 @@ import {
 import { splitListen, upstreamId, type GatewayConfig } from './config.js'
 import { GatewayError, gatewayStatusFor } from './errors.js'
 import { GatewayMetrics } from './metrics.js'
+import { Dashboard, type DashboardOptions } from './dashboard.js'
+import type { MetricFamilyJson } from './dashboard-model.js'
 
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** Not forwarded: hop-by-hop (RFC 9110 7.6.1), `host` (undici names the upstream), `expect` (node's server answers 100-continue itself and the body is read whole before forwarding). */
@@ -62,6 +64,8 @@ export interface GatewayOptions {
   log: Logger
   /** Milliseconds; `Date.now` by default. */
   now?: () => number
+  /** Serves the web dashboard and its APIs (and, for a local cluster, the admin routes). */
+  dashboard?: DashboardOptions
 }
 
 export class Gateway {
@@ -82,10 +86,22 @@ export class Gateway {
   private clusterCursor = 0
   private inFlightTotal = 0
   private stopped = false
+  private readonly dashboard: Dashboard | null
 
   constructor (private readonly config: GatewayConfig, options: GatewayOptions) {
     this.now = options.now ?? Date.now
     this.log = options.log
+    this.dashboard = options.dashboard === undefined
+      ? null
+      : new Dashboard({
+        log: this.log.child({ component: 'dashboard' }),
+        now: this.now,
+        upstreams: () => this.statusOfUpstreams().map((upstream) => ({ id: upstream.id, url: upstream.url, serving: upstream.serving, ejected: upstream.ejected, membership: upstream.membership, inFlight: upstream.inFlight, latencyEstimateMs: upstream.latencyEstimateMs })),
+        strategy: config.strategy,
+        address: () => this.address(),
+        ring: () => this.ring,
+        gatewayMetrics: async () => await this.metrics.registry.getMetricsAsJSON() as unknown as MetricFamilyJson[]
+      }, options.dashboard)
     this.metrics = new GatewayMetrics(() => this.statusOfUpstreams())
     const policy: HealthPolicy = {
       ...DEFAULT_HEALTH_POLICY,
@@ -150,6 +166,7 @@ export class Gateway {
     if (this.stopped) return
     this.stopped = true
     if (this.clusterTimer !== null) clearTimeout(this.clusterTimer)
+    this.dashboard?.stop()
     for (const upstream of this.upstreams.values()) if (upstream.checkTimer !== null) clearTimeout(upstream.checkTimer)
     const server = this.server
     if (server !== null) {
@@ -185,6 +202,7 @@ export class Gateway {
   private handle (request: IncomingMessage, response: ServerResponse): void {
     const url = request.url ?? '/'
     if (url.startsWith('/v1/gateway/') || url === '/metrics') { this.serveOwn(request, response, url); return }
+    if (this.dashboard?.handle(request, response, url) === true) return
     const incoming = request.headers[REQUEST_ID_HEADER]
     const requestId = typeof incoming === 'string' && incoming.length > 0 && incoming.length <= REQUEST_ID_BYTES_MAX ? incoming : randomUUID()
     if (!url.startsWith('/')) { this.fail(response, new GatewayError('GATEWAY_BAD_REQUEST', 'the request target must be a path'), requestId); return }

@@ -15,6 +15,8 @@ const statusByCode: Record<string, number> = {
   CORE_CONFIG_INVALID: 400,
   CORE_DECODE_FAILED: 400,
   CORE_SCHEMA_MISMATCH: 400,
+  CORE_BAD_LINK_FAULTS: 400,
+  ADMIN_UNAUTHORIZED: 401,
   TRANSPORT_NOT_CONNECTED: 503,
   NET_UNREACHABLE: 503,
   NET_BAD_REQUEST: 400,
@@ -58,6 +60,8 @@ export function createApiServer (source: StatusSource, metrics: Registry, log: L
     reply.header('content-type', metrics.contentType)
     return await metrics.metrics()
   })
+  // The same metrics as JSON (prom-client's own form), for the dashboard: no text parsing needed.
+  app.get('/v1/metrics', async () => await metrics.getMetricsAsJSON())
   app.setNotFoundHandler(async (request, reply) => {
     await reply.code(404).send({ code: 'HTTP_NOT_FOUND', message: `no route ${request.method} ${request.url}`, details: {} })
   })

@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { createPrng, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
+import { createPrng, FaultyTransport, fromHex, NodeHost, registryFor, type Logger, type Service, type TimerId, type Timers } from '../core/index.js'
 import { HelloService, OverlayService, overlayNeighbours } from '../net/index.js'
 import { MembershipService } from '../membership/index.js'
 import type { LedgerService } from '../ledger/index.js'
@@ -23,6 +23,7 @@ import { registerLedgerMetrics, registerLedgerRoutes } from './ledger-api.js'
 import { AvailableStoreService, StoreService, defaultStoreLimits } from '../store/index.js'
 import { registerStoreRoutes } from './store-api.js'
 import { SYNOD_VERSION } from './version.js'
+import { registerAdminRoutes, registerFaultMetrics } from './admin-api.js'
 
 export interface RunningNode {
   readonly config: LoadedConfig
@@ -50,6 +51,12 @@ export interface StartNodeOptions {
   log?: Logger
   /** Overrides the node config's `minerThreads`. */
   minerThreads?: number
+  /**
+   * Serves the admin routes (link faults, `docs/dashboard.md`) to requests carrying this bearer
+   * token. Only `synod up` sets it, for the nodes of a local cluster; without it the routes and the
+   * fault layer do not exist.
+   */
+  adminToken?: string
 }
 
 /** Real timers: `setTimeout`, unref'd so a stopping process is never held open by a protocol. */
@@ -120,6 +127,10 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     now: wallClock.now
   })
   const timers = createRealTimers()
+  const faults = options.adminToken === undefined
+    ? null
+    : new FaultyTransport({ inner: transport, clock: wallClock, timers, random: createPrng(randomBytes(4).readUInt32BE(0)) })
+  const linkView = faults ?? transport
   const host = new NodeHost({
     self: config.node.nodeId,
     members: config.network.members.map((member) => member.id),
@@ -128,11 +139,11 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     random: createPrng(randomBytes(4).readUInt32BE(0)),
     disk,
     log,
-    transport,
+    transport: linkView,
     services
   })
   const apiOf = new Map(config.network.members.map((member) => [member.id, member]))
-  const metrics = createMetrics(transport, services.includes(hello)
+  const metrics = createMetrics(linkView, services.includes(hello)
     ? [{ name: 'synod_hello_peers_reachable', help: 'Peers the hello service heard from within peerTimeoutMs.', read: () => hello.reachable().length }]
     : [])
   registerOverlayMetrics(metrics, overlay)
@@ -147,12 +158,17 @@ export async function startNode (configFile: string, options: StartNodeOptions =
       networkId: config.network.networkId,
       uptimeMs: Math.round(wallClock.now() - startedMs),
       p2p: transport.addresses(),
-      peers: transport.links().map((link) => ({ ...link, api: apiOf.get(link.peer)?.api ?? null, p2p: apiOf.get(link.peer)?.p2p ?? null })),
+      peers: linkView.links().map((link) => ({ ...link, api: apiOf.get(link.peer)?.api ?? null, p2p: apiOf.get(link.peer)?.p2p ?? null })),
       transport: transport.stats(),
+      ...(faults === null ? {} : { faults: faults.current() }),
       services: host.status()
     })
   }, metrics, log.child({ component: 'http' }))
   registerOverlayRoutes(api, overlay, config)
+  if (faults !== null && options.adminToken !== undefined) {
+    registerAdminRoutes(api, faults, options.adminToken, members, (description) => { log.warn({ faults: faults.current() }, `link faults set: ${description}`) })
+    registerFaultMetrics(metrics, faults)
+  }
   if (withMembership) registerMembershipRoutes(api, membership, config, wallClock.now)
   if (store !== null && availableStore !== null) registerStoreRoutes(api, store, availableStore, metrics, storeConfig.valueBytesMax ?? defaultStoreLimits.valueBytesMax)
   if (ledgerParts !== null) {

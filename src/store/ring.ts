@@ -201,6 +201,16 @@ export class HashRing {
   }
 
   /** The JSON of GET /v1/cluster/ring. */
+  /** Every virtual node as its position on the ring, a fraction in [0, 1), and its owner; ascending. For pictures of the ring. */
+  tokens (): Array<{ position: number, member: NodeId }> {
+    return Array.from(this.tokenPositions, (position, index) => ({ position: position / RING_POSITIONS, member: this.sortedMembers[this.tokenOwners[index] as number]?.id as NodeId }))
+  }
+
+  /** Where a key falls on the ring, as a fraction in [0, 1). */
+  static keyFraction (key: string): number {
+    return keyPosition(key) / RING_POSITIONS
+  }
+
   describe (): RingDescription {
     const shares = this.primaryShares()
     return {
