@@ -54,6 +54,16 @@ export default defineConfig([
     }
   },
 
+  // The dashboard (web/) talks to the gateway over HTTP only: it imports nothing from src/.
+  {
+    files: ['web/**/*.ts'],
+    extends: [tseslint.configs.recommended],
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../../src/*', '../../../src/*', '../../../../src/*', '**/dist/src/*'], message: 'web/ talks to the gateway over HTTP only (DESIGN.md, Layers): it must not import src/.' }] }]
+    }
+  },
+
   {
     files: protocolFileGlobs(),
     rules: {

@@ -20,7 +20,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
-import { extname, join, normalize, sep } from 'node:path'
+import { extname, resolve, sep } from 'node:path'
 import { bearerTokenMatches, errorMessage, parseLinkFaults, type Logger } from '../core/index.js'
 import { HashRing, type RingDescription } from '../store/index.js'
 import {
@@ -224,7 +224,7 @@ export class Dashboard {
       return true
     }
     if (path.startsWith('/v1/admin/')) {
-      if (this.options.local === undefined) return false
+      if (this.options.local === undefined) { request.resume(); sendJson(response, 404, notServedAdmin(request, path)); return true }
       this.guard(response, this.serveAdmin(request, response, path, this.options.local))
       return true
     }
@@ -254,8 +254,9 @@ export class Dashboard {
     if (path === '/' || path === '/dashboard') { response.writeHead(302, { location: '/dashboard/' }); response.end(); return }
     const dir = this.options.assetsDir as string
     const relative = path === '/dashboard/' ? 'index.html' : decodeURIComponent(path.slice('/dashboard/'.length))
-    const file = normalize(join(dir, relative))
-    if (!file.startsWith(normalize(dir) + sep)) { sendJson(response, 404, { code: 'HTTP_NOT_FOUND', message: `no file ${path}`, details: {} }); return }
+    const root = resolve(dir)
+    const file = resolve(root, relative)
+    if (!file.startsWith(root + sep)) { sendJson(response, 404, { code: 'HTTP_NOT_FOUND', message: `no file ${path}`, details: {} }); return }
     let body = this.fileCache.get(file)
     if (body === undefined) {
       if (!existsSync(file)) {
@@ -646,6 +647,11 @@ export class Dashboard {
     response.writeHead(answer.status, passed)
     response.end(text)
   }
+}
+
+/** The answer to an admin route on a gateway that fronts no local cluster: no such route, and nothing is passed on to a node. */
+export function notServedAdmin (request: IncomingMessage, path: string): object {
+  return { code: 'HTTP_NOT_FOUND', message: `no route ${request.method ?? ''} ${path}: admin routes exist only on the gateway of a local cluster (synod up)`, details: {} }
 }
 
 /** Store requests a node's API answered, over every operation, level and outcome. */

@@ -26,7 +26,7 @@ import {
 import { splitListen, upstreamId, type GatewayConfig } from './config.js'
 import { GatewayError, gatewayStatusFor } from './errors.js'
 import { GatewayMetrics } from './metrics.js'
-import { Dashboard, type DashboardOptions } from './dashboard.js'
+import { Dashboard, notServedAdmin, type DashboardOptions } from './dashboard.js'
 import type { MetricFamilyJson } from './dashboard-model.js'
 
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -203,6 +203,14 @@ export class Gateway {
     const url = request.url ?? '/'
     if (url.startsWith('/v1/gateway/') || url === '/metrics') { this.serveOwn(request, response, url); return }
     if (this.dashboard?.handle(request, response, url) === true) return
+    // Admin routes are the local cluster's only: never passed on to a node.
+    if (this.dashboard === null && url.startsWith('/v1/admin/')) {
+      request.resume()
+      const body = JSON.stringify(notServedAdmin(request, url.split('?')[0] as string))
+      response.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      response.end(body)
+      return
+    }
     const incoming = request.headers[REQUEST_ID_HEADER]
     const requestId = typeof incoming === 'string' && incoming.length > 0 && incoming.length <= REQUEST_ID_BYTES_MAX ? incoming : randomUUID()
     if (!url.startsWith('/')) { this.fail(response, new GatewayError('GATEWAY_BAD_REQUEST', 'the request target must be a path'), requestId); return }

@@ -62,6 +62,8 @@ export class TestCluster {
   readonly dir: string
   readonly init: InitResult
   private readonly children = new Map<number, ChildProcess>()
+  /** Environment variables added for the node processes started from now on (SYNOD_ADMIN_TOKEN, say). */
+  extraEnv: Record<string, string> = {}
 
   protected constructor (dir: string, init: InitResult) {
     this.dir = dir
@@ -84,7 +86,7 @@ export class TestCluster {
     if (configFile === undefined) throw new Error(`no node ${index}`)
     const log = createWriteStream(join(this.dir, `node-${index}.log`), { flags: 'a' })
     const [command, ...args] = this.nodeCommand(index, [process.execPath, SYNOD_MAIN, 'node', '--config', configFile])
-    const child = spawn(command ?? process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command ?? process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.extraEnv } })
     child.stdout?.pipe(log)
     child.stderr?.pipe(log)
     this.children.set(index, child)
