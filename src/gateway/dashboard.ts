@@ -329,7 +329,9 @@ export class Dashboard {
     if (this.timer !== null || this.stopped) return
     this.timer = setTimeout(() => {
       this.timer = null
-      void this.current(true).then(() => { if (this.subscribers.size > 0) this.schedule(this.pollIntervalMs) })
+      void this.current(true)
+        .catch((error: unknown) => { this.source.log.warn({ reason: errorMessage(error) }, 'dashboard poll failed') })
+        .finally(() => { if (this.subscribers.size > 0) this.schedule(this.pollIntervalMs) })
     }, afterMs)
     this.timer.unref()
   }

@@ -73,6 +73,12 @@ test('the dashboard shows a live local cluster in Chromium, kills a node, and ru
     if (/^\/v1\/admin\/nodes\/[^/]+\/kv\/cap-strong-/.test(url.pathname) && [503, 504].includes(response.status())) expectedRefusals.push(url.pathname)
     else consoleErrors.push(`unexpected ${response.status()} for ${response.request().method()} ${url.pathname}${url.search}`)
   })
+  // Nothing needs the internet: every request the page makes goes to the gateway.
+  const foreignRequests: string[] = []
+  page.on('request', (request) => {
+    const url = new URL(request.url())
+    if (url.protocol !== 'data:' && url.origin !== gateway) foreignRequests.push(request.url())
+  })
   page.on('console', (message) => {
     if (message.type() !== 'error') return
     if (message.text().startsWith('Failed to load resource: the server responded with a status of')) failedLoads++
@@ -145,6 +151,7 @@ test('the dashboard shows a live local cluster in Chromium, kills a node, and ru
   await page.screenshot({ path: join(SCREENSHOTS, 'faults-cap.png'), fullPage: true })
 
   await page.close()
+  assert.deepEqual(foreignRequests, [], 'the page requests nothing but the gateway')
   assert.deepEqual(consoleErrors, [], 'the page logs no console errors and gets no error answers but the intended refusal')
   assert.equal(expectedRefusals.length, 1, 'exactly one refused write: strong on the minority side')
   assert.ok(failedLoads <= expectedRefusals.length, `${failedLoads} failed loads logged, ${expectedRefusals.length} intended`)

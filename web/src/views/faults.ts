@@ -249,6 +249,7 @@ export class FaultsView implements View {
             return
           }
         }
+      }
       await sleep(500)
     }
     this.results[`${level}:healed`] = 'diverged: the replicas did not agree in time'
