@@ -81,6 +81,8 @@ export class FaultyTransport implements Transport {
   private isolated = new Set<NodeId>()
   private handlers: TransportHandlers | null = null
   private readonly counters: LinkFaultStats = { framesDroppedIsolated: 0, framesDroppedLoss: 0, framesDelayed: 0 }
+  /** Per lane (peer and direction), when its last delayed frame is due. */
+  private readonly laneDueMs = new Map<string, number>()
   /** Delayed frames not yet delivered or sent, so `stop` can cancel them. */
   private readonly pending = new Set<number>()
 
@@ -94,7 +96,7 @@ export class FaultyTransport implements Transport {
       onMessage: (from, message) => {
         if (this.isolated.has(from)) { this.counters.framesDroppedIsolated++; return }
         if (this.lost()) return
-        this.afterLatency(() => {
+        this.afterLatency(`receive ${from}`, () => {
           // A cut made while the frame was in flight drops it too.
           if (this.isolated.has(from)) { this.counters.framesDroppedIsolated++; return }
           handlers.onMessage(from, message)
@@ -110,13 +112,18 @@ export class FaultyTransport implements Transport {
   async stop (): Promise<void> {
     for (const id of this.pending) this.init.timers.clearTimer(id)
     this.pending.clear()
+    this.laneDueMs.clear()
     await this.init.inner.stop()
   }
 
   send<M extends Message> (to: NodeId, message: M): void {
     if (this.isolated.has(to)) { this.counters.framesDroppedIsolated++; return }
     if (this.lost()) return
-    this.afterLatency(() => { this.init.inner.send(to, message) })
+    this.afterLatency(`send ${to}`, () => {
+      // A cut made while the frame was in flight drops it too.
+      if (this.isolated.has(to)) { this.counters.framesDroppedIsolated++; return }
+      this.init.inner.send(to, message)
+    })
   }
 
   links (): LinkInfo[] {
@@ -169,11 +176,20 @@ export class FaultyTransport implements Transport {
     return true
   }
 
-  private afterLatency (deliver: () => void): void {
-    if (this.faults.latencyMs <= 0) { deliver(); return }
+  /**
+   * Runs `deliver` after the latency in force, never before an earlier frame of the same lane (one
+   * peer, one direction): lowering the latency while frames are in flight must not let a later
+   * frame overtake them.
+   */
+  private afterLatency (lane: string, deliver: () => void): void {
+    const nowMs = this.init.clock.now()
+    const dueMs = Math.max(nowMs + this.faults.latencyMs, this.laneDueMs.get(lane) ?? 0)
+    if (dueMs <= nowMs) { this.laneDueMs.delete(lane); deliver(); return }
+    this.laneDueMs.set(lane, dueMs)
     this.counters.framesDelayed++
-    const id = this.init.timers.setTimer(this.faults.latencyMs, () => {
+    const id = this.init.timers.setTimer(dueMs - nowMs, () => {
       this.pending.delete(id)
+      if (this.laneDueMs.get(lane) === dueMs) this.laneDueMs.delete(lane)
       deliver()
     })
     this.pending.add(id)

@@ -88,6 +88,8 @@ export interface NodeView {
   /** How this node sees each member. */
   members: Record<string, string>
   role: string | null
+  /** Its validator or producer account, when it has one. */
+  address: string | null
   height: number | null
   finalizedHeight: number | null
   faults: { isolatedFrom: string[], latencyMs: number, lossPercent: number } | null
@@ -436,6 +438,7 @@ export class Dashboard {
         hasQuorum: poll.members?.hasQuorum ?? null,
         members: Object.fromEntries((poll.members?.members ?? []).map((member) => [member.id, member.state])),
         role: poll.chain === null ? null : consensus?.validator !== undefined ? 'validator' : consensus?.producer !== undefined ? 'producer' : poll.chain.engine === 'pow' ? 'miner' : 'full node',
+        address: consensus?.validator ?? consensus?.producer ?? null,
         height: poll.chain?.head?.height ?? null,
         finalizedHeight: poll.chain?.finalizedHeight ?? null,
         faults: poll.status?.faults ?? null,

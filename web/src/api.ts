@@ -18,6 +18,7 @@ export interface NodeView {
   hasQuorum: boolean | null
   members: Record<string, string>
   role: string | null
+  address: string | null
   height: number | null
   finalizedHeight: number | null
   faults: { isolatedFrom: string[], latencyMs: number, lossPercent: number } | null

@@ -19,7 +19,7 @@ export class ChainView implements View {
       return
     }
     const finality = chain.engine === 'pow' ? 'no finality: confirmations only' : chain.engine === 'dpos' ? 'last irreversible block' : 'BFT finality'
-    const addressNode = new Map(chain.blocks.filter((block) => block.proposerNode !== null).map((block) => [block.proposer, block.proposerNode as string]))
+    const addressNode = new Map(snapshot.nodes.filter((node) => node.address !== null).map((node) => [node.address as string, node.id]))
     const cards = h('div', { className: 'cards' },
       card('Engine', chain.engine.toUpperCase(), finality),
       card('Head', h('span', { 'data-testid': 'chain-head' }, String(chain.headHeight))),
