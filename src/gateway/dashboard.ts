@@ -21,6 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { readFile } from 'node:fs/promises'
 import { existsSync } from 'node:fs'
 import { extname, resolve, sep } from 'node:path'
+import { Counter, Gauge, type Registry } from 'prom-client'
 import { bearerTokenMatches, errorMessage, parseLinkFaults, type Logger } from '../core/index.js'
 import { HashRing, type RingDescription } from '../store/index.js'
 import {
@@ -75,6 +76,8 @@ export interface DashboardSource {
   address: () => string
   ring: () => HashRing | null
   gatewayMetrics: () => Promise<MetricFamilyJson[]>
+  /** Where the dashboard registers its own metrics (the gateway's registry). */
+  registry: Registry
 }
 
 export interface NodeView {
@@ -208,9 +211,18 @@ export class Dashboard {
   private readonly fileCache = new Map<string, Buffer>()
   private stopped = false
   private readonly pollIntervalMs: number
+  private readonly metrics: { polls: Counter, errors: Counter<'code'>, actions: Counter<'action'> }
 
   constructor (private readonly source: DashboardSource, private readonly options: DashboardOptions) {
     this.pollIntervalMs = options.pollIntervalMs ?? DASHBOARD_POLL_INTERVAL_MS
+    const registers = [source.registry]
+    this.metrics = {
+      polls: new Counter({ name: 'synod_gateway_dashboard_polls_total', help: 'Rounds of polling every node for a dashboard snapshot.', registers }),
+      errors: new Counter({ name: 'synod_gateway_dashboard_errors_total', help: 'Dashboard and admin requests refused or failed, by code (ADMIN_UNAUTHORIZED, DASHBOARD_BAD_REQUEST, ...).', labelNames: ['code'], registers }),
+      actions: new Counter({ name: 'synod_gateway_admin_actions_total', help: 'Admin actions carried out on the local cluster, by action.', labelNames: ['action'], registers })
+    }
+    const subscribers = this.subscribers
+    new Gauge({ name: 'synod_gateway_dashboard_subscribers', help: 'Open dashboard event streams.', registers, collect () { this.set(subscribers.size) } })
   }
 
   /** Whether this request is the dashboard's; if so it is answered. */
@@ -242,6 +254,7 @@ export class Dashboard {
 
   private guard (response: ServerResponse, work: Promise<void>): void {
     work.catch((error: unknown) => {
+      this.metrics.errors.inc({ code: error instanceof HttpFailure ? error.code : 'DASHBOARD_UPSTREAM_FAILED' })
       if (response.headersSent) { response.destroy(); return }
       if (error instanceof HttpFailure) { sendJson(response, error.status, { code: error.code, message: error.message, details: {} }); return }
       this.source.log.warn({ reason: errorMessage(error) }, 'dashboard request failed')
@@ -393,6 +406,7 @@ export class Dashboard {
     const polls = await Promise.all(watched.map(async (node) => await this.pollNode(node)))
     if (this.options.local !== undefined) await this.reconcileFaults(polls, this.options.local.adminToken)
     this.polls++
+    this.metrics.polls.inc()
 
     // Rates from the difference with the previous sample.
     const store = emptyStoreSample()
@@ -581,6 +595,7 @@ export class Dashboard {
     if (method === 'POST' && path === '/v1/admin/partition') {
       const groups = parseGroups(await readJson(request), ids)
       this.partition = groups
+      this.metrics.actions.inc({ action: 'partition' })
       this.source.log.warn({ groups }, 'admin: partition')
       sendJson(response, 200, { partition: groups, notApplied: await this.applyAll(local) })
       return
@@ -589,6 +604,7 @@ export class Dashboard {
       request.resume()
       this.partition = null
       this.linkFaults.clear()
+      this.metrics.actions.inc({ action: 'heal' })
       this.source.log.warn({}, 'admin: heal')
       sendJson(response, 200, { partition: null, notApplied: await this.applyAll(local) })
       return
@@ -598,6 +614,7 @@ export class Dashboard {
       const action = parts[2]
       if (method === 'POST' && parts.length === 3 && (action === 'kill' || action === 'restart')) {
         request.resume()
+        this.metrics.actions.inc({ action })
         this.source.log.warn({ node: id }, `admin: ${action}`)
         if (action === 'kill') await local.control.kill(id)
         else await local.control.restart(id)
@@ -609,6 +626,7 @@ export class Dashboard {
         const faults = parseLinkQuality(await readJson(request))
         if (faults.latencyMs === 0 && faults.lossPercent === 0) this.linkFaults.delete(id)
         else this.linkFaults.set(id, faults)
+        this.metrics.actions.inc({ action: 'link-faults' })
         this.source.log.warn({ node: id, ...faults }, 'admin: link faults')
         sendJson(response, 200, { node: id, ...faults, notApplied: await this.applyAll(local) })
         return

@@ -91,6 +91,7 @@ export class Gateway {
   constructor (private readonly config: GatewayConfig, options: GatewayOptions) {
     this.now = options.now ?? Date.now
     this.log = options.log
+    this.metrics = new GatewayMetrics(() => this.statusOfUpstreams())
     this.dashboard = options.dashboard === undefined
       ? null
       : new Dashboard({
@@ -100,9 +101,9 @@ export class Gateway {
         strategy: config.strategy,
         address: () => this.address(),
         ring: () => this.ring,
-        gatewayMetrics: async () => await this.metrics.registry.getMetricsAsJSON() as unknown as MetricFamilyJson[]
+        gatewayMetrics: async () => await this.metrics.registry.getMetricsAsJSON() as unknown as MetricFamilyJson[],
+        registry: this.metrics.registry
       }, options.dashboard)
-    this.metrics = new GatewayMetrics(() => this.statusOfUpstreams())
     const policy: HealthPolicy = {
       ...DEFAULT_HEALTH_POLICY,
       unhealthyThreshold: config.healthCheck.unhealthyThreshold,

@@ -174,6 +174,12 @@ test('dashboard and admin routes on a real 3-node cluster', { timeout: 180_000 }
       assert.equal(answer.headers.get('synod-upstream'), null, 'not passed on to a node')
     }
   }
+  // Refusals and actions are counted.
+  const metricsText = await (await fetch(`${front}/metrics`)).text()
+  assert.match(metricsText, /synod_gateway_dashboard_errors_total\{code="ADMIN_UNAUTHORIZED"\} [2-9]/)
+  assert.match(metricsText, /synod_gateway_dashboard_errors_total\{code="DASHBOARD_BAD_REQUEST"\} 1/)
+  assert.match(metricsText, /synod_gateway_admin_actions_total\{action="partition"\} 1/)
+  assert.match(metricsText, /synod_gateway_admin_actions_total\{action="kill"\} 1/)
   const readOnly = await json<{ admin: { enabled: boolean }, nodes: unknown[] }>(`${plain.address()}/v1/dashboard/snapshot`)
   assert.equal(readOnly.body.admin.enabled, false)
   assert.equal(readOnly.body.nodes.length, 1)

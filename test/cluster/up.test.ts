@@ -55,6 +55,13 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
     const got = await fetch(`${gateway}/v1/kv/through-the-gateway`)
     assert.equal(await got.text(), 'hello')
     assert.equal(got.headers.get('synod-upstream'), replicas[0], 'key affinity sent the read to the key\'s first replica')
+    // The dashboard's address, with a fresh admin token, served by the gateway.
+    const dashboard = new RegExp(`dashboard: (${gateway}/dashboard/#token=([A-Za-z0-9_-]{43}))`).exec(first.output())
+    assert.ok(dashboard !== null, 'prints the dashboard address with its token')
+    const page = await fetch(dashboard[1] as string)
+    assert.equal(page.status, 200)
+    assert.match(await page.text(), /<title>Synod dashboard<\/title>/)
+    assert.equal((await fetch(`${gateway}/v1/admin/cluster`, { headers: { authorization: `Bearer ${dashboard[2] as string}` } })).status, 200)
     assert.equal(await first.stop(), 0)
     assert.match(first.output(), /all nodes stopped/)
     for (const api of apis) assert.equal(await status(api), null, `${api} is down after Ctrl-C`)
@@ -62,6 +69,7 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
     const second = runSynodUp(dataDir, basePort)
     await second.ready
     assert.doesNotMatch(second.output(), /initialising/)
+    assert.notEqual(/#token=(\S+)/.exec(second.output())?.[1], dashboard[2], 'each run makes a new admin token')
     for (const api of apis) assert.equal((await status(api))?.services.hello?.boots, 2, `${api} reused its data`)
     assert.equal(await second.stop(), 0)
   } finally {
