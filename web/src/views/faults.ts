@@ -125,7 +125,7 @@ export class FaultsView implements View {
     if (this.scenarioBox === null) return
     const cell = (level: StoreLevel, column: string): HTMLElement => {
       const text = this.results[`${level}:${column}`] ?? '–'
-      const kind = text.startsWith('ok') || text.startsWith('converged') ? 'ok' : text.startsWith('refused') || text.startsWith('diverged') ? 'bad' : 'muted'
+      const kind = text.startsWith('ok') || text.startsWith('converged') || text.startsWith('consistent') ? 'ok' : text.startsWith('refused') || text.startsWith('diverged') ? 'bad' : 'muted'
       return h('span', { className: `result result-${kind}`, 'data-testid': `cap-${level}-${column}` }, text)
     }
     fill(this.scenarioBox,
