@@ -35,6 +35,8 @@ export const DASHBOARD_POLL_INTERVAL_MS = 1_000
 export const DASHBOARD_NODE_TIMEOUT_MS = 800
 /** Open event streams at most; more are refused with 503. */
 export const DASHBOARD_SUBSCRIBERS_MAX = 64
+/** Bytes an event stream may have queued unread before the gateway drops it (a stalled page). */
+export const DASHBOARD_STREAM_BUFFER_BYTES_MAX = 1_048_576
 /** Recent blocks kept for the chain view. */
 export const DASHBOARD_BLOCKS_KEPT = 30
 /** Blocks fetched per poll when catching up with the head. */
@@ -337,6 +339,14 @@ export class Dashboard {
   }
 
   private push (subscriber: ServerResponse, snapshot: DashboardSnapshot): void {
+    // A page that stopped reading would make the gateway queue every snapshot: drop it instead
+    // (an EventSource reconnects by itself, and starts again from the latest snapshot).
+    if (subscriber.writableLength > DASHBOARD_STREAM_BUFFER_BYTES_MAX) {
+      this.subscribers.delete(subscriber)
+      this.metrics.errors.inc({ code: 'DASHBOARD_STREAM_STALLED' })
+      subscriber.destroy()
+      return
+    }
     subscriber.write(`event: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`)
   }
 
