@@ -232,7 +232,7 @@ export class Dashboard {
     const path = url.split('?')[0] as string
     if (path === '/' || path === '/dashboard' || path.startsWith('/dashboard/')) {
       if (this.options.assetsDir === null) return false
-      void this.serveAsset(request, response, path)
+      this.guard(response, this.serveAsset(request, response, path))
       return true
     }
     if (path.startsWith('/v1/dashboard/')) {
@@ -270,7 +270,7 @@ export class Dashboard {
     request.resume()
     if (path === '/' || path === '/dashboard') { response.writeHead(302, { location: '/dashboard/' }); response.end(); return }
     const dir = this.options.assetsDir as string
-    const relative = path === '/dashboard/' ? 'index.html' : decodeURIComponent(path.slice('/dashboard/'.length))
+    const relative = path === '/dashboard/' ? 'index.html' : decodePath(path.slice('/dashboard/'.length))
     const root = resolve(dir)
     const file = resolve(root, relative)
     if (!file.startsWith(root + sep)) { sendJson(response, 404, { code: 'HTTP_NOT_FOUND', message: `no file ${path}`, details: {} }); return }
@@ -620,7 +620,7 @@ export class Dashboard {
       return
     }
     if (parts[0] === 'nodes' && parts.length >= 3) {
-      const id = known(decodeURIComponent(parts[1] as string))
+      const id = known(decodePath(parts[1] as string))
       const action = parts[2]
       if (method === 'POST' && parts.length === 3 && (action === 'kill' || action === 'restart')) {
         request.resume()
@@ -691,6 +691,15 @@ export function notServedAdmin (request: IncomingMessage, path: string): object 
 function storeRequests (families: readonly MetricFamilyJson[]): number {
   const family = families.find((candidate) => candidate.name === 'synod_store_request_seconds')
   return (family?.values ?? []).filter((entry) => entry.metricName === 'synod_store_request_seconds_count').reduce((sum, entry) => sum + entry.value, 0)
+}
+
+/** A percent-decoded path segment; bad escapes are the client's error (400), not a crash. */
+function decodePath (text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw new HttpFailure(400, 'DASHBOARD_BAD_REQUEST', `a malformed percent-escape in ${text.slice(0, 100)}`)
+  }
 }
 
 /** `{groups: [[ids], [ids], ...]}`: at least two non-empty, disjoint groups that together hold every node. */

@@ -100,6 +100,10 @@ test('dashboard and admin routes on a real 3-node cluster', { timeout: 180_000 }
   for (const path of ['/dashboard/../../package.json', '/dashboard/%2e%2e/%2e%2e/package.json', '/dashboard/assets/%2e%2e%2f%2e%2e%2findex.html']) {
     assert.equal((await rawGet(front, path)).status, 404, path)
   }
+  // A malformed escape is a 400, and the gateway lives on.
+  assert.equal((await rawGet(front, '/dashboard/assets/%E0%A4%A.js')).status, 400)
+  assert.equal((await json(`${front}/v1/admin/nodes/%E0%A4%A/kill`, { method: 'POST', headers: auth })).status, 400)
+  assert.equal((await rawGet(front, '/dashboard/')).status, 200)
 
   // The gateway's admin routes need the token too; bad requests are typed 400s.
   assert.equal((await json(`${front}/v1/admin/cluster`)).status, 401)
@@ -177,7 +181,7 @@ test('dashboard and admin routes on a real 3-node cluster', { timeout: 180_000 }
   // Refusals and actions are counted.
   const metricsText = await (await fetch(`${front}/metrics`)).text()
   assert.match(metricsText, /synod_gateway_dashboard_errors_total\{code="ADMIN_UNAUTHORIZED"\} [2-9]/)
-  assert.match(metricsText, /synod_gateway_dashboard_errors_total\{code="DASHBOARD_BAD_REQUEST"\} 1/)
+  assert.match(metricsText, /synod_gateway_dashboard_errors_total\{code="DASHBOARD_BAD_REQUEST"\} 3/)
   assert.match(metricsText, /synod_gateway_admin_actions_total\{action="partition"\} 1/)
   assert.match(metricsText, /synod_gateway_admin_actions_total\{action="kill"\} 1/)
   const readOnly = await json<{ admin: { enabled: boolean }, nodes: unknown[] }>(`${plain.address()}/v1/dashboard/snapshot`)
