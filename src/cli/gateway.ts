@@ -19,6 +19,8 @@ export interface GatewayFlags {
   healthIntervalMs?: number
   seed?: number
   p2cLoad?: 'peak-ewma' | 'in-flight'
+  /** commander's `--no-dashboard`: false when given. */
+  dashboard?: boolean
 }
 
 /** `url` or `url=weight`. */
@@ -43,6 +45,7 @@ export function gatewayConfigFrom (flags: GatewayFlags): GatewayConfig {
   if (flags.p2cLoad !== undefined) input.p2c = { ...base.p2c, load: flags.p2cLoad }
   if (flags.healthIntervalMs !== undefined) input.healthCheck = { ...base.healthCheck, intervalMs: flags.healthIntervalMs }
   if (flags.followCluster === true) input.cluster = { ...base.cluster, follow: true }
+  if (flags.dashboard === false) input.dashboard = false
   return parseGatewayConfig(input, flags.config === undefined ? 'flags' : `${flags.config} with flags`)
 }
 
@@ -57,13 +60,14 @@ export function gatewayCommand (program: Command, print: (line: string) => void)
     .option('--follow-cluster', 'follow the upstream nodes\' membership view and store ring')
     .option('--health-interval-ms <ms>', 'active health check interval, 0 for none', integerOption('--health-interval-ms', 0, 3_600_000))
     .option('--seed <n>', 'seed for the balancers\' random choices', integerOption('--seed', 0, 0xffff_ffff))
+    .option('--no-dashboard', 'do not serve the read-only dashboard (/dashboard/, /v1/dashboard/*)')
     .action(async (flags: GatewayFlags) => {
       const config = gatewayConfigFrom(flags)
       const log = createLogger({ component: 'gateway' })
       // The dashboard, read-only: fault injection exists only in front of `synod up`'s own cluster.
-      const gateway = new Gateway(config, { log, dashboard: { assetsDir: DASHBOARD_ASSETS_DIR } })
+      const gateway = new Gateway(config, { log, ...(config.dashboard ? { dashboard: { assetsDir: DASHBOARD_ASSETS_DIR } } : {}) })
       await gateway.start()
-      print(`gateway listening on ${gateway.address()} (${config.strategy}, ${config.upstreams.length} upstream(s)); status at ${gateway.address()}/v1/gateway/status, dashboard at ${gateway.address()}/dashboard/`)
+      print(`gateway listening on ${gateway.address()} (${config.strategy}, ${config.upstreams.length} upstream(s)); status at ${gateway.address()}/v1/gateway/status${config.dashboard ? `, dashboard at ${gateway.address()}/dashboard/` : ''}`)
       let stopping = false
       const stop = (signal: string): void => {
         if (stopping) return

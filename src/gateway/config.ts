@@ -89,6 +89,8 @@ export const gatewayConfigSchema = z.object({
   p2c: p2cSchema.default(() => p2cSchema.parse({})),
   proxy: proxySchema.default(() => proxySchema.parse({})),
   cluster: clusterSchema.optional(),
+  /** Serve the read-only dashboard and its feed (`/dashboard/`, `/v1/dashboard/*`); see docs/dashboard.md. */
+  dashboard: z.boolean().default(true),
   /** Seeds the balancers' random choices (p2c); a random seed when absent. */
   seed: z.number().int().min(0).max(0xffff_ffff).optional()
 }).strict()

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { GatewayError, loadGatewayConfig, parseGatewayConfig, upstreamId } from '../../src/gateway/index.js'
+import { gatewayConfigFrom } from '../../src/cli/gateway.js'
 
 const upstreams = [{ url: 'http://127.0.0.1:7200' }]
 
@@ -29,6 +30,7 @@ describe('gateway config', () => {
     assert.equal(config.p2c.load, 'peak-ewma')
     assert.equal(config.proxy.retriesMax, 2)
     assert.equal(config.cluster, undefined)
+    assert.equal(config.dashboard, true)
     assert.equal(upstreamId(config.upstreams[0]), '127.0.0.1:7200')
   })
 
@@ -60,5 +62,12 @@ describe('gateway config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('turns the dashboard off from the file or with --no-dashboard', () => {
+    assert.equal(parseGatewayConfig({ upstreams, dashboard: false }, 'test.json').dashboard, false)
+    assert.equal(gatewayConfigFrom({ upstream: ['http://127.0.0.1:7200'], dashboard: false }).dashboard, false)
+    assert.equal(gatewayConfigFrom({ upstream: ['http://127.0.0.1:7200'] }).dashboard, true)
+    assert.throws(() => parseGatewayConfig({ upstreams, dashboard: 'yes' }, 'test.json'), (error: unknown) => error instanceof GatewayError && error.code === 'GATEWAY_CONFIG_INVALID' && error.message.includes('dashboard'))
   })
 })
