@@ -18,8 +18,7 @@
  * asked for), so an idle gateway adds no load to the cluster.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { readFile } from 'node:fs/promises'
-import { existsSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
 import { extname, resolve, sep } from 'node:path'
 import { Counter, Gauge, type Registry } from 'prom-client'
 import { bearerTokenMatches, errorMessage, parseLinkFaults, type Logger } from '../core/index.js'
@@ -274,9 +273,13 @@ export class Dashboard {
     const root = resolve(dir)
     const file = resolve(root, relative)
     if (!file.startsWith(root + sep)) { sendJson(response, 404, { code: 'HTTP_NOT_FOUND', message: `no file ${path}`, details: {} }); return }
+    // Vite names built assets by content hash, so they never change and are kept in memory;
+    // index.html changes with every build, so it is read each time.
+    const immutable = relative.startsWith('assets/')
     let body = this.fileCache.get(file)
     if (body === undefined) {
-      if (!existsSync(file)) {
+      const found = await stat(file).catch(() => null)
+      if (found === null || !found.isFile()) {
         if (relative === 'index.html') {
           sendJson(response, 503, { code: 'DASHBOARD_NOT_BUILT', message: `the dashboard is not built (no ${file}); run npm run build`, details: {} })
           return
@@ -285,10 +288,8 @@ export class Dashboard {
         return
       }
       body = await readFile(file)
-      this.fileCache.set(file, body)
+      if (immutable) this.fileCache.set(file, body)
     }
-    // Vite names built assets by content hash, so they never change; index.html does.
-    const immutable = relative.startsWith('assets/')
     response.writeHead(200, {
       'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
       'content-length': body.length,

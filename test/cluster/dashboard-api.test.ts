@@ -100,6 +100,10 @@ test('dashboard and admin routes on a real 3-node cluster', { timeout: 180_000 }
   for (const path of ['/dashboard/../../package.json', '/dashboard/%2e%2e/%2e%2e/package.json', '/dashboard/assets/%2e%2e%2f%2e%2e%2findex.html']) {
     assert.equal((await rawGet(front, path)).status, 404, path)
   }
+  // A directory is not a file; index.html is read afresh after a rebuild.
+  assert.equal((await rawGet(front, '/dashboard/assets/')).status, 404)
+  writeFileSync(join(assets, 'index.html'), '<!doctype html><title>rebuilt page</title>')
+  assert.match((await rawGet(front, '/dashboard/')).body, /rebuilt page/)
   // A malformed escape is a 400, and the gateway lives on.
   assert.equal((await rawGet(front, '/dashboard/assets/%E0%A4%A.js')).status, 400)
   assert.equal((await json(`${front}/v1/admin/nodes/%E0%A4%A/kill`, { method: 'POST', headers: auth })).status, 400)
