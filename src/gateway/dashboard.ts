@@ -720,9 +720,10 @@ export function parseGroups (body: unknown, ids: readonly string[]): string[][] 
 
 /** `{latencyMs, lossPercent}` for one node's links, checked as the node checks them. */
 export function parseLinkQuality (body: unknown): { latencyMs: number, lossPercent: number } {
-  const { latencyMs = 0, lossPercent = 0 } = (body ?? {}) as { latencyMs?: unknown, lossPercent?: unknown }
   try {
-    const faults = parseLinkFaults({ latencyMs, lossPercent }, [], '')
+    // The node's own check: a non-object body or an unknown field (a typo such as `latency`) is
+    // refused, never read as "no faults"; with no members, any isolatedFrom entry is refused too.
+    const faults = parseLinkFaults(body ?? {}, [], '')
     return { latencyMs: faults.latencyMs, lossPercent: faults.lossPercent }
   } catch (error) {
     throw new HttpFailure(400, 'DASHBOARD_BAD_REQUEST', errorMessage(error))

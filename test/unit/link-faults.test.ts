@@ -354,6 +354,27 @@ describe('FaultyTransport latency', () => {
     timers.advance(100)
     assert.deepEqual(sentNumbers(inner, B), [1, 2])
   })
+
+  it('holds a frame back behind an earlier one only on its own lane (peer and direction), and not once the lane drains', async () => {
+    const { faulty, inner, timers, up } = await setup()
+    faulty.set(faults({ latencyMs: 100 }))
+    faulty.send(B, frame(1))
+    timers.advance(10)
+    faulty.set(faults({ latencyMs: 50 }))
+    faulty.send(B, frame(2)) // would be due at 60, before frame 1: held until 100
+    faulty.send(C, frame(3)) // another peer: due at 60
+    inner.deliver(B, frame(4)) // the other direction: due at 60
+    timers.advance(50)
+    assert.deepEqual(sentNumbers(inner), [3])
+    assert.deepEqual(up.messages, [{ from: B, n: 4 }])
+    timers.advance(40)
+    assert.deepEqual(sentNumbers(inner), [3, 1, 2])
+    faulty.set(faults({ latencyMs: 0 }))
+    faulty.send(B, frame(5))
+    assert.deepEqual(sentNumbers(inner), [3, 1, 2, 5], 'a drained lane passes frames straight through again')
+    assert.equal(faulty.faultStats().framesDelayed, 4)
+    assert.equal(timers.pendingCount, 0)
+  })
 })
 
 describe('FaultyTransport loss', () => {
