@@ -41,6 +41,8 @@ export interface LinkFaultStats {
   framesDroppedLoss: number
   /** Frames delayed by the injected latency (sent or received). */
   framesDelayed: number
+  /** Delayed frames whose delivery failed (an oversized frame sent, a message a service refused). */
+  deliveryErrors: number
 }
 
 /** Checks a fault description from an untrusted source; throws `CORE_BAD_LINK_FAULTS` naming the field. */
@@ -80,7 +82,7 @@ export class FaultyTransport implements Transport {
   private faults: LinkFaults = noLinkFaults
   private isolated = new Set<NodeId>()
   private handlers: TransportHandlers | null = null
-  private readonly counters: LinkFaultStats = { framesDroppedIsolated: 0, framesDroppedLoss: 0, framesDelayed: 0 }
+  private readonly counters: LinkFaultStats = { framesDroppedIsolated: 0, framesDroppedLoss: 0, framesDelayed: 0, deliveryErrors: 0 }
   /** Per lane (peer and direction), when its last delayed frame is due. */
   private readonly laneDueMs = new Map<string, number>()
   /** Delayed frames not yet delivered or sent, so `stop` can cancel them. */
@@ -99,7 +101,14 @@ export class FaultyTransport implements Transport {
         this.afterLatency(`receive ${from}`, () => {
           // A cut made while the frame was in flight drops it too.
           if (this.isolated.has(from)) { this.counters.framesDroppedIsolated++; return }
-          handlers.onMessage(from, message)
+          // Delivered from a timer, not from the inner transport's own guarded call: a service
+          // that throws on a peer's message must not take the process down.
+          try {
+            handlers.onMessage(from, message)
+          } catch (error) {
+            this.counters.deliveryErrors++
+            handlers.onPeerMisbehaved?.(from, new CoreError('CORE_DECODE_FAILED', `a delayed message from ${from} was refused: ${error instanceof Error ? error.message : String(error)}`, { peer: from }))
+          }
         })
       },
       onLinkChange: (peer, state) => {
@@ -122,7 +131,13 @@ export class FaultyTransport implements Transport {
     this.afterLatency(`send ${to}`, () => {
       // A cut made while the frame was in flight drops it too.
       if (this.isolated.has(to)) { this.counters.framesDroppedIsolated++; return }
-      this.init.inner.send(to, message)
+      // Sent from a timer: an error (an oversized frame) can no longer reach the caller, so it is
+      // counted as a dropped frame instead of escaping.
+      try {
+        this.init.inner.send(to, message)
+      } catch {
+        this.counters.deliveryErrors++
+      }
     })
   }
 

@@ -723,7 +723,7 @@ export function parseLinkQuality (body: unknown): { latencyMs: number, lossPerce
   try {
     // The node's own check: a non-object body or an unknown field (a typo such as `latency`) is
     // refused, never read as "no faults"; with no members, any isolatedFrom entry is refused too.
-    const faults = parseLinkFaults(body ?? {}, [], '')
+    const faults = parseLinkFaults(body === undefined ? {} : body, [], '')
     return { latencyMs: faults.latencyMs, lossPercent: faults.lossPercent }
   } catch (error) {
     throw new HttpFailure(400, 'DASHBOARD_BAD_REQUEST', errorMessage(error))

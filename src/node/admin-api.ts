@@ -28,7 +28,7 @@ export function registerAdminRoutes (api: FastifyInstance, faults: FaultyTranspo
   })
   api.put('/v1/admin/faults', async (request) => {
     requireAdminToken(request, token)
-    const next = parseLinkFaults(request.body ?? {}, members, faults.self)
+    const next = parseLinkFaults(request.body === undefined ? {} : request.body, members, faults.self)
     faults.set(next)
     onChange(`isolated from [${next.isolatedFrom.join(', ')}], latency ${next.latencyMs} ms, loss ${next.lossPercent}%`)
     return describe()

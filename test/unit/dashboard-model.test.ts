@@ -372,7 +372,7 @@ describe('parseLinkQuality', () => {
     assert.deepEqual(parseLinkQuality({ latencyMs: 100, lossPercent: 5 }), { latencyMs: 100, lossPercent: 5 })
     assert.deepEqual(parseLinkQuality({ latencyMs: 250 }), { latencyMs: 250, lossPercent: 0 })
     assert.deepEqual(parseLinkQuality({}), { latencyMs: 0, lossPercent: 0 })
-    assert.deepEqual(parseLinkQuality(null), { latencyMs: 0, lossPercent: 0 })
+    assert.deepEqual(parseLinkQuality(undefined), { latencyMs: 0, lossPercent: 0 })
   })
 
   it('refuses bad values with a 400 naming the field', () => {
@@ -393,5 +393,7 @@ describe('parseLinkQuality', () => {
     assert.throws(() => parseLinkQuality({ latency: 100 }), httpFailure(400, 'DASHBOARD_BAD_REQUEST'))
     assert.throws(() => parseLinkQuality('100'), httpFailure(400, 'DASHBOARD_BAD_REQUEST'))
     assert.throws(() => parseLinkQuality([]), httpFailure(400, 'DASHBOARD_BAD_REQUEST'))
+    // A JSON null is not an empty body: it must not read as "no faults" and heal the node.
+    assert.throws(() => parseLinkQuality(null), httpFailure(400, 'DASHBOARD_BAD_REQUEST'))
   })
 })

@@ -126,7 +126,7 @@ describe('FaultyTransport without faults', () => {
     inner.deliver(B, frame(3))
     assert.deepEqual(up.messages, [{ from: B, n: 3 }])
     assert.equal(timers.pendingCount, 0, 'no timer is set when there is no latency')
-    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 0, framesDroppedLoss: 0, framesDelayed: 0 })
+    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 0, framesDroppedLoss: 0, framesDelayed: 0, deliveryErrors: 0 })
   })
 
   it('passes link changes up and forwards links, stats, refuse and refusals to the inner transport', async () => {
@@ -167,7 +167,7 @@ describe('FaultyTransport isolation', () => {
     inner.deliver(B, frame(4))
     inner.deliver(C, frame(5))
     assert.deepEqual(up.messages, [{ from: C, n: 5 }])
-    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 3, framesDroppedLoss: 0, framesDelayed: 0 })
+    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 3, framesDroppedLoss: 0, framesDelayed: 0, deliveryErrors: 0 })
   })
 
   it('reports the isolated peer disconnected in links() while the inner link is up, other links unchanged', async () => {
@@ -385,7 +385,7 @@ describe('FaultyTransport loss', () => {
     for (let n = 0; n < 50; n++) inner.deliver(C, frame(n))
     assert.deepEqual(inner.sent, [])
     assert.deepEqual(up.messages, [])
-    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 0, framesDroppedLoss: 100, framesDelayed: 0 })
+    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 0, framesDroppedLoss: 100, framesDelayed: 0, deliveryErrors: 0 })
   })
 
   it('drops nothing at lossPercent 0', async () => {
@@ -432,7 +432,7 @@ describe('FaultyTransport loss', () => {
     faulty.set(faults({ isolatedFrom: [B], lossPercent: 100 }))
     faulty.send(B, frame(1))
     faulty.send(C, frame(2))
-    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 1, framesDroppedLoss: 1, framesDelayed: 0 })
+    assert.deepEqual(faulty.faultStats(), { framesDroppedIsolated: 1, framesDroppedLoss: 1, framesDelayed: 0, deliveryErrors: 0 })
   })
 
   it('returns a copy of its counters', async () => {

@@ -53,13 +53,13 @@ export class FaultsView implements View {
       fill(this.root, h('p', { 'data-testid': 'faults-disabled' }, 'Fault injection exists only for a local cluster started by synod up; this gateway fronts other nodes, so its admin routes are not served.'))
       return
     }
+    // Someone typing in a field: leave the form alone until they are done.
+    const focused = document.activeElement
+    if ((focused instanceof HTMLInputElement || focused instanceof HTMLSelectElement) && this.root.contains(focused)) return
     if (adminToken() === null) {
       const input = h('input', { type: 'password', placeholder: 'admin token', 'data-testid': 'token-input' })
       fill(this.message, 'Paste the admin token that synod up printed: ', input, ' ', h('button', { onclick: () => { setAdminToken(input.value); this.update(snapshot) } }, 'Use token'))
     }
-    // Someone typing in a field: leave the form alone until they are done.
-    const focused = document.activeElement
-    if ((focused instanceof HTMLInputElement || focused instanceof HTMLSelectElement) && this.root.contains(focused)) return
     const ids = snapshot.nodes.map((node) => node.id)
     const minoritySize = Math.floor((ids.length - 1) / 2)
     ids.forEach((id, index) => { if (!this.groupOf.has(id)) this.groupOf.set(id, index < minoritySize ? 'A' : 'B') })
@@ -188,11 +188,13 @@ export class FaultsView implements View {
     this.results = {}
     this.renderScenario()
     let current = this.step('Plan: pick the two sides and a key per level')
+    let partitioned = false
     try {
       const plan = await this.plan(this.latest)
       current.done(`minority {${plan.minority.map(shortId).join(', ')}}, majority {${plan.majority.map(shortId).join(', ')}}`)
 
       current = this.step('Partition the cluster')
+      partitioned = true
       const cut = await admin('POST', '/v1/admin/partition', { groups: [plan.minority, plan.majority] })
       if (cut.status !== 200) throw new Error(`partition: ${cut.status} ${cut.body}`)
       await this.waitFor('the minority losing its quorum', (snapshot) => snapshot.nodes.filter((node) => plan.minority.includes(node.id)).every((node) => node.hasQuorum === false))
@@ -211,6 +213,7 @@ export class FaultsView implements View {
       current = this.step('Heal the partition')
       const heal = await admin('POST', '/v1/admin/heal')
       if (heal.status !== 200) throw new Error(`heal: ${heal.status} ${heal.body}`)
+      partitioned = false
       await this.waitFor('every node regaining its quorum', (snapshot) => snapshot.nodes.every((node) => node.hasQuorum === true))
       current.done()
 
@@ -220,6 +223,11 @@ export class FaultsView implements View {
       this.step('Done: strong refused on the minority side and stayed consistent; causal and eventual took writes on both sides and converged').done()
     } catch (error) {
       current.fail(error instanceof Error ? error.message : String(error))
+      // Never leave the cluster cut in two because the scenario stopped half-way.
+      if (partitioned) {
+        const heal = await admin('POST', '/v1/admin/heal').catch(() => null)
+        this.step(heal?.status === 200 ? 'Healed the partition after the failure' : 'Could not heal: use "Heal everything"').done()
+      }
     } finally {
       this.running = false
       this.renderScenario()

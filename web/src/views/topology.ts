@@ -58,6 +58,8 @@ export class TopologyView implements View {
       }
       const wanted = new Set<string>()
       for (const link of snapshot.overlay.links) {
+        // A link to a member the gateway does not list (it fronts only some) has no node to draw.
+        if (!ids.includes(link.a) || !ids.includes(link.b)) continue
         const id = `${link.a}|${link.b}`
         wanted.add(id)
         const data = { id, source: link.a, target: link.b, state: link.state, broadcast: link.broadcast ?? 'none', label: link.state === 'up' ? (link.rttMs === null ? '' : `${link.rttMs.toFixed(1)} ms`) : link.state }
