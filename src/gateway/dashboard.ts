@@ -433,7 +433,8 @@ export class Dashboard {
       add(`node:${poll.id}`, storeRequests(poll.metrics))
     }
     const gatewayFamilies = await this.source.gatewayMetrics()
-    for (const upstream of this.source.upstreams()) {
+    const upstreams = this.source.upstreams()
+    for (const upstream of upstreams) {
       add(`gw:${upstream.id}`, metricValue(gatewayFamilies, 'synod_gateway_requests_total', { upstream: upstream.id }))
       add(`gwerr:${upstream.id}`, metricValue(gatewayFamilies, 'synod_gateway_requests_total', { upstream: upstream.id, class: '5xx' }) + metricValue(gatewayFamilies, 'synod_gateway_upstream_errors_total', { upstream: upstream.id }))
     }
@@ -472,7 +473,7 @@ export class Dashboard {
       }
     }).sort((a, b) => (a.id < b.id ? -1 : 1))
 
-    const best = polls.filter((poll) => poll.chain?.head !== undefined).sort((a, b) => (b.chain?.head?.height ?? 0) - (a.chain?.head?.height ?? 0))[0]
+    const best = bestChainPoll(polls)
     const blocks = [...this.blocks.values()].sort((a, b) => b.height - a.height)
     const finalizedHeight = best?.chain?.finalizedHeight ?? null
     for (const block of blocks) {
@@ -493,7 +494,7 @@ export class Dashboard {
       gateway: {
         address: this.source.address(),
         strategy: this.source.strategy,
-        upstreams: this.source.upstreams().map((upstream) => ({ ...upstream, requestsPerSec: rate(`gw:${upstream.id}`), errorsPerSec: rate(`gwerr:${upstream.id}`) }))
+        upstreams: upstreams.map((upstream) => ({ ...upstream, requestsPerSec: rate(`gw:${upstream.id}`), errorsPerSec: rate(`gwerr:${upstream.id}`) }))
       },
       nodes,
       overlay: {
@@ -530,7 +531,7 @@ export class Dashboard {
 
   /** Keeps the last blocks of the best-known chain, fetching the new ones from the node that has them. */
   private async pollChain (polls: NodePoll[]): Promise<void> {
-    const best = polls.filter((poll) => poll.chain?.head !== undefined).sort((a, b) => (b.chain?.head?.height ?? 0) - (a.chain?.head?.height ?? 0))[0]
+    const best = bestChainPoll(polls)
     if (best?.chain?.head === undefined) return
     const head = best.chain.head.height
     // A reorganisation replaces blocks: re-read any height whose hash may have changed near the head.
@@ -686,6 +687,11 @@ export class Dashboard {
 /** The answer to an admin route on a gateway that fronts no local cluster: no such route, and nothing is passed on to a node. */
 export function notServedAdmin (request: IncomingMessage, path: string): object {
   return { code: 'HTTP_NOT_FOUND', message: `no route ${request.method ?? ''} ${path}: admin routes exist only on the gateway of a local cluster (synod up)`, details: {} }
+}
+
+/** The poll of the node with the highest head: the chain view follows it. */
+function bestChainPoll (polls: readonly NodePoll[]): NodePoll | undefined {
+  return polls.filter((poll) => poll.chain?.head !== undefined).sort((a, b) => (b.chain?.head?.height ?? 0) - (a.chain?.head?.height ?? 0))[0]
 }
 
 /** Store requests a node's API answered, over every operation, level and outcome. */
