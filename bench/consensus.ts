@@ -47,7 +47,7 @@ const TARGET_TPS = 1_000
 const TARGET_P99_MS = 3_000
 const TARGET_SHARE = 0.5
 /** Offered rates and engines; `SYNOD_BENCH_RATES=1000,2000` and `SYNOD_BENCH_ENGINES=pos` narrow a run. */
-const OFFERED_RATES = (process.env.SYNOD_BENCH_RATES ?? '1000,1500,1800').split(',').map(Number).filter((rate) => rate > 0)
+const OFFERED_RATES = (process.env.SYNOD_BENCH_RATES ?? '1000,1500,1700,1900').split(',').map(Number).filter((rate) => rate > 0)
 const ALL_ENGINES = ['pos', 'dpos'] as const
 const ENGINES = ALL_ENGINES.filter((engine) => (process.env.SYNOD_BENCH_ENGINES ?? 'pos,dpos').split(',').includes(engine))
 
@@ -68,7 +68,7 @@ function verificationsPerSecond (): number {
 }
 
 interface ChainBody { finalizedHeight: number | null, head: { height: number }, chainId: string, mempool: { size: number }, consensus?: { extraRounds?: number } }
-interface BlockBody { header: { height: number, timeMs: number }, txs: Array<{ hash: string }> }
+interface BlockBody { header: { height: number, timeMs: number }, txs: string[] }
 interface FinalBlock { height: number, timeMs: number, txs: number, seenAt: number }
 
 interface PhaseResult {
@@ -162,10 +162,10 @@ async function runEngine (engine: typeof ALL_ENGINES[number], limitTps: number, 
         extraRounds = body?.consensus?.extraRounds ?? extraRounds
         const now = performance.now()
         for (let height = watched + 1; height <= final; height++) {
-          const block = await getJson<BlockBody>(`${apis[0]}/v1/blocks/${height}`)
+          const block = await getJson<BlockBody>(`${apis[0]}/v1/blocks/${height}?txs=hashes`)
           if (block === null) continue
           finalBlocks.push({ height, timeMs: block.header.timeMs, txs: block.txs.length, seenAt: now })
-          for (const tx of block.txs) if (!finalAt.has(tx.hash)) finalAt.set(tx.hash, now)
+          for (const tx of block.txs) if (!finalAt.has(tx)) finalAt.set(tx, now)
         }
         watched = Math.max(watched, final)
         await sleep(50)

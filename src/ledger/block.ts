@@ -67,21 +67,34 @@ export function encodeBlock (block: Block): Uint8Array {
   return encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx) })
 }
 
+/** What a caller already knows of a block it checks with `checkBlockBody`. */
+export interface BlockBodyKnowledge {
+  /** True for a transaction's bytes whose signatures were verified here before: they are not verified again. */
+  signatureVerified?: (raw: unknown) => boolean
+  /**
+   * The transaction these bytes encode, when the caller holds it already checked (its mempool
+   * admitted it): it is not decoded, parsed or verified again.
+   */
+  known?: (raw: unknown) => SignedTx | undefined
+  /** The block's encoded size, when the caller has its bytes: it is not encoded again to measure it. */
+  bytes?: number
+}
+
 /**
- * Checks a block's shape, limits, transaction signatures (but those of the transactions
- * `signatureVerified` vouches for) and transaction root (what can be checked without the parent's
+ * Checks a block's shape, limits, transaction signatures (but those of the transactions the
+ * caller vouches for, `knowledge`) and transaction root (what can be checked without the parent's
  * state); throws `LEDGER_MALFORMED`, `LEDGER_BAD_SIGNATURE`, `LEDGER_WRONG_CHAIN` or
  * `LEDGER_BAD_BLOCK`.
  */
-export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown, signatureVerified: (bytes: unknown) => boolean = () => false): Block {
+export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown, knowledge: BlockBodyKnowledge = {}): Block {
   const header = blockHeaderSchema.safeParse(candidate.header)
   if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
   if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
   if (!Array.isArray(candidate.txs)) throw new LedgerError('LEDGER_MALFORMED', 'block transactions are not a list')
   if (candidate.txs.length > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${candidate.txs.length} transactions, limit ${limits.blockTxsMax}`)
-  const txs = candidate.txs.map((raw) => checkTx(decodeTx(raw), chainId, { signatureVerified: signatureVerified(raw) }))
+  const txs = candidate.txs.map((raw) => knowledge.known?.(raw) ?? checkTx(decodeTx(raw), chainId, { signatureVerified: knowledge.signatureVerified?.(raw) ?? false }))
   const block = { header: header.data, txs }
-  const bytes = encodeBlock(block).length
+  const bytes = knowledge.bytes ?? encodeBlock(block).length
   if (bytes > limits.blockBytesMax) throw new LedgerError('LEDGER_BAD_BLOCK', `block of ${bytes} bytes, limit ${limits.blockBytesMax}`)
   if (txRootOf(txs) !== header.data.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
   return block

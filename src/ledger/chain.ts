@@ -11,7 +11,7 @@
  * progress), so only blocks and the head pointer need to be durable. A block whose parent is not
  * stored waits in a bounded orphan pool until the parent arrives.
  */
-import { decodeCanonical, encodeCanonical, type Disk } from '../core/index.js'
+import { decodeCanonical, encodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
 import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
 import { blockContext, type ConsensusEngine, type HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
@@ -177,6 +177,18 @@ export class ChainStore implements HeaderLookup {
     if (hash === this.genesisHash) return { header: (this.headers.get(hash) as StoredHeader).header, txs: [] }
     const bytes = this.disk.get(BLOCK_KEY + hash)
     return bytes === undefined ? undefined : decodeStored(bytes).block
+  }
+
+  /**
+   * The hashes of a stored block's transactions, from their stored bytes: nothing decoded or
+   * checked (a watcher of the chain that needs only the hashes pays a hash a transaction).
+   */
+  blockTxHashes (hash: string): string[] | undefined {
+    if (hash === this.genesisHash) return []
+    const bytes = this.disk.get(BLOCK_KEY + hash)
+    if (bytes === undefined) return undefined
+    const record = decodeCanonical(bytes) as { txs: Uint8Array[] }
+    return record.txs.map((tx) => toHex(sha256(tx)))
   }
 
   /** Heavier branches not taken because they fork below the final height. */

@@ -79,12 +79,19 @@ const betterRate = (a: PendingTx, b: PendingTx): boolean => a.tx.fee * BigInt(b.
 /** Block order: the better fee per byte first; among equals, by sender, so every run picks alike. */
 const comesFirst = (a: PendingTx, b: PendingTx): boolean => betterRate(a, b) || (!betterRate(b, a) && a.sender < b.sender)
 
+function poolFull (size: number, bytes: number): LedgerError {
+  return new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction pays no more per byte than the cheapest it could replace', { size, bytes })
+}
+
 export class Mempool {
   private readonly limits: MempoolLimits
   /** sender -> nonce -> pending */
   private readonly bySender = new Map<Address, Map<number, PendingTx>>()
   private readonly byHash = new Map<string, PendingTx>()
   private totalBytes = 0
+  /** Bumped by every change of the pool: the cached cheapest tails below hold while it stands. */
+  private version = 0
+  private tails: { version: number, cheapest: PendingTx | undefined, cheapestOfOthers: PendingTx | undefined } | null = null
   private readonly counters = { added: 0, replaced: 0, evicted: 0, expired: 0, rejected: {} as Partial<Record<LedgerErrorCode, number>> }
 
   constructor (limits: Partial<MempoolLimits> = {}) {
@@ -104,6 +111,21 @@ export class Mempool {
   add (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
     try {
       return this.admit(tx, bytes, nowMs, accounts)
+    } catch (error) {
+      if (error instanceof LedgerError) this.counters.rejected[error.code] = (this.counters.rejected[error.code] ?? 0) + 1
+      throw error
+    }
+  }
+
+  /**
+   * Every check `add` makes, without changing the pool: a node runs it before it verifies a
+   * transaction's signatures, so a transaction the pool would refuse (a duplicate, a used or
+   * distant nonce, a full pool it cannot displace from) costs no verification. O(1) for a full pool
+   * of equal fees, however many are refused. Throws the same counted LedgerError `add` would.
+   */
+  check (tx: SignedTx, bytes: number, accounts: AccountView): void {
+    try {
+      this.evaluate(tx, bytes, 0, accounts)
     } catch (error) {
       if (error instanceof LedgerError) this.counters.rejected[error.code] = (this.counters.rejected[error.code] ?? 0) + 1
       throw error
@@ -163,6 +185,7 @@ export class Mempool {
     if (queue.size === 0) this.bySender.delete(pending.sender)
     this.byHash.delete(pending.hash)
     this.totalBytes -= pending.bytes
+    this.version++
   }
 
   pending (): PendingTx[] {
@@ -173,7 +196,8 @@ export class Mempool {
     return { size: this.byHash.size, bytes: this.totalBytes, senders: this.bySender.size, added: this.counters.added, replaced: this.counters.replaced, evicted: this.counters.evicted, expired: this.counters.expired, rejected: { ...this.counters.rejected } }
   }
 
-  private admit (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
+  /** The checks of `add`, up to whether the pool has (or can make) room; changes nothing. */
+  private evaluate (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): { pending: PendingTx, held: PendingTx | undefined } {
     const limits = this.limits
     const hash = txHash(tx)
     if (this.byHash.has(hash)) throw new LedgerError('LEDGER_TX_DUPLICATE', 'this transaction is already pending', { hash })
@@ -197,6 +221,17 @@ export class Mempool {
     let committed = pending.cost
     for (const other of queue?.values() ?? []) if (other.tx.nonce < tx.nonce || (held !== undefined && other.tx.nonce > tx.nonce)) committed += other.cost
     if (committed > account.balance) throw new LedgerError('LEDGER_TX_INSUFFICIENT_FUNDS', `the sender's pending transactions up to nonce ${tx.nonce} cost ${committed}, the balance is ${account.balance}`, { cost: committed.toString(), balance: account.balance.toString() })
+    const freed = held === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: held.bytes }
+    if (!this.fits(pending, freed)) {
+      const cheapest = this.cheapestTailOfOthers(sender)
+      if (cheapest === undefined || !betterRate(pending, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
+    }
+    return { pending, held }
+  }
+
+  private admit (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
+    const { pending, held } = this.evaluate(tx, bytes, nowMs, accounts)
+    const { hash, sender } = pending
     this.makeRoom(pending, held)
     if (held !== undefined) {
       this.remove(held)
@@ -207,21 +242,24 @@ export class Mempool {
     senderQueue.set(tx.nonce, pending)
     this.byHash.set(hash, pending)
     this.totalBytes += bytes
+    this.version++
     this.counters.added++
     return pending
+  }
+
+  private fits (incoming: PendingTx, freed: { count: number, bytes: number }): boolean {
+    return this.byHash.size - freed.count < this.limits.mempoolTxsMax && this.totalBytes - freed.bytes + incoming.bytes <= this.limits.mempoolBytesMax
   }
 
   /** Evicts the cheapest sender tails until `incoming` fits; refuses it if it is not better than them. */
   private makeRoom (incoming: PendingTx, replacing: PendingTx | undefined): void {
     const freed = replacing === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: replacing.bytes }
-    const fits = (): boolean => this.byHash.size - freed.count < this.limits.mempoolTxsMax && this.totalBytes - freed.bytes + incoming.bytes <= this.limits.mempoolBytesMax
     const victims: PendingTx[] = []
-    const excluded = new Set<PendingTx>(replacing === undefined ? [] : [replacing])
-    while (!fits()) {
-      const cheapest = this.cheapestTail(excluded, incoming.sender)
-      if (cheapest === undefined || !betterRate(incoming, cheapest)) {
-        throw new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction pays no more per byte than the cheapest it could replace', { size: this.byHash.size, bytes: this.totalBytes })
-      }
+    // `replacing` is the incoming sender's, which the search skips anyway.
+    const excluded = new Set<PendingTx>()
+    while (!this.fits(incoming, freed)) {
+      const cheapest = victims.length === 0 ? this.cheapestTailOfOthers(incoming.sender) : this.cheapestTail(excluded, incoming.sender)
+      if (cheapest === undefined || !betterRate(incoming, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
       victims.push(cheapest)
       excluded.add(cheapest)
       freed.count++
@@ -231,6 +269,19 @@ export class Mempool {
       this.remove(victim)
       this.counters.evicted++
     }
+  }
+
+  /**
+   * `cheapestTail` with nothing excluded, cached until the pool changes: one scan finds the
+   * cheapest tail and the cheapest of the other senders, which answers for every incoming sender.
+   */
+  private cheapestTailOfOthers (incomingSender: Address): PendingTx | undefined {
+    if (this.tails?.version !== this.version) {
+      const cheapest = this.cheapestTail(new Set(), '')
+      const cheapestOfOthers = cheapest === undefined ? undefined : this.cheapestTail(new Set(), cheapest.sender)
+      this.tails = { version: this.version, cheapest, cheapestOfOthers }
+    }
+    return this.tails.cheapest?.sender === incomingSender ? this.tails.cheapestOfOthers : this.tails.cheapest
   }
 
   /** The cheapest highest-nonce transaction of any sender (not counting `excluded` ones). */

@@ -21,7 +21,7 @@ import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
 import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxsMessage, TX_BATCH_TXS_MAX } from './messages.js'
 import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
-import { checkTx, encodeTx, senderOf, signTx, txHash, type Address, type SignedTx } from './tx.js'
+import { encodeTx, parseTx, senderOf, signTx, txHash, verifyTxSignatures, type Address, type SignedTx } from './tx.js'
 
 /** Canonical CBOR from a peer, or LEDGER_MALFORMED: a peer's bad bytes are the ledger's typed error. */
 function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
@@ -260,8 +260,8 @@ export class LedgerService implements Service {
   /** Accepts a transaction from a client: checked, pooled, broadcast. Throws a LedgerError. */
   submit (candidate: unknown): { hash: string } {
     const env = this.requireEnv()
-    const tx = checkTx(candidate, this.init.genesis.chainId)
-    const pending = this.admit(tx)
+    const tx = this.receiveTx({ value: candidate })
+    const pending = txHash(tx)
     env.log.debug({ hash: pending }, 'transaction submitted')
     this.gossipTx(tx)
     return { hash: pending }
@@ -346,11 +346,9 @@ export class LedgerService implements Service {
     if (env === null || from.origin === env.self) return
     for (const bytes of (message as LedgerTxsMessage).txs) {
       try {
-        const tx = checkTx(decodeLedgerBytes(bytes, 'transaction'), this.init.genesis.chainId)
-        this.admit(tx)
+        this.receiveTx({ bytes })
       } catch (error) {
         if (!(error instanceof LedgerError)) throw error
-        this.counters.txsRejected++
         // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
         if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
         else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
@@ -409,13 +407,30 @@ export class LedgerService implements Service {
     const raw = decodeLedgerBytes(bytes, 'block')
     if (typeof raw !== 'object' || raw === null) throw new LedgerError('LEDGER_MALFORMED', 'a block is a map')
     const candidate = raw as { header?: unknown, txs?: unknown }
+    // Most of a block's transactions are in this node's pool, checked: those are looked up by the
+    // hash of their bytes (the transaction hash) instead of being decoded and checked again.
+    const hashes = new Map<unknown, string>()
+    const hashOf = (tx: Uint8Array): string => {
+      let hash = hashes.get(tx)
+      if (hash === undefined) hashes.set(tx, hash = toHex(sha256(tx)))
+      return hash
+    }
     return checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
       if (!(tx instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a block transaction is bytes')
       return decodeLedgerBytes(tx, 'block transaction')
-    }, (tx) => {
-      if (!(tx instanceof Uint8Array) || !this.verified.has(toHex(sha256(tx)))) return false
-      this.counters.signaturesSkipped++
-      return true
+    }, {
+      known: (tx) => {
+        if (!(tx instanceof Uint8Array)) return undefined
+        const pending = this.mempool.get(hashOf(tx))
+        if (pending !== undefined) this.counters.signaturesSkipped++
+        return pending?.tx
+      },
+      signatureVerified: (tx) => {
+        if (!(tx instanceof Uint8Array) || !this.verified.has(hashOf(tx))) return false
+        this.counters.signaturesSkipped++
+        return true
+      },
+      bytes: bytes.length
     })
   }
 
@@ -504,21 +519,36 @@ export class LedgerService implements Service {
 
   // --- chain and mempool --------------------------------------------------------------------------
 
-  private admit (tx: SignedTx): string {
+  /**
+   * Checks a transaction from a client or a peer and admits it to the pool, cheapest checks first:
+   * the shape and the chain, then everything the pool would refuse it for (a duplicate, a used or
+   * distant nonce, no room), and only then the signatures, the costliest part: under a flood the
+   * refused do not cost a verification each. Counts and throws a LedgerError.
+   */
+  private receiveTx (source: { bytes: Uint8Array } | { value: unknown }): SignedTx {
+    const chainId = this.init.genesis.chainId
+    const chain = this.chain()
+    try {
+      const tx = parseTx('bytes' in source ? decodeLedgerBytes(source.bytes, 'transaction') : source.value, chainId)
+      this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
+      verifyTxSignatures(tx, chainId)
+      this.admit(tx)
+      return tx
+    } catch (error) {
+      if (error instanceof LedgerError) this.counters.txsRejected++
+      throw error
+    }
+  }
+
+  private admit (tx: SignedTx): void {
     const env = this.requireEnv()
     const chain = this.chain()
     const bytes = encodeTx(tx)
     // The transaction hash is SHA-256 of these very bytes: the key a block's bytes are looked up by.
     this.verified.add(txHash(tx))
-    try {
-      const pending = this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address))
-      this.counters.txsAccepted++
-      this.templateStale = true
-      return pending.hash
-    } catch (error) {
-      this.counters.txsRejected++
-      throw error
-    }
+    this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address))
+    this.counters.txsAccepted++
+    this.templateStale = true
   }
 
   private onNewHead (outcome: AddOutcome & { status: 'head' }, previousHead: string): void {

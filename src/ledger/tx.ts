@@ -120,11 +120,25 @@ export function senderOf (tx: UnsignedTx): Address {
  * before (a block's transactions that the mempool admitted).
  */
 export function checkTx (candidate: unknown, chainId: string, options: { signatureVerified?: boolean } = {}): SignedTx {
+  const tx = parseTx(candidate, chainId)
+  if (options.signatureVerified !== true) verifyTxSignatures(tx, chainId)
+  return tx
+}
+
+/**
+ * The checks of `checkTx` that need no signature verification: the shape and the chain. A node
+ * runs them, and the mempool's own cheap checks, before it pays for the signatures.
+ */
+export function parseTx (candidate: unknown, chainId: string): SignedTx {
   const parsed = signedTxSchema.safeParse(candidate)
   if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
   const tx = parsed.data
   if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
-  if (options.signatureVerified === true) return tx
+  return tx
+}
+
+/** The signature checks of `checkTx`: the sender's, and an evidence transaction's two statements. */
+export function verifyTxSignatures (tx: SignedTx, chainId: string): void {
   const { signature, ...unsigned } = tx
   if (!verify(tx.publicKey, txSigningBytes(unsigned), signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the signature does not match the transaction')
   if (tx.body.kind === 'evidence') {
@@ -134,5 +148,4 @@ export function checkTx (candidate: unknown, chainId: string, options: { signatu
     if (!conflicting(tx.body.first, tx.body.second)) throw new LedgerError('LEDGER_MALFORMED', 'evidence statements that do not conflict')
     if (tx.body.first.statement.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `evidence for chain ${tx.body.first.statement.chainId}`)
   }
-  return tx
 }

@@ -101,18 +101,24 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     return { hash, ...status, finalized: finalizedHeight === null ? null : status.status === 'included' && status.height <= finalizedHeight }
   })
 
-  api.get<{ Params: { id: string } }>('/v1/blocks/:id', async (request) => {
+  api.get<{ Params: { id: string }, Querystring: { txs?: string } }>('/v1/blocks/:id', async (request) => {
     const chain = ledger.chain()
     const { id } = request.params
+    // ?txs=hashes: the transactions' hashes only (as Ethereum's getBlockByNumber without full
+    // transactions): what a watcher of the chain needs, at a hash a transaction instead of a decode.
+    const txsForm = request.query.txs ?? 'full'
+    if (txsForm !== 'full' && txsForm !== 'hashes') throw new LedgerError('LEDGER_MALFORMED', `txs is full or hashes, not ${txsForm}`)
     const hash = /^\d{1,15}$/.test(id) ? chain.hashAt(Number(id)) : HASH_HEX_PATTERN.test(id) ? id : undefined
     if (hash === undefined && !HASH_HEX_PATTERN.test(id) && !/^\d{1,15}$/.test(id)) throw new LedgerError('LEDGER_MALFORMED', 'a block is named by its height or its 64-hex-digit hash')
-    const block = hash === undefined ? undefined : chain.block(hash)
+    const stored = hash === undefined ? undefined : chain.stored(hash)
+    const txHashes = hash === undefined || txsForm === 'full' ? undefined : chain.blockTxHashes(hash)
+    const block = hash === undefined ? undefined : txsForm === 'full' ? chain.block(hash) : stored === undefined || txHashes === undefined ? undefined : { header: stored.header, txs: [] }
     if (hash === undefined || block === undefined) throw new LedgerNotFound('LEDGER_NOT_FOUND', `no block ${id}`)
-    const stored = chain.stored(hash)
     const finalizedHeight = chain.finalizedHeight()
     const certificate = pos?.certificate(hash)
     return {
       ...blockToJson(block, hash),
+      ...(txHashes === undefined ? {} : { txs: txHashes }),
       mainChain: chain.isOnMainChain(hash),
       confirmations: chain.isOnMainChain(hash) ? chain.head().header.height - block.header.height + 1 : 0,
       weight: stored?.weight.toString() ?? null,

@@ -1,6 +1,7 @@
 /** Transactions and the mempool. */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { decodeCanonical, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../../src/core/index.js'
 import {
   LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, signTx, txHash,
@@ -12,6 +13,8 @@ const key = (index: number): Ed25519KeyPair => keyPairFromSeed(sha256(Uint8Array
 const alice = key(1)
 const bob = key(2)
 const carol = key(3)
+const dave = key(4)
+const keys = [alice, bob, carol, dave, key(5), key(6)]
 
 function transfer (from: Ed25519KeyPair, nonce: number, fee: bigint, amount = 10n, to = addressFromPublicKey(bob.publicKey)): SignedTx {
   return signTx({ chainId: CHAIN, publicKey: from.publicKey, nonce, fee, body: { kind: 'transfer', to, amount } }, from)
@@ -107,6 +110,80 @@ describe('mempool', () => {
     assert.deepEqual(pool.pending().map((entry) => [entry.tx.nonce, entry.tx.fee]).sort(), [[0, 10n], [0, 6n], [0, 8n]].sort(), 'alice 1 (the cheapest tail) went; alice 0 stayed')
     assert.equal(pool.stats().evicted, 1)
     assert.equal(pool.stats().rejected.LEDGER_TX_POOL_FULL, 1)
+  })
+
+  it('check refuses what add would, without changing the pool, and counts the refusal', () => {
+    const { pool, view, add } = make({ mempoolTxsMax: 2, nonceGapMax: 3 })
+    const held = transfer(alice, 0, 5n)
+    add(held)
+    add(transfer(bob, 0, 5n))
+    const check = (tx: SignedTx): void => { pool.check(tx, encodeTx(tx).length, view) }
+    assert.throws(() => { check(held) }, isCode('LEDGER_TX_DUPLICATE'))
+    assert.throws(() => { check(transfer(alice, 5, 5n)) }, isCode('LEDGER_TX_NONCE_GAP'))
+    assert.throws(() => { check(transfer(carol, 0, 5n)) }, isCode('LEDGER_TX_POOL_FULL'), 'full, and no better than the cheapest tail')
+    check(transfer(carol, 0, 6n))
+    assert.equal(pool.size, 2, 'a check that passes evicts nothing')
+    assert.deepEqual(pool.stats().rejected, { LEDGER_TX_DUPLICATE: 1, LEDGER_TX_NONCE_GAP: 1, LEDGER_TX_POOL_FULL: 1 })
+    assert.equal(pool.stats().added, 2)
+  })
+
+  it('a full pool picks its victim among the other senders, and notices every change since the last pick', () => {
+    const { pool, view, add } = make({ mempoolTxsMax: 3 })
+    add(transfer(alice, 0, 3n))
+    add(transfer(bob, 0, 5n))
+    add(transfer(bob, 1, 7n))
+    // Alice's tail is the cheapest, but alice cannot displace her own: bob's tail (7) is hers to beat.
+    assert.throws(() => add(transfer(alice, 1, 6n)), isCode('LEDGER_TX_POOL_FULL'))
+    assert.throws(() => add(transfer(carol, 0, 3n)), isCode('LEDGER_TX_POOL_FULL'), 'no better than alice 0')
+    const alices = pool.pending().find((entry) => entry.sender === addressFromPublicKey(alice.publicKey))
+    pool.remove(alices as NonNullable<typeof alices>)
+    add(transfer(carol, 0, 3n))
+    assert.throws(() => add(transfer(dave, 0, 3n)), isCode('LEDGER_TX_POOL_FULL'), 'carol 0 is now the cheapest tail')
+    add(transfer(dave, 0, 4n))
+    assert.deepEqual(pool.pending().map((entry) => entry.tx.fee).sort(), [4n, 5n, 7n], 'carol 0 went')
+    pool.update(0, (address) => address === addressFromPublicKey(bob.publicKey) ? { balance: 1_000_000n, nonce: 2 } : view(address))
+    add(transfer(carol, 0, 1n))
+    add(transfer(carol, 1, 1n))
+    assert.equal(pool.size, 3, 'room again after a block took bob\'s two')
+  })
+
+  it('evicts exactly the victims a full scan would pick, over random pools (property)', () => {
+    fc.assert(fc.property(fc.array(fc.record({ sender: fc.integer({ min: 0, max: 5 }), fee: fc.integer({ min: 1, max: 6 }), drop: fc.boolean() }), { minLength: 1, maxLength: 40 }), (steps) => {
+      const { pool, add } = make({ mempoolTxsMax: 6 })
+      const nonces = new Map<number, number>()
+      for (const step of steps) {
+        const sender = keys[step.sender] as Ed25519KeyPair
+        const nonce = nonces.get(step.sender) ?? 0
+        const tx = transfer(sender, nonce, BigInt(step.fee))
+        // The reference: the cheapest tail (highest nonce) of any other sender, by fee per byte.
+        const full = pool.size >= 6
+        const tails = new Map<string, SignedTx>()
+        for (const entry of pool.pending()) {
+          const tail = tails.get(entry.sender)
+          if (tail === undefined || entry.tx.nonce > tail.nonce) tails.set(entry.sender, entry.tx)
+        }
+        const rate = (candidate: SignedTx): number => Number(candidate.fee) / encodeTx(candidate).length
+        const others = [...tails].filter(([address]) => address !== addressFromPublicKey(sender.publicKey)).map(([, tail]) => tail)
+        const cheapestRate = Math.min(...others.map(rate))
+        let outcome: string
+        try {
+          add(tx)
+          outcome = 'added'
+          nonces.set(step.sender, nonce + 1)
+        } catch (error) {
+          outcome = (error as LedgerError).code
+        }
+        if (full) {
+          const expected = others.length > 0 && rate(tx) > cheapestRate ? 'added' : 'LEDGER_TX_POOL_FULL'
+          assert.equal(outcome, expected)
+          if (outcome === 'added') assert.equal(pool.size, 6)
+          if (outcome === 'added') assert.ok(others.filter((tail) => !pool.has(txHash(tail))).every((gone) => rate(gone) === cheapestRate), 'the victim was a cheapest tail')
+        } else {
+          assert.equal(outcome, 'added')
+        }
+        if (step.drop && pool.size > 0) pool.remove(pool.pending()[0] as NonNullable<ReturnType<typeof pool.pending>[number]>)
+      }
+    }), { numRuns: 200 })
   })
 
   it('drops transactions whose nonce a block used, and expired ones with the sender\'s later ones', () => {
