@@ -3,7 +3,7 @@
  * sender's transactions kept in nonce order; blocks take the best fee per byte among the
  * senders' next executable transactions (so nonce order is never broken); when full, the
  * cheapest sender tail (a highest-nonce transaction, so no gap opens) makes room for a better
- * one; a transaction with the same sender and nonce replaces the held one only with a fee at
+ * one, and a gapped tail (one that waits for a missing nonce) for any that can run; a transaction with the same sender and nonce replaces the held one only with a fee at
  * least `replaceFeeBumpPercentMin` higher; transactions expire after `txLifetimeMs`. Every
  * refusal is a `LedgerError` with its own code.
  *
@@ -79,6 +79,28 @@ const betterRate = (a: PendingTx, b: PendingTx): boolean => a.tx.fee * BigInt(b.
 /** Block order: the better fee per byte first; among equals, by sender, so every run picks alike. */
 const comesFirst = (a: PendingTx, b: PendingTx): boolean => betterRate(a, b) || (!betterRate(b, a) && a.sender < b.sender)
 
+/**
+ * A sender's highest-nonce pending transaction, and whether it is gapped: a nonce between the
+ * account's and it is missing from the pool, so it cannot run until that one arrives.
+ */
+interface Tail { pending: PendingTx, gapped: boolean }
+
+/**
+ * Whether `incoming` may displace `victim` from a full pool: a transaction that can run is worth
+ * more than any that cannot yet (a sender that lost a transaction to a full pool and went on
+ * would otherwise fill the pool with ones that never run), and among equals the better fee per byte.
+ */
+const displaces = (incoming: Tail, victim: Tail): boolean => incoming.gapped === victim.gapped ? betterRate(incoming.pending, victim.pending) : victim.gapped
+
+/** `a` is a better victim than `b`: gapped first, then the lower fee per byte. */
+const cheaper = (a: Tail, b: Tail): boolean => a.gapped === b.gapped ? betterRate(b.pending, a.pending) : a.gapped
+
+/** Whether a transaction of `nonce` would wait for a missing one: some nonce from the account's up to it is not in the sender's `queue`. */
+function isGapped (nonce: number, accountNonce: number, queue: ReadonlyMap<number, PendingTx> | undefined): boolean {
+  for (let missing = accountNonce; missing < nonce; missing++) if (queue?.has(missing) !== true) return true
+  return false
+}
+
 function poolFull (size: number, bytes: number): LedgerError {
   return new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction pays no more per byte than the cheapest it could replace', { size, bytes })
 }
@@ -91,7 +113,7 @@ export class Mempool {
   private totalBytes = 0
   /** Bumped by every change of the pool: the cached cheapest tails below hold while it stands. */
   private version = 0
-  private tails: { version: number, cheapest: PendingTx | undefined, cheapestOfOthers: PendingTx | undefined } | null = null
+  private tails: { version: number, cheapest: Tail | undefined, cheapestOfOthers: Tail | undefined } | null = null
   private readonly counters = { added: 0, replaced: 0, evicted: 0, expired: 0, rejected: {} as Partial<Record<LedgerErrorCode, number>> }
 
   constructor (limits: Partial<MempoolLimits> = {}) {
@@ -157,6 +179,8 @@ export class Mempool {
 
   /** After a new head: drops transactions whose nonce is used, and expired ones. */
   update (nowMs: number, accounts: AccountView): void {
+    // A new head moves account nonces: which transactions are gapped may change with no removal.
+    this.version++
     for (const [sender, queue] of [...this.bySender]) {
       const accountNonce = accounts(sender).nonce
       for (const pending of [...queue.values()]) if (pending.tx.nonce < accountNonce) this.remove(pending)
@@ -223,8 +247,8 @@ export class Mempool {
     if (committed > account.balance) throw new LedgerError('LEDGER_TX_INSUFFICIENT_FUNDS', `the sender's pending transactions up to nonce ${tx.nonce} cost ${committed}, the balance is ${account.balance}`, { cost: committed.toString(), balance: account.balance.toString() })
     const freed = held === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: held.bytes }
     if (!this.fits(pending, freed)) {
-      const cheapest = this.cheapestTailOfOthers(sender)
-      if (cheapest === undefined || !betterRate(pending, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
+      const cheapest = this.cheapestTailOfOthers(sender, accounts)
+      if (cheapest === undefined || !displaces({ pending, gapped: isGapped(tx.nonce, account.nonce, queue) }, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
     }
     return { pending, held }
   }
@@ -232,7 +256,7 @@ export class Mempool {
   private admit (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView): PendingTx {
     const { pending, held } = this.evaluate(tx, bytes, nowMs, accounts)
     const { hash, sender } = pending
-    this.makeRoom(pending, held)
+    this.makeRoom(pending, held, accounts)
     if (held !== undefined) {
       this.remove(held)
       this.counters.replaced++
@@ -251,19 +275,20 @@ export class Mempool {
     return this.byHash.size - freed.count < this.limits.mempoolTxsMax && this.totalBytes - freed.bytes + incoming.bytes <= this.limits.mempoolBytesMax
   }
 
-  /** Evicts the cheapest sender tails until `incoming` fits; refuses it if it is not better than them. */
-  private makeRoom (incoming: PendingTx, replacing: PendingTx | undefined): void {
+  /** Evicts the cheapest sender tails until `incoming` fits; refuses it if it is not worth more than them. */
+  private makeRoom (incoming: PendingTx, replacing: PendingTx | undefined, accounts: AccountView): void {
     const freed = replacing === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: replacing.bytes }
     const victims: PendingTx[] = []
     // `replacing` is the incoming sender's, which the search skips anyway.
     const excluded = new Set<PendingTx>()
+    const incomingTail: Tail = { pending: incoming, gapped: isGapped(incoming.tx.nonce, accounts(incoming.sender).nonce, this.bySender.get(incoming.sender)) }
     while (!this.fits(incoming, freed)) {
-      const cheapest = victims.length === 0 ? this.cheapestTailOfOthers(incoming.sender) : this.cheapestTail(excluded, incoming.sender)
-      if (cheapest === undefined || !betterRate(incoming, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
-      victims.push(cheapest)
-      excluded.add(cheapest)
+      const cheapest = victims.length === 0 ? this.cheapestTailOfOthers(incoming.sender, accounts) : this.cheapestTail(excluded, incoming.sender, accounts)
+      if (cheapest === undefined || !displaces(incomingTail, cheapest)) throw poolFull(this.byHash.size, this.totalBytes)
+      victims.push(cheapest.pending)
+      excluded.add(cheapest.pending)
       freed.count++
-      freed.bytes += cheapest.bytes
+      freed.bytes += cheapest.pending.bytes
     }
     for (const victim of victims) {
       this.remove(victim)
@@ -272,26 +297,34 @@ export class Mempool {
   }
 
   /**
-   * `cheapestTail` with nothing excluded, cached until the pool changes: one scan finds the
-   * cheapest tail and the cheapest of the other senders, which answers for every incoming sender.
+   * `cheapestTail` with nothing excluded, cached until the pool or the head changes: one scan finds
+   * the cheapest tail and the cheapest of the other senders, which answers for every incoming sender.
    */
-  private cheapestTailOfOthers (incomingSender: Address): PendingTx | undefined {
+  private cheapestTailOfOthers (incomingSender: Address, accounts: AccountView): Tail | undefined {
     if (this.tails?.version !== this.version) {
-      const cheapest = this.cheapestTail(new Set(), '')
-      const cheapestOfOthers = cheapest === undefined ? undefined : this.cheapestTail(new Set(), cheapest.sender)
+      const cheapest = this.cheapestTail(new Set(), '', accounts)
+      const cheapestOfOthers = cheapest === undefined ? undefined : this.cheapestTail(new Set(), cheapest.pending.sender, accounts)
       this.tails = { version: this.version, cheapest, cheapestOfOthers }
     }
-    return this.tails.cheapest?.sender === incomingSender ? this.tails.cheapestOfOthers : this.tails.cheapest
+    return this.tails.cheapest?.pending.sender === incomingSender ? this.tails.cheapestOfOthers : this.tails.cheapest
   }
 
-  /** The cheapest highest-nonce transaction of any sender (not counting `excluded` ones). */
-  private cheapestTail (excluded: ReadonlySet<PendingTx>, incomingSender: Address): PendingTx | undefined {
-    let cheapest: PendingTx | undefined
+  /** The cheapest highest-nonce transaction of any other sender (not counting `excluded` ones): gapped ones first. */
+  private cheapestTail (excluded: ReadonlySet<PendingTx>, incomingSender: Address, accounts: AccountView): Tail | undefined {
+    let cheapest: Tail | undefined
     for (const [sender, queue] of this.bySender) {
       if (sender === incomingSender) continue
+      const accountNonce = accounts(sender).nonce
       let tail: PendingTx | undefined
-      for (const pending of queue.values()) if (!excluded.has(pending) && (tail === undefined || pending.tx.nonce > tail.tx.nonce)) tail = pending
-      if (tail !== undefined && (cheapest === undefined || betterRate(cheapest, tail))) cheapest = tail
+      let runnable = 0
+      for (const pending of queue.values()) {
+        if (excluded.has(pending)) continue
+        if (pending.tx.nonce >= accountNonce) runnable++
+        if (tail === undefined || pending.tx.nonce > tail.tx.nonce) tail = pending
+      }
+      if (tail === undefined) continue
+      const candidate: Tail = { pending: tail, gapped: tail.tx.nonce - accountNonce + 1 > runnable }
+      if (cheapest === undefined || cheaper(candidate, cheapest)) cheapest = candidate
     }
     return cheapest
   }

@@ -147,6 +147,18 @@ describe('mempool', () => {
     assert.equal(pool.size, 3, 'room again after a block took bob\'s two')
   })
 
+  it('a full pool gives a transaction that can run the place of one that waits for a missing nonce, whatever their fees', () => {
+    const { pool, add } = make({ mempoolTxsMax: 3 })
+    const gapped = add(transfer(alice, 2, 50n)) // alice 0 and 1 never came (refused, or lost)
+    add(transfer(bob, 0, 5n))
+    add(transfer(bob, 1, 5n))
+    const carols = add(transfer(carol, 0, 1n))
+    assert.equal(pool.has(gapped.hash), false, 'alice 2 could not run: it went, though it paid 50')
+    assert.ok(pool.has(carols.hash))
+    assert.throws(() => add(transfer(dave, 1, 99n)), isCode('LEDGER_TX_POOL_FULL'), 'a gapped one cannot displace one that can run')
+    assert.equal(pool.stats().evicted, 1)
+  })
+
   it('evicts exactly the victims a full scan would pick, over random pools (property)', () => {
     fc.assert(fc.property(fc.array(fc.record({ sender: fc.integer({ min: 0, max: 5 }), fee: fc.integer({ min: 1, max: 6 }), drop: fc.boolean() }), { minLength: 1, maxLength: 40 }), (steps) => {
       const { pool, add } = make({ mempoolTxsMax: 6 })
@@ -155,16 +167,20 @@ describe('mempool', () => {
         const sender = keys[step.sender] as Ed25519KeyPair
         const nonce = nonces.get(step.sender) ?? 0
         const tx = transfer(sender, nonce, BigInt(step.fee))
-        // The reference: the cheapest tail (highest nonce) of any other sender, by fee per byte.
+        // The reference: the cheapest tail (highest nonce) of any other sender, gapped ones (a
+        // nonce below them missing; every account is at nonce 0 here) first, then by fee per byte.
         const full = pool.size >= 6
-        const tails = new Map<string, SignedTx>()
-        for (const entry of pool.pending()) {
-          const tail = tails.get(entry.sender)
-          if (tail === undefined || entry.tx.nonce > tail.nonce) tails.set(entry.sender, entry.tx)
-        }
+        const held = new Map<string, SignedTx[]>()
+        for (const entry of pool.pending()) held.set(entry.sender, [...(held.get(entry.sender) ?? []), entry.tx])
         const rate = (candidate: SignedTx): number => Number(candidate.fee) / encodeTx(candidate).length
-        const others = [...tails].filter(([address]) => address !== addressFromPublicKey(sender.publicKey)).map(([, tail]) => tail)
-        const cheapestRate = Math.min(...others.map(rate))
+        const senderAddress = addressFromPublicKey(sender.publicKey)
+        const others = [...held].filter(([address]) => address !== senderAddress).map(([, txs]) => {
+          const tail = txs.reduce((a, b) => (b.nonce > a.nonce ? b : a))
+          return { tail, gapped: tail.nonce + 1 > txs.length }
+        })
+        const worth = (gapped: boolean, candidate: SignedTx): number => (gapped ? 0 : 1_000) + rate(candidate)
+        const cheapestWorth = Math.min(...others.map((other) => worth(other.gapped, other.tail)))
+        const incomingGapped = nonce > (held.get(senderAddress)?.length ?? 0)
         let outcome: string
         try {
           add(tx)
@@ -174,10 +190,10 @@ describe('mempool', () => {
           outcome = (error as LedgerError).code
         }
         if (full) {
-          const expected = others.length > 0 && rate(tx) > cheapestRate ? 'added' : 'LEDGER_TX_POOL_FULL'
+          const expected = others.length > 0 && worth(incomingGapped, tx) > cheapestWorth ? 'added' : 'LEDGER_TX_POOL_FULL'
           assert.equal(outcome, expected)
           if (outcome === 'added') assert.equal(pool.size, 6)
-          if (outcome === 'added') assert.ok(others.filter((tail) => !pool.has(txHash(tail))).every((gone) => rate(gone) === cheapestRate), 'the victim was a cheapest tail')
+          if (outcome === 'added') assert.ok(others.filter((other) => !pool.has(txHash(other.tail))).every((gone) => worth(gone.gapped, gone.tail) === cheapestWorth), 'the victim was a cheapest tail')
         } else {
           assert.equal(outcome, 'added')
         }
