@@ -238,9 +238,10 @@ export class Dashboard {
       this.guard(response, this.serveApi(request, response, path, new URL(url, 'http://gateway').searchParams))
       return true
     }
-    if (path.startsWith('/v1/admin/')) {
-      if (this.options.local === undefined) { request.resume(); sendJson(response, 404, notServedAdmin(request, path)); return true }
-      this.guard(response, this.serveAdmin(request, response, path, this.options.local))
+    const admin = adminPath(path)
+    if (admin !== null) {
+      if (this.options.local === undefined) { request.resume(); sendJson(response, 404, notServedAdmin(request, admin)); return true }
+      this.guard(response, this.serveAdmin(request, response, admin, this.options.local))
       return true
     }
     return false
@@ -685,6 +686,16 @@ export class Dashboard {
 }
 
 /** The answer to an admin route on a gateway that fronts no local cluster: no such route, and nothing is passed on to a node. */
+/**
+ * The admin path a request names, decoded as a node's router decodes it (so `/v1/%61dmin/...`, which
+ * a node routes to its admin routes, is one too), or null when it names none.
+ */
+export function adminPath (path: string): string | null {
+  let decoded = path
+  try { decoded = decodeURI(path) } catch { /* a bad escape: the raw path, which no router decodes either */ }
+  return decoded === '/v1/admin' || decoded.startsWith('/v1/admin/') ? decoded : null
+}
+
 export function notServedAdmin (request: IncomingMessage, path: string): object {
   return { code: 'HTTP_NOT_FOUND', message: `no route ${request.method ?? ''} ${path}: admin routes exist only on the gateway of a local cluster (synod up)`, details: {} }
 }

@@ -26,7 +26,7 @@ import {
 import { splitListen, upstreamId, type GatewayConfig } from './config.js'
 import { GatewayError, gatewayStatusFor } from './errors.js'
 import { GatewayMetrics } from './metrics.js'
-import { Dashboard, notServedAdmin, type DashboardOptions } from './dashboard.js'
+import { Dashboard, adminPath, notServedAdmin, type DashboardOptions } from './dashboard.js'
 import type { MetricFamilyJson } from './dashboard-model.js'
 
 const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
@@ -205,9 +205,10 @@ export class Gateway {
     if (url.startsWith('/v1/gateway/') || url === '/metrics') { this.serveOwn(request, response, url); return }
     if (this.dashboard?.handle(request, response, url) === true) return
     // Admin routes are the local cluster's only: never passed on to a node.
-    if (this.dashboard === null && url.startsWith('/v1/admin/')) {
+    const admin = this.dashboard === null ? adminPath(url.split('?')[0] as string) : null
+    if (admin !== null) {
       request.resume()
-      const body = JSON.stringify(notServedAdmin(request, url.split('?')[0] as string))
+      const body = JSON.stringify(notServedAdmin(request, admin))
       response.writeHead(404, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) })
       response.end(body)
       return
