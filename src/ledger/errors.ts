@@ -30,7 +30,7 @@ export type LedgerErrorCode =
   | 'LEDGER_TX_UNDERPRICED'
   | 'LEDGER_TX_SENDER_LIMIT'
   | 'LEDGER_TX_INSUFFICIENT_FUNDS'
-  /** The pool is full and the transaction pays no more than what it could evict. */
+  /** The pool is full and the transaction is worth no more than what it could evict (see `Mempool`). */
   | 'LEDGER_TX_POOL_FULL'
   | 'LEDGER_CONFIG_INVALID'
 

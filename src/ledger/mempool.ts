@@ -3,8 +3,9 @@
  * sender's transactions kept in nonce order; blocks take the best fee per byte among the
  * senders' next executable transactions (so nonce order is never broken); when full, the
  * cheapest sender tail (a highest-nonce transaction, so no gap opens) makes room for a better
- * one, and a gapped tail (one that waits for a missing nonce) for any that can run; a transaction with the same sender and nonce replaces the held one only with a fee at
- * least `replaceFeeBumpPercentMin` higher; transactions expire after `txLifetimeMs`. Every
+ * one, and a gapped tail (one that waits for a missing nonce) for any that can run; a
+ * transaction with the same sender and nonce replaces the held one only with a fee at least
+ * `replaceFeeBumpPercentMin` higher; transactions expire after `txLifetimeMs`. Every
  * refusal is a `LedgerError` with its own code.
  *
  * Pure: the caller passes the time and a view of the accounts at the current head.
@@ -102,7 +103,7 @@ function isGapped (nonce: number, accountNonce: number, queue: ReadonlyMap<numbe
 }
 
 function poolFull (size: number, bytes: number): LedgerError {
-  return new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction pays no more per byte than the cheapest it could replace', { size, bytes })
+  return new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction is worth no more than the cheapest it could replace (one that can run outranks one that waits for a missing nonce; then the fee per byte decides)', { size, bytes })
 }
 
 export class Mempool {
