@@ -133,7 +133,8 @@ export const storeConfigSchema = z.strictObject({
   hintedHandoffIntervalMs: z.number().int().min(10).max(3_600_000),
   antiEntropyIntervalMs: z.number().int().min(10).max(86_400_000),
   antiEntropyBytesPerSecondMax: z.number().int().min(1_024),
-  readRepairChance: z.number().min(0).max(1)
+  readRepairChance: z.number().min(0).max(1),
+  replicationLingerMs: z.number().int().min(0).max(1_000)
 }).partial()
 
 export const networkConfigSchema = z.strictObject({

@@ -7,6 +7,10 @@
  * - `kv.write`: a coordinator's write, a hint handed off, a read repair or an anti-entropy push.
  *   `requestId` 0 wants no acknowledgement; `hintFor` names the down replica a substitute keeps
  *   the state for (sloppy quorum).
+ *
+ * A state travels as its canonical bytes (`encodeVersionedState`, as stored on disk), decoded and
+ * checked by the receiver (`decodeVersionedState`): a coordinator encodes a write once for its own
+ * disk and every replica, instead of once more per peer inside each batch.
  * - `kv.read` / `kv.read-reply`: a coordinator reading a replica's state.
  * - `kv.forward` / `kv.forward-reply`: a request from a node that is not a replica.
  * - `kv.ae-nodes`, `kv.ae-leaves`, `kv.ae-pull`: Merkle anti-entropy between two replicas.
@@ -15,7 +19,7 @@ import { z } from 'zod'
 import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
 import { DIGEST_TREE_DEPTH_MAX } from './digest-tree.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
-import { dependenciesSchema, stampSchema, versionVectorSchema, versionedStateSchema } from './versioned.js'
+import { dependenciesSchema, stampSchema, versionVectorSchema } from './versioned.js'
 
 const key = z.string().min(1).max(KEY_BYTES_WIRE_MAX)
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -68,10 +72,13 @@ export const availableResultSchema = z.strictObject({
 })
 export type AvailableResult = z.infer<typeof availableResultSchema>
 
-export const kvWrite = defineMessage('kv.write', { requestId, key, state: versionedStateSchema, hintFor: nodeId.nullable() })
+/** A state's canonical bytes on the wire; the receiver decodes and checks them (`decodeVersionedState`). */
+const stateBytes = bytesField()
+
+export const kvWrite = defineMessage('kv.write', { requestId, key, state: stateBytes, hintFor: nodeId.nullable() })
 export const kvWriteAck = defineMessage('kv.write-ack', { requestId, key })
 export const kvRead = defineMessage('kv.read', { requestId, key })
-export const kvReadReply = defineMessage('kv.read-reply', { requestId, key, state: versionedStateSchema })
+export const kvReadReply = defineMessage('kv.read-reply', { requestId, key, state: stateBytes })
 export const kvForward = defineMessage('kv.forward', {
   requestId,
   /** Unique per forwarding node and incarnation: a request runs once however often it arrives. */

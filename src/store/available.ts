@@ -72,6 +72,11 @@ export interface AvailableStoreLimits {
   dotReserveBlock: number
   /** A peer's queued messages go out at once when they reach this many bytes (about). */
   batchBytesMax: number
+  /**
+   * How long a replica write nobody waits for (past W, or any causal one) may wait to share a
+   * batch with later ones; 0 sends each turn's writes at the end of the turn.
+   */
+  replicationLingerMs: number
   /** Decoded key states kept in memory for the hot path. */
   stateCacheKeysMax: number
   /** The largest encoded state of one key (all its siblings), in bytes: it must fit one message. */
@@ -96,6 +101,7 @@ export const defaultAvailableStoreLimits: Readonly<AvailableStoreLimits> = Objec
   operationsInFlightMax: 10_000,
   dotReserveBlock: 1_000_000,
   batchBytesMax: 256 * 1_024,
+  replicationLingerMs: 5,
   stateCacheKeysMax: 100_000,
   stateBytesMax: 768 * 1_024
 })
@@ -179,10 +185,9 @@ const ANTI_ENTROPY_MESSAGE_BYTES_MAX = 256 * 1_024
 
 function approximateBytes (message: KvMessage): number {
   const MESSAGE_OVERHEAD_BYTES = 64
-  const stateBytes = (state: VersionedState): number => state.siblings.reduce((sum, sibling) => sum + 48 + (sibling.value?.length ?? 0) + sibling.dependencies.length * 48, 16)
   switch (message.type) {
-    case 'kv.write': return MESSAGE_OVERHEAD_BYTES + message.key.length + stateBytes(message.state)
-    case 'kv.read-reply': return MESSAGE_OVERHEAD_BYTES + message.key.length + stateBytes(message.state)
+    case 'kv.write': return MESSAGE_OVERHEAD_BYTES + message.key.length + message.state.length
+    case 'kv.read-reply': return MESSAGE_OVERHEAD_BYTES + message.key.length + message.state.length
     case 'kv.forward': return MESSAGE_OVERHEAD_BYTES + message.request.key.length + (message.request.value?.length ?? 0)
     case 'kv.forward-reply': return MESSAGE_OVERHEAD_BYTES + (message.result?.value?.length ?? 0) + (message.result?.siblings.reduce((sum, sibling) => sum + (sibling.value?.length ?? 0), 0) ?? 0)
     case 'kv.ae-nodes': return MESSAGE_OVERHEAD_BYTES + message.nodes.length * 32
@@ -577,9 +582,10 @@ export class AvailableStoreService implements Service {
       // With W = 1 the coordinator's own copy is the acknowledgement: the others take the write
       // without answering and make it durable with their next sync (anti-entropy covers a loss).
       const replicaRequestId = needed > 1 ? requestId : 0
+      const lingerMs = replicaRequestId === 0 ? this.limits.replicationLingerMs : 0
       for (const target of targets) {
         if (target.node === env.self) continue
-        this.outbox.send(target.node, { type: 'kv.write', requestId: replicaRequestId, key: request.key, state, hintFor: target.hintFor })
+        this.outbox.send(target.node, { type: 'kv.write', requestId: replicaRequestId, key: request.key, state: encoded, hintFor: target.hintFor }, lingerMs)
       }
     })
   }
@@ -595,8 +601,8 @@ export class AvailableStoreService implements Service {
     this.finish(pending.done, pending.result)
   }
 
-  private onWrite (message: KvWrite, origin: NodeId): void {
-    if (!this.stampsAcceptable(message.state)) return
+  private onWrite (message: KvWrite, state: VersionedState, origin: NodeId): void {
+    if (!this.stampsAcceptable(state)) return
     const env = this.requireEnv()
     const hintFor = message.hintFor === env.self ? null : message.hintFor
     if (hintFor !== null && (this.init.ring().member(hintFor) === undefined || !this.replicasOf(message.key).includes(hintFor))) {
@@ -609,10 +615,10 @@ export class AvailableStoreService implements Service {
     }
     if (message.requestId === 0) {
       // A write past W, a read repair or an anti-entropy push: no answer; durable with the next sync.
-      this.mergeLocally(message.key, message.state, hintFor)
+      this.mergeLocally(message.key, state, hintFor)
       return
     }
-    this.storeAndAck(message.key, message.state, hintFor, () => {
+    this.storeAndAck(message.key, state, hintFor, () => {
       this.counters.replicaWrites++
       this.outbox.send(origin, { type: 'kv.write-ack', requestId: message.requestId, key: message.key })
     })
@@ -714,7 +720,7 @@ export class AvailableStoreService implements Service {
           },
           timer
         })
-        this.outbox.send(intended, { type: 'kv.write', requestId, key, state, hintFor: null })
+        this.outbox.send(intended, { type: 'kv.write', requestId, key, state: encodeVersionedState(state), hintFor: null })
       }
     }
   }
@@ -770,14 +776,14 @@ export class AvailableStoreService implements Service {
   }
 
   private onRead (message: KvRead, origin: NodeId): void {
-    this.outbox.send(origin, { type: 'kv.read-reply', requestId: message.requestId, key: message.key, state: this.localState(message.key) })
+    this.outbox.send(origin, { type: 'kv.read-reply', requestId: message.requestId, key: message.key, state: encodeVersionedState(this.localState(message.key)) })
   }
 
-  private onReadReply (message: KvReadReply, origin: NodeId): void {
+  private onReadReply (message: KvReadReply, state: VersionedState, origin: NodeId): void {
     const read = this.reads.get(message.requestId)
     if (read === undefined || read.key !== message.key || !read.asked.includes(origin)) return
-    if (!this.stampsAcceptable(message.state)) return
-    read.states.set(origin, message.state)
+    if (!this.stampsAcceptable(state)) return
+    read.states.set(origin, state)
     const answered = read.states.size - 1
     if (read.done !== null) {
       const merged = mergeAll(read.states.values(), this.limits.siblingsMax)
@@ -810,7 +816,7 @@ export class AvailableStoreService implements Service {
       if (statesEqual(state, merged)) continue
       this.counters.readRepairs++
       if (replica === env.self) this.mergeLocally(read.key, merged, null)
-      else this.outbox.send(replica, { type: 'kv.write', requestId: 0, key: read.key, state: merged, hintFor: null })
+      else this.outbox.send(replica, { type: 'kv.write', requestId: 0, key: read.key, state: encodeVersionedState(merged), hintFor: null })
     }
   }
 
@@ -893,7 +899,7 @@ export class AvailableStoreService implements Service {
     const budget = this.limits.antiEntropyKeysPerExchangeMax
     for (const key of send.slice(0, budget)) {
       this.counters.antiEntropyKeysSent++
-      this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: this.localState(key), hintFor: null })
+      this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: encodeVersionedState(this.localState(key)), hintFor: null })
     }
     for (const keys of chunks(request.slice(0, budget), ANTI_ENTROPY_KEYS_WIRE_MAX, (key) => key.length * 3 + 8)) {
       this.sendAntiEntropy(origin, { type: 'kv.ae-pull', exchangeId: message.exchangeId, keys })
@@ -908,7 +914,7 @@ export class AvailableStoreService implements Service {
       if (this.antiEntropyBudgetBytes <= 0) { this.counters.antiEntropyThrottled++; return }
       if (!this.digests.has(key)) continue
       this.counters.antiEntropyKeysSent++
-      this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: this.localState(key), hintFor: null })
+      this.sendAntiEntropy(origin, { type: 'kv.write', requestId: 0, key, state: encodeVersionedState(this.localState(key)), hintFor: null })
     }
   }
 
@@ -980,10 +986,10 @@ export class AvailableStoreService implements Service {
 
   private handle (message: KvMessage, origin: NodeId): void {
     switch (message.type) {
-      case 'kv.write': this.onWrite(message, origin); break
+      case 'kv.write': this.onWrite(message, decodeVersionedState(message.state), origin); break
       case 'kv.write-ack': this.onWriteAck(message, origin); break
       case 'kv.read': this.onRead(message, origin); break
-      case 'kv.read-reply': this.onReadReply(message, origin); break
+      case 'kv.read-reply': this.onReadReply(message, decodeVersionedState(message.state), origin); break
       case 'kv.forward': this.onForward(message, origin); break
       case 'kv.forward-reply': this.onForwardReply(message); break
       case 'kv.ae-nodes': this.onAeNodes(message, origin); break

@@ -4,6 +4,11 @@
  * at the end of the turn (a zero timer) as one batch: one envelope, one encoding, one frame.
  * Messages for this node itself are delivered then too, without encoding.
  *
+ * A message nobody waits for (an asynchronous replica write) may linger: it waits up to
+ * `lingerMs` for company, as Kafka's producer `linger.ms` does, and goes with the next batch to
+ * its peer, whichever comes first. Under load a peer then gets one frame per linger period instead
+ * of one per turn; idle, a lingering message costs at most `lingerMs` of delay.
+ *
  * A neighbour gets the batch over the direct link; anyone else through the overlay's routing.
  * With no live path the batch is lost, as on a lossy link: the protocols above time out and retry.
  */
@@ -34,6 +39,7 @@ export class PeerOutbox<M extends Message> {
   /** Peers with a live direct link now. */
   private readonly directPeers = new Set<NodeId>()
   private flushTimer: TimerId | null = null
+  private lingerTimer: TimerId | null = null
   /** Messages that found no path or did not fit a frame. */
   unsent = 0
 
@@ -47,7 +53,9 @@ export class PeerOutbox<M extends Message> {
 
   stop (): void {
     if (this.flushTimer !== null) this.env?.clearTimer(this.flushTimer)
+    if (this.lingerTimer !== null) this.env?.clearTimer(this.lingerTimer)
     this.flushTimer = null
+    this.lingerTimer = null
     this.queues.clear()
     this.env = null
   }
@@ -57,8 +65,11 @@ export class PeerOutbox<M extends Message> {
     else this.directPeers.delete(peer)
   }
 
-  /** Queues a message for `to`; it goes out at the end of this turn. */
-  send (to: NodeId, message: M): void {
+  /**
+   * Queues a message for `to`; it goes out at the end of this turn, or with `lingerMs` > 0 within
+   * that many milliseconds (sooner when another message to any peer ends the turn's batch).
+   */
+  send (to: NodeId, message: M, lingerMs = 0): void {
     const env = this.env
     if (env === null) return
     let queue = this.queues.get(to)
@@ -69,10 +80,12 @@ export class PeerOutbox<M extends Message> {
     queue.messages.push(message)
     queue.bytes += this.init.approximateBytes(message)
     if (queue.messages.length >= this.init.batchMessagesMax || queue.bytes >= this.init.batchBytesMax) this.flushTo(to, queue)
-    this.flushTimer ??= env.setTimer(0, () => {
-      this.flushTimer = null
-      for (const [peer, queued] of this.queues) this.flushTo(peer, queued)
-    })
+    if (lingerMs > 0) this.lingerTimer ??= env.setTimer(lingerMs, () => { this.lingerTimer = null; this.flushAll() })
+    else this.flushTimer ??= env.setTimer(0, () => { this.flushTimer = null; this.flushAll() })
+  }
+
+  private flushAll (): void {
+    for (const [peer, queued] of this.queues) this.flushTo(peer, queued)
   }
 
   /**

@@ -10,9 +10,10 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkCausal, checkConvergence } from '../../src/check/index.js'
+import { encodeCanonical } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import {
-  AvailableStoreService, StoreError, StoreService, statesEqual,
+  AvailableStoreService, StoreError, StoreService, defaultAvailableStoreLimits, encodeVersionedState, statesEqual,
   type AvailableRequest, type AvailableResult, type AvailableStoreLimits, type KvOperation, type KvResult
 } from '../../src/store/index.js'
 import { collectReplicaStates, describeKvSimulation, runKvSimulation, type KvSimulationResult } from '../../src/sim/index.js'
@@ -154,7 +155,8 @@ describe('available store: focused cases', () => {
     for (let key = 0; key < 200; key++) {
       sim.available(0).execute({ level: 'eventual', kind: 'put', key: `k${key}`, value: bytes(`v${key}`), writeQuorum: 1, readQuorum: 1, siblings: false, context: null, dependencies: [] }, (outcome) => { if (!(outcome instanceof StoreError)) acknowledged++ })
     }
-    sim.kernel.runFor(1)
+    // The replica copies linger for a batch (replicationLingerMs), then arrive; crash just after.
+    sim.kernel.runFor(defaultAvailableStoreLimits.replicationLingerMs + 1)
     sim.cluster.crash(victim)
     runKernelUntil(sim.kernel, () => acknowledged === 200, 10_000, 5)
     assert.equal(acknowledged, 200)
@@ -215,9 +217,14 @@ describe('available store: focused cases', () => {
     const service = sim.available(0)
     // A tree node deeper than the tree, a hint for a node that is no member, a pull outside any exchange.
     service.onMessage(peer, { type: 'kv.ae-nodes', exchangeId: 'x', depth: 2, nodes: [{ level: 5, prefix: 0, hash: new Uint8Array(16) }] } as never)
-    service.onMessage(peer, { type: 'kv.write', requestId: 7, key: 'k', state: { context: {}, siblings: [] }, hintFor: 'not-a-member' } as never)
+    service.onMessage(peer, { type: 'kv.write', requestId: 7, key: 'k', state: encodeVersionedState({ context: {}, siblings: [] }), hintFor: 'not-a-member' } as never)
     service.onMessage(peer, { type: 'kv.ae-pull', exchangeId: 'unknown', keys: ['k'] } as never)
-    assert.equal(service.stats().badMessages, 3)
+    // State bytes that are not a state: a sibling its context does not cover, and bytes that are no CBOR.
+    const uncovered = encodeCanonical({ context: {}, siblings: [{ dot: ['a', 1], stamp: [1, 0, 'a'], value: null, dependencies: [] }] })
+    service.onMessage(peer, { type: 'kv.write', requestId: 0, key: 'k', state: uncovered, hintFor: null } as never)
+    service.onMessage(peer, { type: 'kv.read-reply', requestId: 1, key: 'k', state: Uint8Array.of(0xff, 0x00) } as never)
+    assert.equal(service.stats().badMessages, 5)
+    assert.equal(service.localState('k').siblings.length, 0, 'nothing of the bad states was kept')
     ok(sim.run(0, { kind: 'put', key: 'after', value: bytes('still serving') }), 'the node still serves')
   })
 

@@ -2,19 +2,18 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { PlumtreeBroadcast, defaultBroadcastLimits, type BroadcastPort, type NetGossip } from '../../src/net/index.js'
+import { manualClock } from '../support/manual-clock.js'
 
 interface Sent { kind: string, to: string, detail: string }
 
 function harness (mode: 'plumtree' | 'flood' = 'plumtree'): { tree: PlumtreeBroadcast, sent: Sent[], delivered: string[], advance: (ms: number) => void } {
-  let now = 0
-  const timers = new Map<number, { at: number, fire: () => void }>()
-  let nextTimer = 1
+  const clock = manualClock()
   const sent: Sent[] = []
   const delivered: string[] = []
   const port: BroadcastPort = {
-    now: () => now,
-    setTimer: (afterMs, fire) => { const id = nextTimer++; timers.set(id, { at: now + afterMs, fire }); return id },
-    clearTimer: (id) => { timers.delete(id) },
+    now: clock.now,
+    setTimer: clock.setTimer,
+    clearTimer: clock.clearTimer,
     pick: (peers) => peers[0] as string,
     sendGossip: (to, gossip) => { sent.push({ kind: gossip.repair ? 'repair' : 'gossip', to, detail: gossip.id }) },
     sendIHave: (to, message) => { sent.push({ kind: 'ihave', to, detail: message.ids.join(',') }) },
@@ -24,18 +23,7 @@ function harness (mode: 'plumtree' | 'flood' = 'plumtree'): { tree: PlumtreeBroa
     deliver: (gossip) => { delivered.push(gossip.id) }
   }
   const tree = new PlumtreeBroadcast('self', port, { ...defaultBroadcastLimits, repairIntervalMs: 1_000_000 }, mode)
-  const advance = (ms: number): void => {
-    const until = now + ms
-    for (;;) {
-      const due = [...timers.entries()].filter(([, timer]) => timer.at <= until).sort((a, b) => a[1].at - b[1].at)[0]
-      if (due === undefined) break
-      timers.delete(due[0])
-      now = due[1].at
-      due[1].fire()
-    }
-    now = until
-  }
-  return { tree, sent, delivered, advance }
+  return { tree, sent, delivered, advance: clock.advance }
 }
 
 const gossip = (id: string, origin = 'x'): NetGossip => ({ type: 'net.gossip', id, origin, topic: 't', hops: 0, payload: new Uint8Array(), repair: false })

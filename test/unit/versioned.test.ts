@@ -10,8 +10,8 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { encodeCanonical, HybridLogicalClock } from '../../src/core/index.js'
 import {
-  applyWrite, compareStamps, covers, decodeVersionedState, EMPTY_VERSIONED_STATE, encodeVersionedState, formatStamp,
-  joinVectors, lastWriter, mergeStates, nextDot, parseStamp, STATE_DIGEST_BYTES, stateDigest, statesEqual, StoreError,
+  applyWrite, compareStamps, covers, decodeVersionedState, EMPTY_VERSIONED_STATE, encodeVersionedState, encodeVersionedStateGeneric, formatStamp,
+  joinStates, joinVectors, lastWriter, mergeStates, nextDot, parseStamp, STATE_DIGEST_BYTES, stateDigest, statesEqual, StoreError,
   versionedStateSchema, type Dot, type Sibling, type Stamp, type VersionedState, type VersionVector
 } from '../../src/store/index.js'
 
@@ -100,6 +100,8 @@ const historyArbitrary = fc.array(stepArbitrary, { maxLength: 60 })
 /** Three states of one history, by index into everything its nodes held. */
 const threeOfArbitrary = fc.tuple(fc.nat(), fc.nat(), fc.nat())
 
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex')
+
 describe('mergeStates is a CRDT join', () => {
   for (const [siblingsMax, stampSource] of [[UNBOUNDED_SIBLINGS, 'clock'], [2, 'clock'], [1, 'clock'], [2, 'arbitrary'], [1, 'arbitrary']] as const) {
     it(`is commutative, associative and idempotent (siblingsMax ${siblingsMax}, ${stampSource} stamps)`, () => {
@@ -115,6 +117,37 @@ describe('mergeStates is a CRDT join', () => {
       }), { numRuns: 500 })
     })
   }
+
+  it('takes one side as it is exactly when the full join gives that side', () => {
+    let shortcuts = 0
+    for (const [siblingsMax, stampSource] of [[UNBOUNDED_SIBLINGS, 'clock'], [2, 'clock'], [1, 'arbitrary']] as const) {
+      fc.assert(fc.property(historyArbitrary, fc.nat(), fc.nat(), (steps, i, j) => {
+        const { seen } = play(steps, siblingsMax, undefined, stampSource)
+        const [a, b] = [seen[i % seen.length], seen[j % seen.length]]
+        const merged = mergeStates(a, b, siblingsMax)
+        assertSameState(merged, joinStates(a, b, siblingsMax), 'the shortcut agrees with the full join')
+        assert.equal(hex(encodeVersionedState(merged)), hex(encodeVersionedState(joinStates(a, b, siblingsMax))))
+        if (merged === a || merged === b) shortcuts++
+      }), { numRuns: 500 })
+    }
+    // Newer states of one key are the common case: the shortcut must be taken, not only be safe.
+    assert.ok(shortcuts > 300, `shortcut taken ${shortcuts} times of 1 500`)
+  })
+
+  it('takes no shortcut past a write the other side superseded, or one it holds differently', () => {
+    const write = (counter: number, value: number): VersionedState['siblings'][number] =>
+      ({ dot: [NODES[0], counter], stamp: [1_000 + counter, 0, NODES[0]], value: new Uint8Array([value]), dependencies: [] })
+    // Both have seen dot 2; `b` superseded it, `a` still holds it: the join holds neither write.
+    const a: VersionedState = { context: { [NODES[0]]: 2 }, siblings: [write(2, 2)] }
+    const b: VersionedState = { context: { [NODES[0]]: 2 }, siblings: [write(1, 1)] }
+    for (const [x, y] of [[a, b], [b, a]]) {
+      assert.deepEqual(mergeStates(x, y, 4).siblings, [])
+      assertSameState(mergeStates(x, y, 4), joinStates(x, y, 4), 'superseded on one side')
+    }
+    // One dot, two values (a node that lost its disk): the newer stamp wins on both sides.
+    const c: VersionedState = { context: { [NODES[0]]: 2 }, siblings: [{ ...write(2, 7), stamp: [5_000, 0, NODES[0]] }] }
+    for (const [x, y] of [[a, c], [c, a]]) assertSameState(mergeStates(x, y, 4), c, 'same dot, newer stamp')
+  })
 
   it('keeps the canonical order and covers every sibling it holds', () => {
     fc.assert(fc.property(historyArbitrary, (steps) => {
@@ -289,6 +322,26 @@ describe('convergence under the sibling bound', () => {
 })
 
 describe('encoding', () => {
+  it('writes the bytes cborg\'s canonical encoder gives, for any state', () => {
+    const nodeId = fc.oneof(fc.constantFrom(...NODES), fc.stringMatching(/^[0-9A-Za-z_-]{1,40}$/))
+    const counter = fc.oneof(fc.nat(30), fc.nat(), fc.maxSafeNat(), fc.constantFrom(23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32))
+    const stamp = fc.tuple(counter, counter, nodeId)
+    const key = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme', maxLength: 40 }))
+    const sibling = fc.record({
+      dot: fc.tuple(nodeId, counter),
+      stamp,
+      value: fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }),
+      dependencies: fc.array(fc.tuple(key, stamp), { maxLength: 4 })
+    })
+    const state = fc.record({ context: fc.dictionary(nodeId, counter, { maxKeys: 30 }), siblings: fc.array(sibling, { maxLength: 5 }) })
+    fc.assert(fc.property(state, (generated) => {
+      assert.equal(hex(encodeVersionedState(generated)), hex(encodeVersionedStateGeneric(generated)))
+    }), { numRuns: 2_000 })
+    // Past the shape (a fractional counter, a node id that is not ASCII), the general encoder decides.
+    const odd: VersionedState = { context: { 'é': 1 }, siblings: [{ dot: ['a', 1], stamp: [1.5, 0, 'a'], value: null, dependencies: [['\uD800', [1, 0, 'a']]] }] }
+    assert.equal(hex(encodeVersionedState(odd)), hex(encodeVersionedStateGeneric(odd)))
+  })
+
   it('round-trips every state, and equal states have equal bytes and digests', () => {
     fc.assert(fc.property(historyArbitrary, (steps) => {
       const { seen } = play(steps, 3)
