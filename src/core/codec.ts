@@ -129,7 +129,13 @@ export class MessageRegistry {
     if (typeof type !== 'string') throw new CoreError('CORE_SCHEMA_MISMATCH', 'a message has a string field "type"')
     const schema = this.schemas.get(type)
     if (schema === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, { type: type.slice(0, 64) })
-    const parsed = schema.safeParse(value)
+    let parsed: ReturnType<typeof schema.safeParse>
+    try {
+      parsed = schema.safeParse(value)
+    } catch (error) {
+      // zod can throw instead of reporting: `readonly()` freezes a byte string where a list was expected (TypeError).
+      throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${errorMessage(error)}`, { type })
+    }
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), { type })

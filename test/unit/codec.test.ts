@@ -75,6 +75,12 @@ describe('message registry', () => {
     for (const value of cases) assert.throws(() => registry.decode(encodeCanonical(value)), isCode('CORE_SCHEMA_MISMATCH'), JSON.stringify(value))
   })
 
+  it('refuses with a CoreError a byte string where a read-only list belongs (zod itself throws a TypeError there)', () => {
+    const listed = new MessageRegistry([defineMessage('sample.list', { items: z.array(z.number()).readonly() })])
+    assert.deepEqual(listed.decode(encodeCanonical({ type: 'sample.list', items: [1] })), { type: 'sample.list', items: [1] })
+    assert.throws(() => listed.decode(encodeCanonical({ type: 'sample.list', items: new Uint8Array([1, 2]) })), isCode('CORE_SCHEMA_MISMATCH'))
+  })
+
   it('never throws anything but a CoreError on arbitrary bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
       try {

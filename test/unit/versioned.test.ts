@@ -8,11 +8,11 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { encodeCanonical, HybridLogicalClock } from '../../src/core/index.js'
+import { decodeCanonical, encodeCanonical, HybridLogicalClock } from '../../src/core/index.js'
 import {
-  applyWrite, compareStamps, covers, decodeVersionedState, EMPTY_VERSIONED_STATE, encodeVersionedState, encodeVersionedStateGeneric, formatStamp,
+  applyWrite, compareStamps, covers, decodeVersionedState, EMPTY_VERSIONED_STATE, encodeVersionedState, encodeVersionedStateGeneric, formatStamp, versionedStateProblem,
   joinStates, joinVectors, lastWriter, mergeStates, nextDot, parseStamp, STATE_DIGEST_BYTES, stateDigest, statesEqual, StoreError,
-  versionedStateSchema, type Dot, type Sibling, type Stamp, type VersionedState, type VersionVector
+  KEY_BYTES_WIRE_MAX, VERSION_VECTOR_NODES_WIRE_MAX, VERSIONED_SIBLINGS_WIRE_MAX, versionedStateSchema, type Dot, type Sibling, type Stamp, type VersionedState, type VersionVector
 } from '../../src/store/index.js'
 
 const NODES = ['a', 'b', 'c'] as const
@@ -320,6 +320,82 @@ describe('convergence under the sibling bound', () => {
     assert.deepEqual(merged.siblings.map((sibling) => sibling.dot), [['a', 3], ['a', 4]])
   })
 })
+
+/** A change that may break a decoded state: a value replaced at a path, a field dropped or added, an entry duplicated. */
+type Mutation = { kind: 'set', path: number[], value: unknown } | { kind: 'drop', path: number[] } | { kind: 'add', path: number[], key: string } | { kind: 'duplicate', path: number[] }
+
+const oddValue = fc.oneof(
+  fc.constantFrom(-1, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, 0, 1, '', 'a', '__proto__', 'x'.repeat(129), 'a b', null, true, 7n, [], {}, new Uint8Array(2)),
+  fc.string({ maxLength: 5 }), fc.integer({ min: -3, max: 40 })
+)
+const mutationArbitrary: fc.Arbitrary<Mutation> = fc.oneof(
+  fc.record({ kind: fc.constant('set' as const), path: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), value: oddValue }),
+  fc.record({ kind: fc.constant('drop' as const), path: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }) }),
+  fc.record({ kind: fc.constant('add' as const), path: fc.array(fc.nat(), { maxLength: 5 }), key: fc.constantFrom('extra', 'a', 'value', '0') }),
+  fc.record({ kind: fc.constant('duplicate' as const), path: fc.array(fc.nat(), { maxLength: 5 }) })
+)
+
+/** Applies a mutation to a decoded value in place; each path step picks among the container's keys. */
+function mutate (root: unknown, mutation: Mutation): void {
+  let container = root
+  const steps = mutation.kind === 'set' || mutation.kind === 'drop' ? mutation.path.slice(0, -1) : mutation.path
+  for (const step of steps) {
+    if (typeof container !== 'object' || container === null || container instanceof Uint8Array) return
+    const keys = Object.keys(container)
+    if (keys.length === 0) return
+    container = (container as Record<string, unknown>)[keys[step % keys.length] as string]
+  }
+  if (typeof container !== 'object' || container === null || container instanceof Uint8Array) return
+  const target = container as Record<string, unknown>
+  const keys = Object.keys(target)
+  const last = mutation.kind === 'set' || mutation.kind === 'drop' ? mutation.path.at(-1) as number : 0
+  const key = keys.length === 0 ? '0' : keys[last % keys.length] as string
+  if (mutation.kind === 'set') target[key] = mutation.value
+  else if (mutation.kind === 'drop') { if (Array.isArray(target)) target.splice(Number(key), 1); else Reflect.deleteProperty(target, key) }
+  else if (mutation.kind === 'add') { if (Array.isArray(target)) target.push(target[0] ?? 0); else Object.defineProperty(target, mutation.key, { value: 1, enumerable: true, writable: true, configurable: true }) }
+  else if (Array.isArray(target) && target.length > 0) target.push(structuredClone(target[0]))
+}
+
+describe('decoding', () => {
+  it('refuses exactly what versionedStateSchema refuses, for valid and mutated states', () => {
+    let refused = 0
+    let accepted = 0
+    fc.assert(fc.property(historyArbitrary, fc.nat(), fc.array(mutationArbitrary, { maxLength: 3 }), (steps, pick, mutations) => {
+      const { seen } = play(steps, 3)
+      const value = decodeCanonical(encodeVersionedState(seen[pick % seen.length] as VersionedState))
+      for (const mutation of mutations) mutate(value, mutation)
+      const byZod = zodAccepts(value)
+      const problem = versionedStateProblem(value)
+      if ((problem === null) !== byZod) assert.fail(`zod ${byZod ? 'accepts' : 'refuses'}, the direct check says ${problem ?? 'fine'}: ${JSON.stringify(value, (_, item: unknown) => typeof item === 'bigint' ? `${item}n` : item instanceof Uint8Array ? `bytes(${item.length})` : item)}`)
+      if (byZod) accepted++
+      else refused++
+    }), { numRuns: 3_000 })
+    assert.ok(refused > 500 && accepted > 500, `both verdicts are exercised (${accepted} accepted, ${refused} refused)`)
+    // A __proto__ key that cborg made an own property, and the bounds.
+    const withProto = decodeCanonical(encodeCanonical({ context: { ['__proto__']: 1 }, siblings: [] }))
+    assert.equal(versionedStateProblem(withProto) === null, zodAccepts(withProto))
+    for (const state of [
+      { context: Object.fromEntries(Array.from({ length: VERSION_VECTOR_NODES_WIRE_MAX + 1 }, (_, index) => [`n${index}`, 1])), siblings: [] },
+      { context: {}, siblings: Array.from({ length: VERSIONED_SIBLINGS_WIRE_MAX + 1 }, () => null) },
+      { context: { a: 1 }, siblings: [{ dot: ['a', 1], stamp: [1, 0, 'a'], value: null, dependencies: [['k'.repeat(KEY_BYTES_WIRE_MAX + 1), [1, 0, 'a']]] }] }
+    ]) assert.ok(versionedStateProblem(state) !== null && !zodAccepts(state))
+  })
+
+  it('refuses a list that arrives as a byte string with a StoreError (zod threw a TypeError on it)', () => {
+    const bytes = encodeCanonical({ context: {}, siblings: new Uint8Array(2) })
+    assert.throws(() => versionedStateSchema.safeParse(decodeCanonical(bytes)), TypeError, 'zod\'s readonly() freezes what it could not parse')
+    assert.throws(() => decodeVersionedState(bytes), (error: unknown) => error instanceof StoreError && error.code === 'STORE_BAD_REQUEST')
+  })
+})
+
+/** zod's verdict; it throws (a TypeError from `readonly()`) on a byte string where it expects a list, which is a refusal too. */
+function zodAccepts (value: unknown): boolean {
+  try {
+    return versionedStateSchema.safeParse(value).success
+  } catch {
+    return false
+  }
+}
 
 describe('encoding', () => {
   it('writes the bytes cborg\'s canonical encoder gives, for any state', () => {
