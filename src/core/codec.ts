@@ -53,7 +53,8 @@ function canonicalMapSorter (e1: MapEntryTokens, e2: MapEntryTokens): number {
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/
 
-function isAscii (text: string): boolean {
+/** Whether every character is ASCII (then a string's UTF-16 units are its UTF-8 bytes, and its order is theirs). */
+export function isAscii (text: string): boolean {
   return ASCII_ONLY.test(text)
 }
 

@@ -1006,7 +1006,7 @@ export class AvailableStoreService implements Service {
     for (const [diskKey, bytes] of env.disk.entries(STATE_PREFIX)) {
       const key = diskKey.slice(STATE_PREFIX.length)
       // States are stored canonically encoded, so the stored bytes give the digest without a decode.
-      this.digests.set(key, { position: this.digests.get(key)?.position ?? keyPosition(key), digest: sha256(bytes).subarray(0, STATE_DIGEST_BYTES) })
+      this.digests.set(key, { position: keyPosition(key), digest: sha256(bytes).subarray(0, STATE_DIGEST_BYTES) })
     }
     for (const [diskKey] of env.disk.entries(HINT_PREFIX)) {
       const rest = diskKey.slice(HINT_PREFIX.length)

@@ -12,7 +12,7 @@
  * (`lastWriter`), and the causal dependencies its write carried, for the `causal` level.
  */
 import { z } from 'zod'
-import { assert, bytesField, decodeCanonical, encodeCanonical, errorMessage, sha256 } from '../core/index.js'
+import { assert, bytesField, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
 import { StoreError } from './errors.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 
@@ -488,12 +488,8 @@ class StateWriter {
   }
 }
 
-const ASCII_TEXT = /^[\x00-\x7f]*$/
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
-function isAscii (text: string): boolean {
-  return ASCII_TEXT.test(text)
-}
 
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const nodeId = z.string().min(1).max(NODE_ID_CHARS_MAX).refine(isVersionNodeId, 'a node id is [0-9A-Za-z_-] and not __proto__')
@@ -513,20 +509,27 @@ export const siblingSchema = z.strictObject({ dot: dotSchema, stamp: stampSchema
  * Beyond the shape, the invariants every state built here keeps, which merging relies on: each
  * sibling's dot is covered by the context, dots are distinct, siblings are in canonical order.
  */
-function checkInvariants (state: VersionedState, context: z.RefinementCtx): void {
+function invariantProblem (state: VersionedState): { index: number, message: string } | null {
   const dots = new Set<string>()
-  state.siblings.forEach((sibling, index) => {
+  for (const [index, sibling] of state.siblings.entries()) {
     const key = dotKey(sibling.dot)
-    if (dots.has(key)) context.addIssue({ code: 'custom', message: 'two siblings have the same dot', path: ['siblings', index] })
+    if (dots.has(key)) return { index, message: 'two siblings have the same dot' }
     dots.add(key)
-    if (!covers(state.context, sibling.dot)) context.addIssue({ code: 'custom', message: 'a sibling\'s dot is not covered by the context', path: ['siblings', index] })
-    if (index > 0 && compareSiblings(state.siblings[index - 1], sibling) >= 0) {
-      context.addIssue({ code: 'custom', message: 'siblings are not sorted by stamp', path: ['siblings', index] })
-    }
-  })
+    if (!covers(state.context, sibling.dot)) return { index, message: 'a sibling\'s dot is not covered by the context' }
+    if (index > 0 && compareSiblings(state.siblings[index - 1], sibling) >= 0) return { index, message: 'siblings are not sorted by stamp' }
+  }
+  return null
 }
 
-/** zod schema of a VersionedState, for wire messages (values use bytesField() from core). */
+function checkInvariants (state: VersionedState, context: z.RefinementCtx): void {
+  const problem = invariantProblem(state)
+  if (problem !== null) context.addIssue({ code: 'custom', message: problem.message, path: ['siblings', problem.index] })
+}
+
+/**
+ * zod schema of a VersionedState (values use bytesField() from core): the rules
+ * `versionedStateProblem` checks in place, and the reference the tests hold it to.
+ */
 export const versionedStateSchema: z.ZodType<VersionedState> = z.strictObject({
   context: versionVectorSchema,
   siblings: z.array(siblingSchema).max(VERSIONED_SIBLINGS_WIRE_MAX).readonly()
@@ -565,16 +568,8 @@ export function versionedStateProblem (value: unknown): string | null {
     const problem = siblingProblem(sibling)
     if (problem !== null) return `siblings.${index}.${problem}`
   }
-  const state = value as unknown as VersionedState
-  const dots = new Set<string>()
-  for (const [index, sibling] of state.siblings.entries()) {
-    const key = dotKey(sibling.dot)
-    if (dots.has(key)) return `siblings.${index}: two siblings have the same dot`
-    dots.add(key)
-    if (!covers(state.context, sibling.dot)) return `siblings.${index}: a sibling's dot is not covered by the context`
-    if (index > 0 && compareSiblings(state.siblings[index - 1], sibling) >= 0) return `siblings.${index}: siblings are not sorted by stamp`
-  }
-  return null
+  const problem = invariantProblem(value as unknown as VersionedState)
+  return problem === null ? null : `siblings.${problem.index}: ${problem.message}`
 }
 
 const STATE_FIELDS = ['context', 'siblings']
