@@ -685,7 +685,6 @@ export class Dashboard {
   }
 }
 
-/** The answer to an admin route on a gateway that fronts no local cluster: no such route, and nothing is passed on to a node. */
 /**
  * The admin path a request names, decoded as a node's router decodes it (so `/v1/%61dmin/...`, which
  * a node routes to its admin routes, is one too), or null when it names none.
@@ -696,6 +695,7 @@ export function adminPath (path: string): string | null {
   return decoded === '/v1/admin' || decoded.startsWith('/v1/admin/') ? decoded : null
 }
 
+/** The answer to an admin route on a gateway that fronts no local cluster: no such route, and nothing is passed on to a node. */
 export function notServedAdmin (request: IncomingMessage, path: string): object {
   return { code: 'HTTP_NOT_FOUND', message: `no route ${request.method ?? ''} ${path}: admin routes exist only on the gateway of a local cluster (synod up)`, details: {} }
 }

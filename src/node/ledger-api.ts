@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client'
 import { SynodError, toHex } from '../core/index.js'
 import {
   ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, toJsonValue, txFromJson,
-  type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord
+  type Block, type ChainStore, type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord, type StoredHeader
 } from '../ledger/index.js'
 import type { MinerPool } from './miner.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
@@ -17,6 +17,19 @@ class LedgerNotFound extends SynodError<'LEDGER_NOT_FOUND'> {}
 
 /** Transactions one `POST /v1/txs` may carry (the body limit of 1 MiB holds about 2 500 transfers). */
 export const TXS_PER_REQUEST_MAX = 1_000
+
+/**
+ * The block `hash` names, with its transactions in full, or (`hashes`) with only their hashes,
+ * read from the stored bytes; undefined when no such block is stored.
+ */
+function blockInForm (chain: ChainStore, hash: string, stored: StoredHeader | undefined, form: 'full' | 'hashes'): { block: Block, txHashes?: string[] } | undefined {
+  if (form === 'full') {
+    const block = chain.block(hash)
+    return block === undefined ? undefined : { block }
+  }
+  const txHashes = chain.blockTxHashes(hash)
+  return stored === undefined || txHashes === undefined ? undefined : { block: { header: stored.header, txs: [] }, txHashes }
+}
 
 /** A candidate's standing: in the active set, waiting (registered, not elected), jailed, or jailed for good. */
 function candidateStatus (record: StakeRecord, active: boolean): 'active' | 'candidate' | 'jailed' | 'tombstoned' {
@@ -108,12 +121,13 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     // transactions): what a watcher of the chain needs, at a hash a transaction instead of a decode.
     const txsForm = request.query.txs ?? 'full'
     if (txsForm !== 'full' && txsForm !== 'hashes') throw new LedgerError('LEDGER_MALFORMED', `txs is full or hashes, not ${txsForm}`)
-    const hash = /^\d{1,15}$/.test(id) ? chain.hashAt(Number(id)) : HASH_HEX_PATTERN.test(id) ? id : undefined
-    if (hash === undefined && !HASH_HEX_PATTERN.test(id) && !/^\d{1,15}$/.test(id)) throw new LedgerError('LEDGER_MALFORMED', 'a block is named by its height or its 64-hex-digit hash')
+    const byHeight = /^\d{1,15}$/.test(id)
+    if (!byHeight && !HASH_HEX_PATTERN.test(id)) throw new LedgerError('LEDGER_MALFORMED', 'a block is named by its height or its 64-hex-digit hash')
+    const hash = byHeight ? chain.hashAt(Number(id)) : id
     const stored = hash === undefined ? undefined : chain.stored(hash)
-    const txHashes = hash === undefined || txsForm === 'full' ? undefined : chain.blockTxHashes(hash)
-    const block = hash === undefined ? undefined : txsForm === 'full' ? chain.block(hash) : stored === undefined || txHashes === undefined ? undefined : { header: stored.header, txs: [] }
-    if (hash === undefined || block === undefined) throw new LedgerNotFound('LEDGER_NOT_FOUND', `no block ${id}`)
+    const found = hash === undefined ? undefined : blockInForm(chain, hash, stored, txsForm)
+    if (hash === undefined || found === undefined) throw new LedgerNotFound('LEDGER_NOT_FOUND', `no block ${id}`)
+    const { block, txHashes } = found
     const finalizedHeight = chain.finalizedHeight()
     const certificate = pos?.certificate(hash)
     return {
