@@ -17,7 +17,7 @@ import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
 import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
 import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
 import { LedgerError } from './errors.js'
-import { Mempool, defaultMempoolLimits, type MempoolLimits } from './mempool.js'
+import { Mempool, defaultMempoolLimits, type MempoolCheck, type MempoolLimits } from './mempool.js'
 import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxsMessage, TX_BATCH_TXS_MAX } from './messages.js'
 import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
@@ -530,9 +530,9 @@ export class LedgerService implements Service {
     const chain = this.chain()
     try {
       const tx = parseTx('bytes' in source ? decodeLedgerBytes(source.bytes, 'transaction') : source.value, chainId)
-      this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
+      const checked = this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
       verifyTxSignatures(tx, chainId)
-      this.admit(tx)
+      this.admit(tx, checked)
       return tx
     } catch (error) {
       if (error instanceof LedgerError) this.counters.txsRejected++
@@ -540,13 +540,13 @@ export class LedgerService implements Service {
     }
   }
 
-  private admit (tx: SignedTx): void {
+  private admit (tx: SignedTx, checked: MempoolCheck): void {
     const env = this.requireEnv()
     const chain = this.chain()
     const bytes = encodeTx(tx)
     // The transaction hash is SHA-256 of these very bytes: the key a block's bytes are looked up by.
     this.verified.add(txHash(tx))
-    this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address))
+    this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address), checked)
     this.counters.txsAccepted++
     this.templateStale = true
   }

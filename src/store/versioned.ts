@@ -12,7 +12,7 @@
  * (`lastWriter`), and the causal dependencies its write carried, for the `causal` level.
  */
 import { z } from 'zod'
-import { assert, bytesField, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
+import { assert, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
 import { StoreError } from './errors.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 
@@ -338,7 +338,7 @@ function encodeSibling (sibling: Sibling): Uint8Array {
  * checks both give the same bytes.
  */
 export function encodeVersionedState (state: VersionedState): Uint8Array {
-  return new StateWriter().state(state) ?? encodeVersionedStateGeneric(state)
+  return writeState(state) ?? encodeVersionedStateGeneric(state)
 }
 
 /** encodeVersionedState through cborg's general encoder: the reference the direct writer must match. */
@@ -347,14 +347,6 @@ export function encodeVersionedStateGeneric (state: VersionedState): Uint8Array 
   return encodeCanonical({ context: joinVectors(state.context, {}), siblings })
 }
 
-// RFC 8949 major types, shifted into the initial byte.
-const MAJOR_UINT = 0x00
-const MAJOR_BYTES = 0x40
-const MAJOR_TEXT = 0x60
-const MAJOR_ARRAY = 0x80
-const MAJOR_MAP = 0xa0
-const CBOR_NULL = 0xf6
-const TEXT_ENCODER = new TextEncoder()
 /** Encoded map keys, in RFC 8949 order: by length, then bytewise. */
 const KEY_CONTEXT = cborText('context')
 const KEY_SIBLINGS = cborText('siblings')
@@ -363,132 +355,45 @@ const KEY_STAMP = cborText('stamp')
 const KEY_VALUE = cborText('value')
 const KEY_DEPENDENCIES = cborText('dependencies')
 
-function cborText (text: string): Uint8Array {
-  const bytes = TEXT_ENCODER.encode(text)
-  return Uint8Array.of(MAJOR_TEXT | bytes.length, ...bytes)
-}
-
 /** Canonical node-id order for map keys (ASCII ids): shorter first, then by character. */
 function compareMapKeys (a: string, b: string): number {
   return a.length - b.length || compareStrings(a, b)
 }
 
 /** Deterministic CBOR of a VersionedState, byte for byte what cborg's rfc8949 encoder gives; null when the state is outside its shape. */
-class StateWriter {
-  private bytes = new Uint8Array(256)
-  private length = 0
-
-  state (state: VersionedState): Uint8Array | null {
-    const context = Object.keys(state.context).filter((node) => counterOf(state.context, node) > 0).sort(compareMapKeys)
-    this.head(MAJOR_MAP, 2)
-    this.raw(KEY_CONTEXT)
-    this.head(MAJOR_MAP, context.length)
-    for (const node of context) if (!this.nodeId(node) || !this.counter(state.context[node])) return null
-    this.raw(KEY_SIBLINGS)
-    this.head(MAJOR_ARRAY, state.siblings.length)
-    for (const sibling of [...state.siblings].sort(compareSiblings)) {
-      this.head(MAJOR_MAP, 4)
-      this.raw(KEY_DOT)
-      this.head(MAJOR_ARRAY, 2)
-      if (!this.nodeId(sibling.dot[0]) || !this.counter(sibling.dot[1])) return null
-      this.raw(KEY_STAMP)
-      if (!this.stamp(sibling.stamp)) return null
-      this.raw(KEY_VALUE)
-      if (sibling.value === null) this.byte(CBOR_NULL)
-      else {
-        this.head(MAJOR_BYTES, sibling.value.length)
-        this.raw(sibling.value)
-      }
-      this.raw(KEY_DEPENDENCIES)
-      this.head(MAJOR_ARRAY, sibling.dependencies.length)
-      for (const [key, stamp] of sibling.dependencies) {
-        this.head(MAJOR_ARRAY, 2)
-        if (!this.text(key) || !this.stamp(stamp)) return null
-      }
-    }
-    return this.bytes.slice(0, this.length)
+function writeState (state: VersionedState): Uint8Array | null {
+  const out = new CborWriter()
+  const nodeId = (id: string): boolean => isAscii(id) && out.text(id)
+  const stamp = (value: Stamp): boolean => {
+    out.head(CBOR_MAJOR.array, 3)
+    return out.uint(value[0]) && out.uint(value[1]) && nodeId(value[2])
   }
-
-  private stamp (stamp: Stamp): boolean {
-    this.head(MAJOR_ARRAY, 3)
-    return this.counter(stamp[0]) && this.counter(stamp[1]) && this.nodeId(stamp[2])
-  }
-
-  private counter (value: number): boolean {
-    if (!isCounter(value)) return false
-    this.head(MAJOR_UINT, value)
-    return true
-  }
-
-  /** A node id as text; false unless it is ASCII (map keys are ordered here for ASCII only). */
-  private nodeId (id: string): boolean {
-    return isAscii(id) && this.text(id)
-  }
-
-  /** Any text as UTF-8; false for a string with a lone surrogate (UTF-8 cannot hold it; the general encoder decides). */
-  private text (text: string): boolean {
-    if (isAscii(text)) {
-      this.head(MAJOR_TEXT, text.length)
-      this.reserve(text.length)
-      for (let index = 0; index < text.length; index++) this.bytes[this.length++] = text.charCodeAt(index)
-      return true
-    }
-    if (LONE_SURROGATE.test(text)) return false
-    this.raw(TEXT_ENCODER.encode(text), MAJOR_TEXT)
-    return true
-  }
-
-  /** An item's initial byte and argument, in the fewest bytes. */
-  private head (major: number, argument: number): void {
-    this.reserve(9)
-    if (argument < 24) this.bytes[this.length++] = major | argument
-    else if (argument < 0x100) {
-      this.bytes[this.length++] = major | 24
-      this.bytes[this.length++] = argument
-    } else if (argument < 0x10000) {
-      this.bytes[this.length++] = major | 25
-      this.bytes[this.length++] = argument >>> 8
-      this.bytes[this.length++] = argument & 0xff
-    } else if (argument < 0x100000000) {
-      this.bytes[this.length++] = major | 26
-      this.uint32(argument)
-    } else {
-      this.bytes[this.length++] = major | 27
-      this.uint32(Math.floor(argument / 0x100000000))
-      this.uint32(argument >>> 0)
+  const context = Object.keys(state.context).filter((node) => counterOf(state.context, node) > 0).sort(compareMapKeys)
+  out.head(CBOR_MAJOR.map, 2)
+  out.raw(KEY_CONTEXT)
+  out.head(CBOR_MAJOR.map, context.length)
+  for (const node of context) if (!nodeId(node) || !out.uint(state.context[node] as number)) return null
+  out.raw(KEY_SIBLINGS)
+  out.head(CBOR_MAJOR.array, state.siblings.length)
+  for (const sibling of [...state.siblings].sort(compareSiblings)) {
+    out.head(CBOR_MAJOR.map, 4)
+    out.raw(KEY_DOT)
+    out.head(CBOR_MAJOR.array, 2)
+    if (!nodeId(sibling.dot[0]) || !out.uint(sibling.dot[1])) return null
+    out.raw(KEY_STAMP)
+    if (!stamp(sibling.stamp)) return null
+    out.raw(KEY_VALUE)
+    if (sibling.value === null) out.byte(CBOR_NULL)
+    else out.byteString(sibling.value)
+    out.raw(KEY_DEPENDENCIES)
+    out.head(CBOR_MAJOR.array, sibling.dependencies.length)
+    for (const [key, keyStamp] of sibling.dependencies) {
+      out.head(CBOR_MAJOR.array, 2)
+      if (!out.text(key) || !stamp(keyStamp)) return null
     }
   }
-
-  /** Big-endian, as CBOR's arguments are. */
-  private uint32 (value: number): void {
-    this.bytes[this.length++] = value >>> 24
-    this.bytes[this.length++] = (value >>> 16) & 0xff
-    this.bytes[this.length++] = (value >>> 8) & 0xff
-    this.bytes[this.length++] = value & 0xff
-  }
-
-  /** Raw bytes, after a head of `major` with their length when one is given. */
-  private raw (bytes: Uint8Array, major?: number): void {
-    if (major !== undefined) this.head(major, bytes.length)
-    this.reserve(bytes.length)
-    this.bytes.set(bytes, this.length)
-    this.length += bytes.length
-  }
-
-  private byte (value: number): void {
-    this.reserve(1)
-    this.bytes[this.length++] = value
-  }
-
-  private reserve (count: number): void {
-    if (this.length + count <= this.bytes.length) return
-    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + count))
-    grown.set(this.bytes.subarray(0, this.length))
-    this.bytes = grown
-  }
+  return out.finish()
 }
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)

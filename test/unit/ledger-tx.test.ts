@@ -2,11 +2,12 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import { decodeCanonical, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../../src/core/index.js'
+import { decodeCanonical, encodeCanonical, keyPairFromSeed, sha256, toHex, type Ed25519KeyPair } from '../../src/core/index.js'
 import {
-  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, signTx, txHash,
-  type Account, type MempoolLimits, type SignedTx
+  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, everydayTx, signTx, signedTxSchema, txHash, txSigningBytes, txSigningBytesGeneric,
+  type Account, type MempoolLimits, type SignedTx, type TxBody
 } from '../../src/ledger/index.js'
+import { mutate, mutations } from '../support/mutations.js'
 
 const CHAIN = 'synod-test'
 const key = (index: number): Ed25519KeyPair => keyPairFromSeed(sha256(Uint8Array.of(index)))
@@ -42,7 +43,65 @@ describe('transactions', () => {
     assert.throws(() => checkTx({ ...tx, fee: 1n << 64n }, CHAIN), isCode('LEDGER_MALFORMED'))
     assert.throws(() => checkTx('junk', CHAIN), isCode('LEDGER_MALFORMED'))
   })
+
+  it('writes the bytes and signing bytes cborg\'s canonical encoder gives, for every body (property)', () => {
+    fc.assert(fc.property(txArbitrary, (tx) => {
+      assert.equal(toHex(encodeTx(tx)), toHex(encodeCanonical(tx)))
+      const { signature: _signature, ...unsigned } = tx
+      assert.equal(toHex(txSigningBytes(unsigned)), toHex(txSigningBytesGeneric(unsigned)))
+      const feeAsNumber = { ...unsigned, fee: unsigned.fee > BigInt(Number.MAX_SAFE_INTEGER) ? unsigned.fee : Number(unsigned.fee) } as unknown as typeof unsigned
+      assert.equal(toHex(txSigningBytes(feeAsNumber)), toHex(txSigningBytesGeneric(unsigned)), 'a fee given as a number encodes as the same integer')
+    }), { numRuns: 1_000 })
+  })
+
+  it('parses the everyday shapes exactly as signedTxSchema does, for valid and mutated transactions (property)', () => {
+    let accepted = 0
+    let deferred = 0
+    fc.assert(fc.property(txArbitrary, fc.array(txMutation, { maxLength: 3 }), (tx, changes) => {
+      const value = decodeCanonical(encodeTx(tx))
+      for (const change of changes) mutate(value, change)
+      const byZod = signedTxSchema.safeParse(value)
+      const direct = everydayTx(value)
+      if (direct === null) {
+        deferred++
+        return
+      }
+      assert.ok(byZod.success, `zod refuses what the direct parse accepts: ${byZod.error?.message ?? ''}`)
+      assert.deepEqual(direct, byZod.data)
+      accepted++
+    }), { numRuns: 3_000 })
+    assert.ok(accepted > 500 && deferred > 500, `both outcomes are exercised (${accepted} parsed directly, ${deferred} left to zod)`)
+    // What the direct parse leaves to zod still gets zod's verdict through checkTx.
+    const vote = signTx({ chainId: CHAIN, publicKey: alice.publicKey, nonce: 0, fee: 1n, body: { kind: 'vote', producers: [addressFromPublicKey(bob.publicKey)] } }, alice)
+    assert.equal(everydayTx(decodeCanonical(encodeTx(vote))), null)
+    assert.deepEqual(checkTx(decodeCanonical(encodeTx(vote)), CHAIN), vote)
+  })
 })
+
+const amountArbitrary = fc.oneof(fc.bigInt({ min: 0n, max: 1000n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }))
+const addressArbitrary = fc.integer({ min: 0, max: keys.length - 1 }).map((index) => addressFromPublicKey((keys[index] as Ed25519KeyPair).publicKey))
+const bodyArbitrary: fc.Arbitrary<TxBody> = fc.oneof(
+  fc.record({ kind: fc.constant('transfer' as const), to: addressArbitrary, amount: amountArbitrary }),
+  fc.record({ kind: fc.constant('transfer' as const), to: addressArbitrary, amount: amountArbitrary, memo: fc.string({ maxLength: 40, unit: 'binary' }) }),
+  fc.record({ kind: fc.constantFrom('bond' as const, 'unbond' as const), amount: amountArbitrary.map((amount) => amount + (amount === 0n ? 1n : 0n)) }),
+  fc.record({ kind: fc.constantFrom('withdraw' as const, 'register' as const, 'unjail' as const) }),
+  fc.record({ kind: fc.constant('vote' as const), producers: fc.uniqueArray(addressArbitrary, { maxLength: 4 }) })
+)
+/** Signed transactions of every everyday body; the signature is any 64 bytes (encoding and parsing do not verify it). */
+const txArbitrary: fc.Arbitrary<SignedTx> = fc.record({
+  chainId: fc.constantFrom(CHAIN, 'c', 'x'.repeat(64)),
+  publicKey: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+  nonce: fc.oneof(fc.nat(1_000), fc.constant(Number.MAX_SAFE_INTEGER)),
+  fee: amountArbitrary,
+  body: bodyArbitrary,
+  signature: fc.uint8Array({ minLength: 64, maxLength: 64 })
+})
+const txMutation = mutations(fc.oneof(
+  fc.constantFrom(-1, -0, 1.5, 2 ** 53, Number.MAX_SAFE_INTEGER, 0, 1, '', 'transfer', 'bond', 'vote', 'evidence', 'x'.repeat(65), 'x'.repeat(257),
+    addressFromPublicKey(carol.publicKey), addressFromPublicKey(carol.publicKey).toUpperCase(), null, true, 0n, 7n, -1n, 1n << 64n, [], {},
+    new Uint8Array(32), new Uint8Array(64), new Uint8Array(2)),
+  fc.string({ maxLength: 5 }), fc.integer({ min: -3, max: 40 })
+), ['extra', 'memo', 'amount', 'kind', 'signature'])
 
 describe('mempool', () => {
   const rich: Account = { balance: 1_000_000n, nonce: 0 }
@@ -125,6 +184,24 @@ describe('mempool', () => {
     assert.equal(pool.size, 2, 'a check that passes evicts nothing')
     assert.deepEqual(pool.stats().rejected, { LEDGER_TX_DUPLICATE: 1, LEDGER_TX_NONCE_GAP: 1, LEDGER_TX_POOL_FULL: 1 })
     assert.equal(pool.stats().added, 2)
+  })
+
+  it('add takes a check made on the unchanged pool, and checks again once the pool has changed', () => {
+    const { pool, view } = make({ mempoolTxsMax: 3 })
+    const first = transfer(alice, 0, 5n)
+    const checked = pool.check(first, encodeTx(first).length, view)
+    assert.equal(pool.add(first, encodeTx(first).length, 42, view, checked).addedMs, 42, 'the check\'s entry, stamped with the time of adding')
+    assert.equal(pool.size, 1)
+    const second = transfer(bob, 0, 5n)
+    const stale = pool.check(second, encodeTx(second).length, view)
+    pool.add(second, encodeTx(second).length, 0, view)
+    assert.throws(() => pool.add(second, encodeTx(second).length, 0, view, stale), isCode('LEDGER_TX_DUPLICATE'), 'a check from before the pool changed is not trusted')
+    const third = transfer(carol, 0, 5n)
+    const fourth = transfer(dave, 0, 5n)
+    const forThird = pool.check(third, encodeTx(third).length, view)
+    assert.equal(pool.add(fourth, encodeTx(fourth).length, 0, view, forThird).tx, fourth, 'a check of another transaction is not taken for this one')
+    assert.equal(pool.has(txHash(third)), false)
+    assert.equal(pool.size, 3)
   })
 
   it('a full pool picks its victim among the other senders, and notices every change since the last pick', () => {

@@ -1,0 +1,129 @@
+/**
+ * A direct writer of deterministic CBOR (RFC 8949 core deterministic encoding), for the few hot
+ * values whose shape is fixed: a caller writes the items in canonical order itself (map keys
+ * sorted by their encoded bytes: for ASCII text keys, the shorter first, then by character) and
+ * gets exactly the bytes `encodeCanonical` would give, without cborg's token tree and key sorting.
+ * Each user keeps `encodeCanonical` as the reference and a property test that both agree; a value
+ * outside the shape a writer knows goes to `encodeCanonical`.
+ */
+import { isAscii } from './codec.js'
+
+/** RFC 8949 major types, shifted into the initial byte. */
+export const CBOR_MAJOR = Object.freeze({ uint: 0x00, bytes: 0x40, text: 0x60, array: 0x80, map: 0xa0 })
+export const CBOR_NULL = 0xf6
+const TEXT_ENCODER = new TextEncoder()
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const UINT64_MAX = (1n << 64n) - 1n
+
+/** The encoded bytes of a text string: a map key written once, copied on every use. */
+export function cborText (text: string): Uint8Array {
+  const bytes = TEXT_ENCODER.encode(text)
+  const writer = new CborWriter(bytes.length + 9)
+  writer.head(CBOR_MAJOR.text, bytes.length)
+  writer.raw(bytes)
+  return writer.finish()
+}
+
+export class CborWriter {
+  private bytes: Uint8Array
+  private length = 0
+
+  constructor (capacityBytes = 256) {
+    this.bytes = new Uint8Array(capacityBytes)
+  }
+
+  /** The bytes written, copied out. */
+  finish (): Uint8Array {
+    return this.bytes.slice(0, this.length)
+  }
+
+  /** An item's initial byte and argument (0 <= argument <= 2^53 - 1), in the fewest bytes. */
+  head (major: number, argument: number): void {
+    this.reserve(9)
+    if (argument < 24) this.bytes[this.length++] = major | argument
+    else if (argument < 0x100) {
+      this.bytes[this.length++] = major | 24
+      this.bytes[this.length++] = argument
+    } else if (argument < 0x10000) {
+      this.bytes[this.length++] = major | 25
+      this.bytes[this.length++] = argument >>> 8
+      this.bytes[this.length++] = argument & 0xff
+    } else if (argument < 0x100000000) {
+      this.bytes[this.length++] = major | 26
+      this.uint32(argument)
+    } else {
+      this.bytes[this.length++] = major | 27
+      this.uint32(Math.floor(argument / 0x100000000))
+      this.uint32(argument >>> 0)
+    }
+  }
+
+  /** An unsigned integer given as a number: false unless it is a safe integer >= 0. */
+  uint (value: number): boolean {
+    if (!Number.isSafeInteger(value) || value < 0) return false
+    this.head(CBOR_MAJOR.uint, value)
+    return true
+  }
+
+  /** An unsigned integer given as a bigint: false unless 0 <= value < 2^64 (cborg writes it as an integer then). */
+  bigUint (value: bigint): boolean {
+    if (value < 0n || value > UINT64_MAX) return false
+    if (value <= BigInt(Number.MAX_SAFE_INTEGER)) {
+      this.head(CBOR_MAJOR.uint, Number(value))
+      return true
+    }
+    this.reserve(9)
+    this.bytes[this.length++] = CBOR_MAJOR.uint | 27
+    this.uint32(Number(value >> 32n))
+    this.uint32(Number(value & 0xffffffffn))
+    return true
+  }
+
+  /** A text string as UTF-8; false for one with a lone surrogate (UTF-8 cannot hold it: the general encoder decides). */
+  text (text: string): boolean {
+    if (isAscii(text)) {
+      this.head(CBOR_MAJOR.text, text.length)
+      this.reserve(text.length)
+      for (let index = 0; index < text.length; index++) this.bytes[this.length++] = text.charCodeAt(index)
+      return true
+    }
+    if (LONE_SURROGATE.test(text)) return false
+    const utf8 = TEXT_ENCODER.encode(text)
+    this.head(CBOR_MAJOR.text, utf8.length)
+    this.raw(utf8)
+    return true
+  }
+
+  /** A byte string. */
+  byteString (bytes: Uint8Array): void {
+    this.head(CBOR_MAJOR.bytes, bytes.length)
+    this.raw(bytes)
+  }
+
+  /** Bytes already encoded (a key from `cborText`, a nested item). */
+  raw (bytes: Uint8Array): void {
+    this.reserve(bytes.length)
+    this.bytes.set(bytes, this.length)
+    this.length += bytes.length
+  }
+
+  byte (value: number): void {
+    this.reserve(1)
+    this.bytes[this.length++] = value
+  }
+
+  /** Big-endian, as CBOR's arguments are. */
+  private uint32 (value: number): void {
+    this.bytes[this.length++] = value >>> 24
+    this.bytes[this.length++] = (value >>> 16) & 0xff
+    this.bytes[this.length++] = (value >>> 8) & 0xff
+    this.bytes[this.length++] = value & 0xff
+  }
+
+  private reserve (count: number): void {
+    if (this.length + count <= this.bytes.length) return
+    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + count))
+    grown.set(this.bytes.subarray(0, this.length))
+    this.bytes = grown
+  }
+}
