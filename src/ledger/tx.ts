@@ -110,7 +110,8 @@ function writeAmount (out: CborWriter, value: unknown): boolean {
  * Writes a transaction (with its signature when it has one) as `encodeCanonical` would, for the
  * bodies of everyday traffic; false for anything else (an evidence body, an unexpected field), which
  * the caller hands to the general encoder. Every transaction is encoded for its hash and for its
- * signing bytes by every node that receives it: this was a tenth of a node's CPU under load.
+ * signing bytes by every node that receives it: through cborg, the two were about 7% of a PoS
+ * node's CPU under load (perf, 1 000 tx/s), now a fifth of that.
  */
 function writeTx (out: CborWriter, tx: UnsignedTx | SignedTx): boolean {
   const signature = (tx as Partial<SignedTx>).signature
