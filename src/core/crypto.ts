@@ -39,11 +39,16 @@ export function keyPairFromSeed (seed: Uint8Array): Ed25519KeyPair {
 const publicKeyCache = new Map<string, KeyObject>()
 const PUBLIC_KEY_CACHE_ENTRIES_MAX = 4096
 
+/** A compact map key for a byte string, one character per byte (no copy, no hex). */
+export function bytesKey (bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')
+}
+
 function publicKeyObject (publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) {
     throw new CoreError('CORE_BAD_KEY', `an Ed25519 public key is ${ED25519_PUBLIC_KEY_BYTES} bytes, got ${publicKey.length}`)
   }
-  const cacheKey = Buffer.from(publicKey).toString('hex')
+  const cacheKey = bytesKey(publicKey)
   let key = publicKeyCache.get(cacheKey)
   if (key === undefined) {
     key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' })

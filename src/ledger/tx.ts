@@ -6,7 +6,7 @@
  * engines join the `body` union; validation and application dispatch on `body.kind`.
  */
 import { z } from 'zod'
-import { CBOR_MAJOR, cborText, CborWriter, encodeCanonical, sha256, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
+import { bytesKey, CBOR_MAJOR, cborText, CborWriter, encodeCanonical, sha256, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
 import { ADDRESS_PATTERN, addressFromPublicKey, type Address } from './address.js'
 import { LedgerError } from './errors.js'
 import { checkStatement, conflicting, signedStatementSchema } from './statement.js'
@@ -211,12 +211,22 @@ export function txHash (tx: SignedTx): string {
 }
 
 const senders = new WeakMap<UnsignedTx, Address>()
+/** Addresses of recent public keys: the same senders sign transaction after transaction, and each address is a SHA-256. */
+const addressesByKey = new Map<string, Address>()
+/** Public keys whose addresses are kept; the map starts over when full. */
+const ADDRESS_CACHE_ENTRIES_MAX = 65_536
 
-/** The sender's address (computed once per transaction object). */
+/** The sender's address (computed once per transaction object, and once per public key while it is cached). */
 export function senderOf (tx: UnsignedTx): Address {
   let sender = senders.get(tx)
   if (sender === undefined) {
-    sender = addressFromPublicKey(tx.publicKey)
+    const key = bytesKey(tx.publicKey)
+    sender = addressesByKey.get(key)
+    if (sender === undefined) {
+      sender = addressFromPublicKey(tx.publicKey)
+      if (addressesByKey.size >= ADDRESS_CACHE_ENTRIES_MAX) addressesByKey.clear()
+      addressesByKey.set(key, sender)
+    }
     senders.set(tx, sender)
   }
   return sender

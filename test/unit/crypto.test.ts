@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify } from '../../src/core/index.js'
+import { bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify } from '../../src/core/index.js'
 
 // RFC 8032 section 7.1, tests 1-3.
 const rfc8032 = [
@@ -58,6 +58,25 @@ describe('Ed25519 (RFC 8032 vectors)', () => {
     for (const id of ids) assert.match(id, /^[0-9a-f]{20}$/)
     assert.equal(new Set(ids).size, ids.length)
     assert.equal(ids[0], toHex(sha256(fromHex(rfc8032[0]!.publicKey))).slice(0, 20))
+  })
+})
+
+describe('bytesKey', () => {
+  it('gives one key per byte string, the same for a view and a copy of it', () => {
+    const all = new Uint8Array(256).map((_, index) => index)
+    const keys = new Set<string>()
+    const hexes = new Set<string>()
+    for (let length = 0; length <= 3; length++) {
+      for (let start = 0; start + length <= 256; start += 37) {
+        keys.add(bytesKey(all.subarray(start, start + length)))
+        hexes.add(toHex(all.subarray(start, start + length)))
+      }
+    }
+    assert.equal(keys.size, hexes.size, 'distinct byte strings, distinct keys')
+    const view = all.subarray(100, 132)
+    assert.equal(bytesKey(view), bytesKey(view.slice()))
+    assert.notEqual(bytesKey(Uint8Array.of(0, 1)), bytesKey(Uint8Array.of(1, 0)))
+    assert.equal(bytesKey(Uint8Array.of(0xff, 0x80)).length, 2, 'one character per byte')
   })
 })
 
