@@ -114,10 +114,42 @@ function poolFull (size: number, bytes: number): LedgerError {
   return new LedgerError('LEDGER_TX_POOL_FULL', 'the mempool is full and this transaction is worth no more than the cheapest it could replace (one that can run outranks one that waits for a missing nonce; then the fee per byte decides)', { size, bytes })
 }
 
+/**
+ * One sender's pending transactions by nonce, with their total cost and highest nonce kept as
+ * they change: the affordability check of a transaction appended after the others, or replacing
+ * one, is then O(1) instead of a sum over the queue for every transaction.
+ */
+class SenderQueue extends Map<number, PendingTx> {
+  /** The sum of the pending transactions' costs. */
+  totalCost = 0n
+  /** The highest pending nonce; -1 when empty. */
+  maxNonce = -1
+
+  override set (nonce: number, pending: PendingTx): this {
+    const replaced = super.get(nonce)
+    if (replaced !== undefined) this.totalCost -= replaced.cost
+    this.totalCost += pending.cost
+    if (nonce > this.maxNonce) this.maxNonce = nonce
+    return super.set(nonce, pending)
+  }
+
+  override delete (nonce: number): boolean {
+    const removed = super.get(nonce)
+    if (removed === undefined) return false
+    super.delete(nonce)
+    this.totalCost -= removed.cost
+    if (nonce === this.maxNonce) {
+      this.maxNonce = -1
+      for (const held of super.keys()) if (held > this.maxNonce) this.maxNonce = held
+    }
+    return true
+  }
+}
+
 export class Mempool {
   private readonly limits: MempoolLimits
   /** sender -> nonce -> pending */
-  private readonly bySender = new Map<Address, Map<number, PendingTx>>()
+  private readonly bySender = new Map<Address, SenderQueue>()
   private readonly byHash = new Map<string, PendingTx>()
   private totalBytes = 0
   /** Bumped by every change of the pool: the cached cheapest tails below hold while it stands. */
@@ -252,8 +284,13 @@ export class Mempool {
     }
     // Every pending transaction of the sender up to this nonce must be affordable together; a
     // replacement must also leave the ones after it affordable.
+    // That is every other one for a replacement, and all of them for a transaction after the last.
     let committed = pending.cost
-    for (const other of queue?.values() ?? []) if (other.tx.nonce < tx.nonce || (held !== undefined && other.tx.nonce > tx.nonce)) committed += other.cost
+    if (queue !== undefined) {
+      if (held !== undefined) committed += queue.totalCost - held.cost
+      else if (tx.nonce > queue.maxNonce) committed += queue.totalCost
+      else for (const other of queue.values()) if (other.tx.nonce < tx.nonce) committed += other.cost
+    }
     if (committed > account.balance) throw new LedgerError('LEDGER_TX_INSUFFICIENT_FUNDS', `the sender's pending transactions up to nonce ${tx.nonce} cost ${committed}, the balance is ${account.balance}`, { cost: committed.toString(), balance: account.balance.toString() })
     const freed = held === undefined ? { count: 0, bytes: 0 } : { count: 1, bytes: held.bytes }
     if (!this.fits(pending, freed)) {
@@ -275,7 +312,7 @@ export class Mempool {
       this.counters.replaced++
     }
     let senderQueue = this.bySender.get(sender)
-    if (senderQueue === undefined) this.bySender.set(sender, senderQueue = new Map())
+    if (senderQueue === undefined) this.bySender.set(sender, senderQueue = new SenderQueue())
     senderQueue.set(tx.nonce, pending)
     this.byHash.set(hash, pending)
     this.totalBytes += bytes

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { decodeCanonical, encodeCanonical, keyPairFromSeed, sha256, toHex, type Ed25519KeyPair } from '../../src/core/index.js'
 import {
-  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, everydayTx, signTx, signedTxSchema, txHash, txSigningBytes, txSigningBytesGeneric,
+  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, everydayTx, senderOf, signTx, signedTxSchema, txHash, txSigningBytes, txSigningBytesGeneric,
   type Account, type MempoolLimits, type SignedTx, type TxBody
 } from '../../src/ledger/index.js'
 import { mutate, mutations } from '../support/mutations.js'
@@ -277,6 +277,29 @@ describe('mempool', () => {
         if (step.drop && pool.size > 0) pool.remove(pool.pending()[0] as NonNullable<ReturnType<typeof pool.pending>[number]>)
       }
     }), { numRuns: 200 })
+  })
+
+  it('refuses for funds exactly when a sum over the sender\'s pending transactions says so, through adds, replacements, removals and expiry (property)', () => {
+    const balance = 40n
+    const step = fc.record({ sender: fc.integer({ min: 0, max: 2 }), nonce: fc.integer({ min: 0, max: 5 }), amount: fc.integer({ min: 0, max: 15 }), fee: fc.integer({ min: 1, max: 9 }), then: fc.constantFrom('keep', 'remove', 'expire') })
+    fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 40 }), (steps) => {
+      const { pool, view } = make({ txLifetimeMs: 1_000 }, Object.fromEntries(keys.map((each) => [addressFromPublicKey(each.publicKey), { balance, nonce: 0 }])))
+      for (const [index, { sender, nonce, amount, fee, then }] of steps.entries()) {
+        const tx = transfer(keys[sender] as Ed25519KeyPair, nonce, BigInt(fee), BigInt(amount))
+        const cost = BigInt(amount) + BigInt(fee)
+        // The reference: the sender's other pending transactions below this nonce, and for a replacement those above it too.
+        const mine = pool.pending().filter((entry) => entry.sender === senderOf(tx))
+        const replaces = mine.some((entry) => entry.tx.nonce === nonce)
+        const committed = mine.filter((entry) => entry.tx.nonce < nonce || (replaces && entry.tx.nonce > nonce)).reduce((sum, entry) => sum + entry.cost, cost)
+        let code = 'added'
+        try { pool.add(tx, encodeTx(tx).length, index * 100, view) } catch (error) { code = (error as LedgerError).code }
+        if (committed > balance) assert.notEqual(code, 'added', `pending ${committed} over the balance, yet added`)
+        else assert.notEqual(code, 'LEDGER_TX_INSUFFICIENT_FUNDS', `pending ${committed} within the balance, yet refused for funds`)
+        const any = pool.pending()[index % Math.max(1, pool.size)]
+        if (then === 'remove' && any !== undefined) pool.remove(any)
+        if (then === 'expire') pool.expire(index * 100 + 500)
+      }
+    }), { numRuns: 500 })
   })
 
   it('drops transactions whose nonce a block used, and expired ones with the sender\'s later ones', () => {
