@@ -183,34 +183,37 @@ export function signTx (tx: UnsignedTx, keyPair: Ed25519KeyPair): SignedTx {
 }
 
 /**
- * Encodings and hashes of transaction objects, computed once each: a transaction is encoded for
- * its size, its hash, gossip, the transaction root and every block that carries it. Transaction
- * objects are never changed after signing (a change makes a new object), so the cache holds.
+ * What is derived from a transaction object, computed once each: a transaction is encoded for its
+ * size, its hash, gossip, the transaction root and every block that carries it, and its sender is
+ * asked for at every check. Transaction objects are never changed after signing (a change makes a
+ * new object), so the cache holds. One weak entry per transaction, not one per derived value: each
+ * is an ephemeron the garbage collector must trace specially.
  */
-const encoded = new WeakMap<SignedTx, Uint8Array>()
-const hashes = new WeakMap<SignedTx, string>()
+interface Derived { bytes?: Uint8Array, hash?: string, sender?: Address }
+const derived = new WeakMap<UnsignedTx, Derived>()
+
+function derivedOf (tx: UnsignedTx): Derived {
+  let values = derived.get(tx)
+  if (values === undefined) derived.set(tx, values = {})
+  return values
+}
 
 /** The canonical bytes of a signed transaction: what blocks carry and hashes cover. */
 export function encodeTx (tx: SignedTx): Uint8Array {
-  let bytes = encoded.get(tx)
-  if (bytes === undefined) {
+  const values = derivedOf(tx)
+  if (values.bytes === undefined) {
     const out = new CborWriter()
-    bytes = writeTx(out, tx) ? out.finish() : encodeCanonical(tx)
-    encoded.set(tx, bytes)
+    values.bytes = writeTx(out, tx) ? out.finish() : encodeCanonical(tx)
   }
-  return bytes
+  return values.bytes
 }
 
 export function txHash (tx: SignedTx): string {
-  let hash = hashes.get(tx)
-  if (hash === undefined) {
-    hash = toHex(sha256(encodeTx(tx)))
-    hashes.set(tx, hash)
-  }
-  return hash
+  const values = derivedOf(tx)
+  values.hash ??= toHex(sha256(encodeTx(tx)))
+  return values.hash
 }
 
-const senders = new WeakMap<UnsignedTx, Address>()
 /** Addresses of recent public keys: the same senders sign transaction after transaction, and each address is a SHA-256. */
 const addressesByKey = new Map<string, Address>()
 /** Public keys whose addresses are kept; the map starts over when full. */
@@ -218,18 +221,18 @@ const ADDRESS_CACHE_ENTRIES_MAX = 65_536
 
 /** The sender's address (computed once per transaction object, and once per public key while it is cached). */
 export function senderOf (tx: UnsignedTx): Address {
-  let sender = senders.get(tx)
-  if (sender === undefined) {
+  const values = derivedOf(tx)
+  if (values.sender === undefined) {
     const key = bytesKey(tx.publicKey)
-    sender = addressesByKey.get(key)
+    let sender = addressesByKey.get(key)
     if (sender === undefined) {
       sender = addressFromPublicKey(tx.publicKey)
       if (addressesByKey.size >= ADDRESS_CACHE_ENTRIES_MAX) addressesByKey.clear()
       addressesByKey.set(key, sender)
     }
-    senders.set(tx, sender)
+    values.sender = sender
   }
-  return sender
+  return values.sender
 }
 
 /**
