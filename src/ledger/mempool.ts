@@ -54,7 +54,11 @@ export interface PendingTx {
 
 export type AccountView = (address: Address) => Account
 
-/** What `Mempool.check` found: `add` takes it instead of checking again while the pool is unchanged. */
+/**
+ * What `Mempool.check` found: `add` takes it instead of checking again while the pool is unchanged
+ * (its version says so). The accounts must not have moved either: the caller hands it to `add` in
+ * the same turn of the event loop, as the ledger service does around a signature verification.
+ */
 export interface MempoolCheck {
   readonly pending: PendingTx
   readonly held: PendingTx | undefined
