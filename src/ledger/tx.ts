@@ -98,8 +98,10 @@ const KEY = Object.freeze({
   producers: cborText('producers')
 })
 const SIGNING_DOMAIN_TEXT = cborText(SIGNING_DOMAIN)
-/** Bodies that are only their kind. */
-const KIND_ONLY = new Set(['withdraw', 'register', 'unjail'])
+/** The kinds of body that are only their kind. */
+type KindOnly = 'withdraw' | 'register' | 'unjail'
+const KIND_ONLY: ReadonlySet<unknown> = new Set<KindOnly>(['withdraw', 'register', 'unjail'])
+const isKindOnly = (kind: unknown): kind is KindOnly => KIND_ONLY.has(kind)
 
 /** An amount as CBOR: a bigint, or a number as the schema's input allows; false for anything else. */
 function writeAmount (out: CborWriter, value: unknown): boolean {
@@ -170,7 +172,7 @@ function writeBody (out: CborWriter, body: TxBody): boolean {
       out.head(CBOR_MAJOR.array, body.producers.length)
       return body.producers.every((producer) => typeof producer === 'string' && out.text(producer))
     default:
-      if (fields !== 1 || !KIND_ONLY.has(body.kind)) return false
+      if (fields !== 1 || !isKindOnly(body.kind)) return false
       out.head(CBOR_MAJOR.map, 1)
       out.raw(KEY.kind)
       return out.text(body.kind)
@@ -310,7 +312,7 @@ function everydayBody (value: unknown): TxBody | null {
     const amount = amountValue(value.amount)
     return hasOnlyKeys(value, 2) && amount !== null && amount >= 1n ? { kind, amount } : null
   }
-  if (kind === 'withdraw' || kind === 'register' || kind === 'unjail') return hasOnlyKeys(value, 1) ? { kind } : null
+  if (isKindOnly(kind)) return hasOnlyKeys(value, 1) ? { kind } : null
   return null
 }
 

@@ -395,7 +395,6 @@ function writeState (state: VersionedState): Uint8Array | null {
   return out.finish()
 }
 
-
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
 const nodeId = z.string().min(1).max(NODE_ID_CHARS_MAX).refine(isVersionNodeId, 'a node id is [0-9A-Za-z_-] and not __proto__')
 export const stampSchema = z.tuple([counter, counter, nodeId]).readonly()
