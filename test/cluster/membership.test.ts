@@ -34,6 +34,11 @@ describe('membership across 5 real processes', () => {
   after(async () => { await cluster.destroy() })
 
   it('shows every member, its state and incarnation, and the quorum', async () => {
+    // On a starved machine a probe can time out and a member be suspected for a moment after the
+    // cluster settled (a clean-clone CI run saw 3 of 5 reachable 50 ms after every node held all
+    // alive): the view is read once node 0 reaches everyone again, and a member that stays
+    // unreachable still fails the test.
+    await waitUntil(async () => (await members(0))?.reachable.length === indexes.length, SETTLE_TIMEOUT_MS, 'node 0 reaches every member')
     const body = await members(0)
     assert.ok(body !== null)
     assert.equal(body.self, cluster.nodeId(0))
