@@ -3,13 +3,15 @@
  * address. A subtree that holds one account is that account's leaf, placed where its path first
  * becomes unique (no chain of single-child nodes), so the tree has about 2n nodes and a proof
  * about log2(n) siblings. The root depends only on the set of accounts, never on the order they
- * were written in; an update rehashes one path.
+ * were written in. A write replaces the nodes on its path with unhashed ones, and the root is hashed
+ * when it is read: each changed node once, however many of the accounts under it changed (a block
+ * that touches k accounts hashes the union of their paths, not k whole paths).
  *
  * A proof shows an account present (its leaf) or absent (an empty subtree, or another account's
  * leaf, where its path ends), and a client checks it against a block header's `stateRoot` alone
  * (`verifyAccountProof`).
  */
-import { encodeCanonical, fromHex, sha256, toHex } from '../core/index.js'
+import { CBOR_MAJOR, cborText, CborWriter, encodeCanonical, fromHex, sha256, toHex } from '../core/index.js'
 import { ADDRESS_BYTES, ADDRESS_PATTERN, type Address } from './tx.js'
 
 export interface Account {
@@ -26,14 +28,28 @@ export const EMPTY_HASH = new Uint8Array(32)
 
 type TreeNode<V = Account> =
   | { kind: 'leaf', address: Address, key: Uint8Array, account: V, hash: Uint8Array }
-  | { kind: 'branch', left: TreeNode<V> | null, right: TreeNode<V> | null, hash: Uint8Array }
+  /** `hash` is null until the branch's hash is first read; its children never change after. */
+  | { kind: 'branch', left: TreeNode<V> | null, right: TreeNode<V> | null, hash: Uint8Array | null }
 
 export function accountLeafHash (address: Address, account: Account): Uint8Array {
   return leafHashOf(fromHex(address), accountBytes(account))
 }
 
+const NONCE_KEY = cborText('nonce')
+const BALANCE_KEY = cborText('balance')
+
+/**
+ * An account's canonical CBOR, `{balance, nonce}`: written directly (the shorter key first), as
+ * `encodeCanonical` writes it; a value out of range goes to `encodeCanonical`, which decides.
+ */
 export function accountBytes (account: Account): Uint8Array {
-  return encodeCanonical({ balance: account.balance, nonce: account.nonce })
+  const writer = new CborWriter(32)
+  writer.head(CBOR_MAJOR.map, 2)
+  writer.raw(NONCE_KEY)
+  if (!writer.uint(account.nonce)) return encodeCanonical({ balance: account.balance, nonce: account.nonce })
+  writer.raw(BALANCE_KEY)
+  if (!writer.bigUint(account.balance)) return encodeCanonical({ balance: account.balance, nonce: account.nonce })
+  return writer.finish()
 }
 
 function leafHashOf (key: Uint8Array, valueHashInput: Uint8Array): Uint8Array {
@@ -60,7 +76,18 @@ function parseShownAccount (shown: { balance: string, nonce: number }): Account 
 }
 
 const bitAt = (key: Uint8Array, depth: number): number => ((key[depth >> 3] as number) >> (7 - (depth & 7))) & 1
-const hashOf = <V>(node: TreeNode<V> | null): Uint8Array => node?.hash ?? EMPTY_HASH
+
+/** A node's hash, computing (and keeping) the hashes of the branches written since the last read. */
+function hashOf<V> (node: TreeNode<V> | null): Uint8Array {
+  if (node === null) return EMPTY_HASH
+  if (node.kind === 'branch' && node.hash === null) node.hash = branchHash(hashOf(node.left), hashOf(node.right))
+  return node.hash as Uint8Array
+}
+
+function sameKey (a: Uint8Array, b: Uint8Array): boolean {
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
+  return a.length === b.length
+}
 
 export interface AccountProof {
   address: Address
@@ -119,7 +146,7 @@ export class AccountTree<V = Account> {
       return leaf
     }
     if (node.kind === 'leaf') {
-      if (toHex(node.key) === toHex(key)) {
+      if (sameKey(node.key, key)) {
         if (leaf === null) this.count--
         return leaf
       }
@@ -150,7 +177,7 @@ export class AccountTree<V = Account> {
     if (left === null && right === null) return null
     if (left === null && right?.kind === 'leaf') return right
     if (right === null && left?.kind === 'leaf') return left
-    return { kind: 'branch', left, right, hash: branchHash(hashOf(left), hashOf(right)) }
+    return { kind: 'branch', left, right, hash: null }
   }
 }
 
