@@ -75,6 +75,18 @@ export interface LedgerLimits extends BlockLimits, ChainLimits, MempoolLimits {
   txBatchTxsMax: number
   /** ...or this many bytes. */
   txBatchBytesMax: number
+  /**
+   * Transactions gossiped by peers wait in the intake queue for their checks, at most this many:
+   * one more is dropped and counted (a peer's gossip carries no promise; the client that sent it
+   * was answered by the node it reached)...
+   */
+  intakeQueueTxsMax: number
+  /**
+   * ...and are checked this many at a time: between two slices the event loop serves the network,
+   * so a proposal or a vote never waits behind a backlog of signature checks (consensus messages
+   * go first, as CometBFT's channel priorities put them).
+   */
+  intakeSliceTxs: number
 }
 
 export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
@@ -88,7 +100,9 @@ export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
   templateRefreshMs: 1_000,
   txBatchMs: 20,
   txBatchTxsMax: 256,
-  txBatchBytesMax: 128 * 1024
+  txBatchBytesMax: 128 * 1024,
+  intakeQueueTxsMax: 20_000,
+  intakeSliceTxs: 32
 })
 
 export interface LedgerInit {
@@ -130,6 +144,8 @@ export interface LedgerStats {
   invalidUnattributed: number
   /** Block transactions whose signatures were not checked again: verified when the pool admitted them. */
   signaturesSkipped: number
+  /** Gossiped transactions dropped because the intake queue held `intakeQueueTxsMax`. */
+  intakeDropped: number
 }
 
 /** Transactions whose verified signatures are remembered (the oldest are forgotten first). */
@@ -159,7 +175,7 @@ export class LedgerService implements Service {
   private chainStore: ChainStore | null = null
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
-  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0 }
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, intakeDropped: 0 }
   /** Where each main-chain transaction is: tx hash -> block hash. */
   private readonly included = new Map<string, string>()
   private syncTimer: TimerId | null = null
@@ -173,6 +189,10 @@ export class LedgerService implements Service {
   private txBatch: Uint8Array[] = []
   private txBatchBytes = 0
   private txBatchTimer: TimerId | null = null
+  /** Gossiped transactions waiting for their checks, oldest first; `intakeHead` indexes the next. */
+  private intake: Array<{ bytes: Uint8Array, from: Delivery }> = []
+  private intakeHead = 0
+  private intakeTimer: TimerId | null = null
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -210,6 +230,10 @@ export class LedgerService implements Service {
     this.txBatchTimer = null
     this.txBatch = []
     this.txBatchBytes = 0
+    if (this.intakeTimer !== null) this.env?.clearTimer(this.intakeTimer)
+    this.intakeTimer = null
+    this.intake = []
+    this.intakeHead = 0
     this.syncTimer = null
     this.refreshTimer = null
     this.env = null
@@ -345,6 +369,33 @@ export class LedgerService implements Service {
     const env = this.env
     if (env === null || from.origin === env.self) return
     for (const bytes of (message as LedgerTxsMessage).txs) {
+      if (this.intake.length - this.intakeHead >= this.limits.intakeQueueTxsMax) {
+        this.counters.intakeDropped++
+        continue
+      }
+      this.intake.push({ bytes, from })
+    }
+    this.scheduleIntake()
+  }
+
+  /** Gossiped transactions waiting in the intake queue. */
+  intakeQueued (): number {
+    return this.intake.length - this.intakeHead
+  }
+
+  private scheduleIntake (): void {
+    if (this.intakeTimer !== null || this.intakeQueued() === 0 || this.env === null) return
+    this.intakeTimer = this.env.setTimer(0, () => {
+      this.intakeTimer = null
+      this.checkIntakeSlice()
+    })
+  }
+
+  /** Checks the next `intakeSliceTxs` queued transactions, and schedules the rest for after the network is served. */
+  private checkIntakeSlice (): void {
+    const end = Math.min(this.intake.length, this.intakeHead + Math.max(1, this.limits.intakeSliceTxs))
+    for (; this.intakeHead < end && this.env !== null; this.intakeHead++) {
+      const { bytes, from } = this.intake[this.intakeHead] as { bytes: Uint8Array, from: Delivery }
       try {
         this.receiveTx({ bytes })
       } catch (error) {
@@ -354,6 +405,15 @@ export class LedgerService implements Service {
         else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
       }
     }
+    if (this.intakeHead === this.intake.length) {
+      this.intake = []
+      this.intakeHead = 0
+    } else if (this.intakeHead >= 4_096 && this.intakeHead * 2 >= this.intake.length) {
+      // Drop the checked prefix now and then, so the array does not grow with a long backlog.
+      this.intake = this.intake.slice(this.intakeHead)
+      this.intakeHead = 0
+    }
+    this.scheduleIntake()
   }
 
   private onBlockMessage (message: Message, from: Delivery): void {

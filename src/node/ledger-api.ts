@@ -186,7 +186,8 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     ['syncRequests', 'synod_ledger_sync_requests_total', 'Block requests sent to peers to catch up.'],
     ['syncBlocksReceived', 'synod_ledger_sync_blocks_received_total', 'Blocks received in answer to sync requests.'],
     ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.'],
-    ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Block transactions whose signatures were not verified again (verified when the mempool admitted the same bytes).']
+    ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Block transactions whose signatures were not verified again (verified when the mempool admitted the same bytes).'],
+    ['intakeDropped', 'synod_ledger_intake_dropped_total', 'Gossiped transactions dropped because the intake queue was full (intakeQueueTxsMax).']
   ]
   const stats = (): LedgerStats => ledger.stats()
   for (const [field, name, help] of counters) collectedCounter(metrics, name, help, () => stats()[field])
@@ -194,6 +195,7 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
   collectedGauge(metrics, { name: 'synod_ledger_deepest_reorg_blocks', help: 'Blocks reverted by the deepest reorganisation so far.', read: () => stats().deepestReorg })
   collectedGauge(metrics, { name: 'synod_ledger_mempool_txs', help: 'Transactions waiting in the mempool.', read: () => ledger.pool().stats().size })
   collectedGauge(metrics, { name: 'synod_ledger_mempool_bytes', help: 'Bytes of the transactions in the mempool.', read: () => ledger.pool().stats().bytes })
+  collectedGauge(metrics, { name: 'synod_ledger_intake_queue_txs', help: 'Gossiped transactions waiting for their checks.', read: () => ledger.intakeQueued() })
   collectedGauge(metrics, { name: 'synod_ledger_orphan_blocks', help: 'Blocks waiting for their parent.', read: () => ledger.chain().orphanCount() })
   collectedGauge(metrics, { name: 'synod_ledger_finalized_height', help: 'Height up to which the chain is final (-1 for an engine without finality).', read: () => ledger.chain().finalizedHeight() ?? -1 })
   if (pos !== null) {

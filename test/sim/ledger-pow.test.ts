@@ -9,7 +9,7 @@ import { encodeCanonical } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import { OverlayService } from '../../src/net/index.js'
 import {
-  BLOCK_TOPIC, TX_TOPIC, LedgerError, addressFromPublicKey, encodeBlock, meetsTarget, sealOf, txHash, txRootOf, workHash, workHeaderOf,
+  BLOCK_TOPIC, TX_TOPIC, LedgerError, addressFromPublicKey, encodeBlock, encodeTx, meetsTarget, sealOf, txHash, txRootOf, workHash, workHeaderOf,
   type Block, type PowEngine
 } from '../../src/ledger/index.js'
 import { forSeeds } from '../support/membership-sim.js'
@@ -122,6 +122,44 @@ describe('invalid blocks in the simulator', () => {
       const banners = honest.filter((id) => sim.cluster.service(id, MembershipService)?.isBanned(liar) === true)
       assert.ok(banners.length >= 1, 'the sender\'s direct neighbours in the broadcast tree banned it')
       assert.ok(sim.runUntil(() => new Set(honest.map((id) => sim.ledger(id).chain().head().hash)).size === 1, 20_000), 'the honest nodes agree')
+    })
+  })
+})
+
+describe('intake of gossiped transactions in the simulator', () => {
+  it('checks a backlog in slices, each its own event, so other messages are served between them; drops and counts beyond the queue bound', () => {
+    forSeeds(SEEDS.slice(0, 2), (seed) => {
+      const slice = 10
+      const sim = makeLedgerSim({ nodes: 4, seed, limits: { intakeSliceTxs: slice, intakeQueueTxsMax: 150 } })
+      sim.kernel.runFor(3_000)
+      const [sender, ...receivers] = sim.members as [string, ...string[]]
+      // 160 valid transfers in one gossip message (40 from each funded key, nonces in order). Each
+      // receiver queues the first 150 and drops the last 10; the sender itself checks nothing.
+      const signed = testKeys.flatMap((_, from) => Array.from({ length: 40 }, (_, nonce) => transfer(from, nonce, (from + 1) % testKeys.length, 1n)))
+      const txs = signed.map(encodeTx)
+      const pooled = (): number[] => receivers.map((id) => sim.ledger(id).pool().stats().size)
+      const before = pooled()
+      ;(sim.cluster.service(sender, OverlayService) as OverlayService).broadcast(TX_TOPIC, { type: 'ledger.txs', txs })
+      let last = before
+      let largestStep = 0
+      let backlogSeen = false
+      const done = sim.kernel.runUntil(() => {
+        const now = pooled()
+        for (const [index, size] of now.entries()) largestStep = Math.max(largestStep, size - (last[index] as number))
+        last = now
+        backlogSeen ||= receivers.some((id) => sim.ledger(id).intakeQueued() > slice)
+        return receivers.every((id) => sim.ledger(id).intakeQueued() === 0 && sim.ledger(id).stats().intakeDropped === 10)
+      }, 5_000)
+      assert.ok(done, 'every receiver checked its queue and dropped the 10 beyond the bound')
+      assert.ok(backlogSeen, 'a receiver held more than one slice at once')
+      assert.ok(largestStep <= slice, `at most one slice (${slice}) joined a pool per event, saw ${largestStep}`)
+      for (const id of receivers) {
+        // The 150 queued were all admitted (some may already sit in a block), the 10 dropped were not.
+        const known = signed.map((tx) => sim.ledger(id).txStatus(txHash(tx)).status !== 'unknown')
+        assert.equal(known.slice(0, 150).filter(Boolean).length, 150, `node ${id} admitted every queued transaction`)
+        assert.equal(known.slice(150).filter(Boolean).length, 0, `node ${id} dropped the 10 beyond the bound`)
+      }
+      assert.equal(sim.ledger(sender).stats().intakeDropped, 0, 'the sender does not queue its own gossip')
     })
   })
 })

@@ -4,7 +4,7 @@
  */
 import { sha256, toHex, type NodeId } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
-import { ChainStore, LedgerService, PowEngine, type Block, type PowParams } from '../../src/ledger/index.js'
+import { ChainStore, LedgerService, PowEngine, type Block, type LedgerLimits, type PowParams } from '../../src/ledger/index.js'
 import { SimSealer, type SimCluster, type SimKernel, type SimNetwork, type LinkPacket } from '../../src/sim/index.js'
 import { MemoryDisk } from './memory-disk.js'
 import { makeOverlayCluster, runKernelUntil } from './overlay-cluster.js'
@@ -34,7 +34,7 @@ export interface LedgerSim {
   converged: () => boolean
 }
 
-export function makeLedgerSim (init: { nodes: number, seed: number, spacingMs?: number }): LedgerSim {
+export function makeLedgerSim (init: { nodes: number, seed: number, spacingMs?: number, limits?: Partial<LedgerLimits> }): LedgerSim {
   const engine = new PowEngine(simPowParams)
   // The network's blocks come every spacing on average at the limit's expected 64 hashes.
   const hashesPerMs = 64 / ((init.spacingMs ?? simPowParams.targetBlockSpacingMs) * init.nodes)
@@ -50,7 +50,8 @@ export function makeLedgerSim (init: { nodes: number, seed: number, spacingMs?: 
         engine,
         sealer: new SimSealer(hashesPerMs),
         coinbase: toHex(sha256(new TextEncoder().encode(context.id)).subarray(0, 20)),
-        penalize: (peer, offence, reason) => { membership.penalize(peer, offence, reason) }
+        penalize: (peer, offence, reason) => { membership.penalize(peer, offence, reason) },
+        limits: init.limits
       })
       return [membership, ledger]
     }
