@@ -91,7 +91,7 @@ interface PhaseResult {
 
 /** Counters summed over the nodes at the end of an engine's run, from their Prometheus text (`GET /metrics`). */
 const METRICS = [
-  'synod_ledger_txs_accepted_total', 'synod_ledger_txs_rejected_total', 'synod_ledger_signatures_skipped_total',
+  'synod_ledger_txs_accepted_total', 'synod_ledger_txs_rejected_total', 'synod_ledger_signatures_skipped_total', 'synod_ledger_signatures_verified_total', 'synod_ledger_intake_dropped_total',
   'synod_ledger_blocks_rejected_total', 'synod_ledger_reorgs_total', 'synod_pos_extra_rounds_total', 'synod_pos_invalid_messages_total',
   'synod_process_cpu_seconds_total', 'synod_nodejs_gc_duration_seconds_sum'
 ]
@@ -317,7 +317,8 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
     metrics = await Promise.all(apis.map(scrapeMetrics))
     const total = (name: string): number => metrics.reduce((sum, node) => sum + (node[name] ?? 0), 0)
     progress(`${engine}: the 4 nodes' /metrics at the end: ${total('synod_ledger_txs_accepted_total')} txs admitted to mempools, ${total('synod_ledger_txs_rejected_total')} refused, ` +
-      `${total('synod_ledger_signatures_skipped_total')} block signatures not verified again, ${total('synod_ledger_blocks_rejected_total')} blocks rejected, ${total('synod_pos_extra_rounds_total')} extra PoS rounds (since start), ` +
+      `${total('synod_ledger_signatures_verified_total')} transaction signatures verified and ${total('synod_ledger_signatures_skipped_total')} skipped (verified before), ` +
+      `${total('synod_ledger_intake_dropped_total')} gossiped txs dropped from full intake queues, ${total('synod_ledger_blocks_rejected_total')} blocks rejected, ${total('synod_pos_extra_rounds_total')} extra PoS rounds (since start), ` +
       `garbage collection ${total('synod_nodejs_gc_duration_seconds_sum').toFixed(1)} s of ${total('synod_process_cpu_seconds_total').toFixed(1)} CPU s (whole run)`)
   } finally {
     await Promise.all(pools.map(async (pool) => await pool.close()))

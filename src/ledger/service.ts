@@ -144,6 +144,11 @@ export interface LedgerStats {
   invalidUnattributed: number
   /** Block transactions whose signatures were not checked again: verified when the pool admitted them. */
   signaturesSkipped: number
+  /**
+   * Transaction signatures this node verified: a transaction's bytes are verified once, by
+   * whichever path meets them first (the pool's intake, or a block), and the other skips them.
+   */
+  signaturesVerified: number
   /** Gossiped transactions dropped because the intake queue held `intakeQueueTxsMax`. */
   intakeDropped: number
 }
@@ -175,7 +180,7 @@ export class LedgerService implements Service {
   private chainStore: ChainStore | null = null
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
-  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, intakeDropped: 0 }
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, signaturesVerified: 0, intakeDropped: 0 }
   /** Where each main-chain transaction is: tx hash -> block hash. */
   private readonly included = new Map<string, string>()
   private syncTimer: TimerId | null = null
@@ -184,7 +189,10 @@ export class LedgerService implements Service {
   private templateStale = false
   private syncing = false
 
-  /** Hashes of transaction bytes whose signatures this node verified (admitted to the pool): a block carrying them skips those signatures. */
+  /**
+   * Hashes of transaction bytes whose signatures this node verified, in its pool's intake or in a
+   * block it decoded: a block carrying them, or the same transaction gossiped later, skips them.
+   */
   private readonly verified = new BoundedSet<string>(VERIFIED_TXS_KEPT_MAX)
   private txBatch: Uint8Array[] = []
   private txBatchBytes = 0
@@ -475,7 +483,8 @@ export class LedgerService implements Service {
       if (hash === undefined) hashes.set(tx, hash = toHex(sha256(tx)))
       return hash
     }
-    return checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
+    const verifiedHere: Uint8Array[] = []
+    const block = checkBlockBody({ header: candidate.header, txs: candidate.txs }, this.init.genesis.chainId, this.limits, (tx) => {
       if (!(tx instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a block transaction is bytes')
       return decodeLedgerBytes(tx, 'block transaction')
     }, {
@@ -486,12 +495,21 @@ export class LedgerService implements Service {
         return pending?.tx
       },
       signatureVerified: (tx) => {
-        if (!(tx instanceof Uint8Array) || !this.verified.has(hashOf(tx))) return false
+        if (!(tx instanceof Uint8Array)) return false
+        if (!this.verified.has(hashOf(tx))) {
+          verifiedHere.push(tx)
+          return false
+        }
         this.counters.signaturesSkipped++
         return true
       },
       bytes: bytes.length
     })
+    // Every signature in the body holds now: the same bytes gossiped later (still in the intake
+    // queue, say) are not verified again.
+    for (const tx of verifiedHere) this.verified.add(hashOf(tx))
+    this.counters.signaturesVerified += verifiedHere.length
+    return block
   }
 
   private onGetBlocks (request: LedgerGetBlocks, origin: NodeId): void {
@@ -591,7 +609,12 @@ export class LedgerService implements Service {
     try {
       const tx = parseTx('bytes' in source ? decodeLedgerBytes(source.bytes, 'transaction') : source.value, chainId)
       const checked = this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
-      verifyTxSignatures(tx, chainId)
+      // The hash is of the canonical bytes: one in the set names this very transaction, verified.
+      if (this.verified.has(txHash(tx))) this.counters.signaturesSkipped++
+      else {
+        verifyTxSignatures(tx, chainId)
+        this.counters.signaturesVerified++
+      }
       this.admit(tx, checked)
       return tx
     } catch (error) {

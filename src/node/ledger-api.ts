@@ -186,7 +186,8 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     ['syncRequests', 'synod_ledger_sync_requests_total', 'Block requests sent to peers to catch up.'],
     ['syncBlocksReceived', 'synod_ledger_sync_blocks_received_total', 'Blocks received in answer to sync requests.'],
     ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.'],
-    ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Block transactions whose signatures were not verified again (verified when the mempool admitted the same bytes).'],
+    ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Transactions whose signatures were not verified again (the same bytes verified before, in the pool\'s intake or a block).'],
+    ['signaturesVerified', 'synod_ledger_signatures_verified_total', 'Transaction signatures verified (once per transaction\'s bytes, by the intake or a block, whichever meets them first).'],
     ['intakeDropped', 'synod_ledger_intake_dropped_total', 'Gossiped transactions dropped because the intake queue was full (intakeQueueTxsMax).']
   ]
   const stats = (): LedgerStats => ledger.stats()

@@ -162,4 +162,36 @@ describe('intake of gossiped transactions in the simulator', () => {
       assert.equal(sim.ledger(sender).stats().intakeDropped, 0, 'the sender does not queue its own gossip')
     })
   })
+
+  it('verifies a transaction once: bytes verified in a block are not verified again when gossiped', () => {
+    forSeeds(SEEDS.slice(0, 2), (seed) => {
+      const sim = makeLedgerSim({ nodes: 4, seed })
+      sim.kernel.runFor(3_000)
+      const [sender, ...receivers] = sim.members as [string, ...string[]]
+      const overlay = sim.cluster.service(sender, OverlayService) as OverlayService
+      const chain = sim.ledger(sender).chain()
+      const tx = transfer(1, 0, 2, 5n)
+      // A block whose body is sound (so its signatures are verified) but whose state root is wrong:
+      // refused, so the transaction stays unapplied and the pool will take it.
+      const block = produce(chain, chain.engine as PowEngine, { txs: [tx], stateRoot: 'ab'.repeat(32), timeMs: sim.kernel.now() })
+      const counts = (): Array<{ verified: number, skipped: number }> => receivers.map((id) => ({ verified: sim.ledger(id).stats().signaturesVerified, skipped: sim.ledger(id).stats().signaturesSkipped }))
+      const start = counts()
+      overlay.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) })
+      sim.kernel.runFor(1_000)
+      const afterBlock = counts()
+      for (const [index, id] of receivers.entries()) {
+        assert.equal(afterBlock[index]?.verified, (start[index]?.verified ?? 0) + 1, `node ${id} verified the block's transaction`)
+        assert.equal(sim.ledger(id).txStatus(txHash(tx)).status, 'unknown', `node ${id} refused the block`)
+      }
+      overlay.broadcast(TX_TOPIC, { type: 'ledger.txs', txs: [encodeTx(tx)] })
+      sim.kernel.runFor(1_000)
+      const afterGossip = counts()
+      for (const [index, id] of receivers.entries()) {
+        assert.notEqual(sim.ledger(id).txStatus(txHash(tx)).status, 'unknown', `node ${id} admitted the gossiped transaction`)
+        assert.equal(afterGossip[index]?.verified, afterBlock[index]?.verified, `node ${id} did not verify it again`)
+        // At least this skip (a block mined meanwhile with the transaction counts one more: taken from the pool).
+        assert.ok((afterGossip[index]?.skipped ?? 0) >= (afterBlock[index]?.skipped ?? 0) + 1, `node ${id} counted the skip`)
+      }
+    })
+  })
 })

@@ -51,6 +51,9 @@ describe('PoS simulation: honest validators', () => {
     for (const id of sim.members) assert.equal(sim.ledger(id).chain().state().get(to).balance, 200n)
     // Proposals carried transactions the pool had verified: their signatures were not checked again.
     assert.ok(sim.members.some((id) => sim.ledger(id).stats().signaturesSkipped > 0))
+    // Each node verified each transaction's signature exactly once, whichever path met it first
+    // (its client, the gossip intake, or a proposal that overtook the gossip).
+    for (const id of sim.members) assert.equal(sim.ledger(id).stats().signaturesVerified, hashes.length, `node ${id}`)
     assertSafe(sim, 'transfers')
   })
 
