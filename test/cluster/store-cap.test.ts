@@ -100,7 +100,11 @@ test('CAP per request on real processes: strong refuses on the minority side, ca
   assert.equal(convergence.verdict, 'converged', JSON.stringify(convergence.violations))
   const causal = checkCausal(history)
   assert.equal(causal.verdict, 'causal', JSON.stringify(causal.violations))
-  // Every node now reads the same last writer at the eventual level: the later side's write.
+  // Every node now reads the same last writer at the eventual level: the later side's write. A read
+  // with r=3 needs every replica reachable from its coordinator, so first every node must see every
+  // member alive again (the replicas can converge before the last node's view has healed).
+  await waitForEveryNode(cluster, 'every node holds every member alive after healing', async (index) =>
+    (await clusterMembers(cluster, index))?.members.every((member) => member.state === 'alive') === true)
   const reads = await Promise.all(cluster.hosts.map(async (_, host) => (await request(host, 'GET', 'consistency=eventual&r=3')).body))
   assert.equal(new Set(reads).size, 1, reads.join(', '))
   assert.equal(reads[0], 'eventual-majority')
