@@ -401,9 +401,18 @@ export class LedgerService implements Service {
 
   /** Checks the next `intakeSliceTxs` queued transactions, and schedules the rest for after the network is served. */
   private checkIntakeSlice (): void {
-    const end = Math.min(this.intake.length, this.intakeHead + Math.max(1, this.limits.intakeSliceTxs))
-    for (; this.intakeHead < end && this.env !== null; this.intakeHead++) {
-      const { bytes, from } = this.intake[this.intakeHead] as { bytes: Uint8Array, from: Delivery }
+    try {
+      this.checkIntakeItems(Math.min(this.intake.length, this.intakeHead + Math.max(1, this.limits.intakeSliceTxs)))
+    } finally {
+      // Even after an unexpected error (a bug, not a bad transaction) the rest of the queue goes on.
+      this.compactIntake()
+      this.scheduleIntake()
+    }
+  }
+
+  private checkIntakeItems (end: number): void {
+    while (this.intakeHead < end && this.env !== null) {
+      const { bytes, from } = this.intake[this.intakeHead++] as { bytes: Uint8Array, from: Delivery }
       try {
         this.receiveTx({ bytes })
       } catch (error) {
@@ -413,6 +422,9 @@ export class LedgerService implements Service {
         else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
       }
     }
+  }
+
+  private compactIntake (): void {
     if (this.intakeHead === this.intake.length) {
       this.intake = []
       this.intakeHead = 0
@@ -421,7 +433,6 @@ export class LedgerService implements Service {
       this.intake = this.intake.slice(this.intakeHead)
       this.intakeHead = 0
     }
-    this.scheduleIntake()
   }
 
   private onBlockMessage (message: Message, from: Delivery): void {
