@@ -39,6 +39,13 @@ export function keyPairFromSeed (seed: Uint8Array): Ed25519KeyPair {
 const publicKeyCache = new Map<string, KeyObject>()
 const PUBLIC_KEY_CACHE_ENTRIES_MAX = 4096
 
+/** Whether two byte strings are equal: the same length and the same bytes (not constant-time). */
+export function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
+  return true
+}
+
 /** A compact map key for a byte string, one character per byte (no copy, no hex). */
 export function bytesKey (bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1')

@@ -11,7 +11,7 @@
  * leaf, where its path ends), and a client checks it against a block header's `stateRoot` alone
  * (`verifyAccountProof`).
  */
-import { CBOR_MAJOR, cborText, CborWriter, encodeCanonical, fromHex, sha256, toHex } from '../core/index.js'
+import { bytesEqual, CBOR_MAJOR, cborText, CborWriter, encodeCanonical, fromHex, sha256, toHex } from '../core/index.js'
 import { ADDRESS_BYTES, ADDRESS_PATTERN, type Address } from './tx.js'
 
 export interface Account {
@@ -46,10 +46,11 @@ export function accountBytes (account: Account): Uint8Array {
   const writer = new CborWriter(32)
   writer.head(CBOR_MAJOR.map, 2)
   writer.raw(NONCE_KEY)
-  if (!writer.uint(account.nonce)) return encodeCanonical({ balance: account.balance, nonce: account.nonce })
-  writer.raw(BALANCE_KEY)
-  if (!writer.bigUint(account.balance)) return encodeCanonical({ balance: account.balance, nonce: account.nonce })
-  return writer.finish()
+  if (writer.uint(account.nonce)) {
+    writer.raw(BALANCE_KEY)
+    if (writer.bigUint(account.balance)) return writer.finish()
+  }
+  return encodeCanonical({ balance: account.balance, nonce: account.nonce })
 }
 
 function leafHashOf (key: Uint8Array, valueHashInput: Uint8Array): Uint8Array {
@@ -82,11 +83,6 @@ function hashOf<V> (node: TreeNode<V> | null): Uint8Array {
   if (node === null) return EMPTY_HASH
   if (node.kind === 'branch' && node.hash === null) node.hash = branchHash(hashOf(node.left), hashOf(node.right))
   return node.hash as Uint8Array
-}
-
-function sameKey (a: Uint8Array, b: Uint8Array): boolean {
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return a.length === b.length
 }
 
 export interface AccountProof {
@@ -146,7 +142,7 @@ export class AccountTree<V = Account> {
       return leaf
     }
     if (node.kind === 'leaf') {
-      if (sameKey(node.key, key)) {
+      if (bytesEqual(node.key, key)) {
         if (leaf === null) this.count--
         return leaf
       }

@@ -22,7 +22,7 @@
  *   shares with one peer (`digest-tree.ts`); in sync, one root digest goes over the wire.
  */
 import type { Env, LinkState, Message, NodeId, Service, TimerId } from '../core/index.js'
-import { HybridLogicalClock, decodeCanonical, encodeCanonical, sha256 } from '../core/index.js'
+import { HybridLogicalClock, bytesEqual, decodeCanonical, encodeCanonical, sha256 } from '../core/index.js'
 import {
   ANTI_ENTROPY_KEYS_WIRE_MAX, ANTI_ENTROPY_NODES_WIRE_MAX, KV_BATCH_MESSAGES_MAX, kvMessages,
   type AvailableRequest, type AvailableResult, type KvAeLeaves, type KvAeNodes, type KvAePull, type KvBatch, type KvForward,
@@ -1144,10 +1144,4 @@ function mergeAll (states: Iterable<VersionedState>, siblingsMax: number): Versi
 
 function dependencyUnavailable (key: string, replicas: number, answered: number): StoreError {
   return new StoreError('STORE_DEPENDENCY_UNAVAILABLE', 'the session has seen a write of this key that no reachable replica holds yet; retry, or reach the side of the partition that has it', { key, replicas, answered })
-}
-
-function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return true
 }

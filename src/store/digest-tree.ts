@@ -16,7 +16,7 @@
  * alternating, until no inner node mismatches. The mismatched leaves, found by either side, are
  * then settled by exchanging the (key, digest) pairs under them (`entriesUnder`, `diffEntries`).
  */
-import { assert, sha256 } from '../core/index.js'
+import { assert, bytesEqual, sha256 } from '../core/index.js'
 import { RING_POSITION_BITS, RING_POSITIONS } from './ring.js'
 import { StoreError } from './errors.js'
 
@@ -64,12 +64,6 @@ export function digestTreeDepth (entryCount: number, leafEntriesTarget: number =
   let depth = 0
   while (depth < DIGEST_TREE_DEPTH_MAX && leafEntriesTarget * 2 ** depth < entryCount) depth++
   return depth
-}
-
-export function hashesEqual (a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return true
 }
 
 /** Key order of leaves and of every list here: JavaScript string order (UTF-16 code units), the same on every replica. */
@@ -230,7 +224,7 @@ export class DigestTree {
   mismatched (theirs: readonly TreeNodeHash[]): TreeNodeRef[] {
     const result: TreeNodeRef[] = []
     for (const node of theirs) {
-      if (!hashesEqual(this.hash(node), node.hash)) result.push({ level: node.level, prefix: node.prefix })
+      if (!bytesEqual(this.hash(node), node.hash)) result.push({ level: node.level, prefix: node.prefix })
     }
     return result
   }
@@ -293,7 +287,7 @@ function keysNotMatchedIn (from: ReadonlyMap<string, Uint8Array>, other: Readonl
   const keys: string[] = []
   for (const [key, digest] of from) {
     const otherDigest = other.get(key)
-    if (otherDigest === undefined || !hashesEqual(digest, otherDigest)) keys.push(key)
+    if (otherDigest === undefined || !bytesEqual(digest, otherDigest)) keys.push(key)
   }
   return keys.sort(compareKeys)
 }

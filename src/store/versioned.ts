@@ -12,7 +12,7 @@
  * (`lastWriter`), and the causal dependencies its write carried, for the `causal` level.
  */
 import { z } from 'zod'
-import { assert, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
+import { assert, bytesEqual, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
 import { StoreError } from './errors.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 
@@ -291,11 +291,8 @@ export function lastWriter (state: VersionedState): Sibling | null {
   return last
 }
 
-function bytesEqual (a: Uint8Array | null, b: Uint8Array | null): boolean {
-  if (a === null || b === null) return a === b
-  if (a.length !== b.length) return false
-  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
-  return true
+function valuesEqual (a: Uint8Array | null, b: Uint8Array | null): boolean {
+  return a === null || b === null ? a === b : bytesEqual(a, b)
 }
 
 function compareBytes (a: Uint8Array, b: Uint8Array): number {
@@ -311,7 +308,7 @@ function dependenciesEqual (a: Dependencies, b: Dependencies): boolean {
 
 function siblingsEqual (a: Sibling, b: Sibling): boolean {
   return a.dot[0] === b.dot[0] && a.dot[1] === b.dot[1] && compareStamps(a.stamp, b.stamp) === 0 &&
-    bytesEqual(a.value, b.value) && dependenciesEqual(a.dependencies, b.dependencies)
+    valuesEqual(a.value, b.value) && dependenciesEqual(a.dependencies, b.dependencies)
 }
 
 export function statesEqual (a: VersionedState, b: VersionedState): boolean {

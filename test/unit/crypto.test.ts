@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify } from '../../src/core/index.js'
+import { bytesEqual, bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify } from '../../src/core/index.js'
 
 // RFC 8032 section 7.1, tests 1-3.
 const rfc8032 = [
@@ -58,6 +58,16 @@ describe('Ed25519 (RFC 8032 vectors)', () => {
     for (const id of ids) assert.match(id, /^[0-9a-f]{20}$/)
     assert.equal(new Set(ids).size, ids.length)
     assert.equal(ids[0], toHex(sha256(fromHex(rfc8032[0]!.publicKey))).slice(0, 20))
+  })
+})
+
+describe('bytesEqual', () => {
+  it('compares length and bytes', () => {
+    assert.ok(bytesEqual(new Uint8Array(0), new Uint8Array(0)))
+    assert.ok(bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 2)))
+    assert.ok(!bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 3)))
+    assert.ok(!bytesEqual(Uint8Array.of(1, 2), Uint8Array.of(1, 2, 0)))
+    assert.ok(bytesEqual(Uint8Array.of(0, 5, 6).subarray(1), Uint8Array.of(5, 6)), 'a view and a copy')
   })
 })
 
