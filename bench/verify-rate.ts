@@ -20,8 +20,8 @@ function workload (): { publicKey: Uint8Array, signed: SignedMessage[] } {
   return { publicKey: key.publicKey, signed }
 }
 
-/** Verifications per second over `durationMs` in this thread. */
-function verifyFor (durationMs: number): number {
+/** Single-thread Ed25519 verifications per second, over `durationMs`. */
+export function verificationsPerSecond (durationMs = 2_000): number {
   const { publicKey, signed } = workload()
   let done = 0
   const started = performance.now()
@@ -30,11 +30,6 @@ function verifyFor (durationMs: number): number {
     done += signed.length
   }
   return done / ((performance.now() - started) / 1000)
-}
-
-/** Single-thread Ed25519 verifications per second. */
-export function verificationsPerSecond (durationMs = 2_000): number {
-  return verifyFor(durationMs)
 }
 
 /**
@@ -62,7 +57,7 @@ export async function verificationsPerSecondAllCores (threads: number, durationM
 if (!isMainThread && parentPort !== null) {
   const port = parentPort
   const { durationMs } = workerData as { durationMs: number }
-  verifyFor(200) // warm up: the first calls compile and fill the key cache
-  port.once('message', () => { port.postMessage(verifyFor(durationMs)) })
+  verificationsPerSecond(200) // warm up: the first calls compile and fill the key cache
+  port.once('message', () => { port.postMessage(verificationsPerSecond(durationMs)) })
   port.postMessage('ready')
 }

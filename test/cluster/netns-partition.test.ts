@@ -6,7 +6,7 @@
  * network namespaces are unavailable.
  */
 import { test } from 'node:test'
-import { NetnsCluster, clusterMembers, linkedHosts, netnsAvailable, sameSide, waitForEveryNode } from '../support/netns.js'
+import { NetnsCluster, clusterMembers, linkedHosts, netnsAvailable, sameSide, waitForAllAlive, waitForEveryNode } from '../support/netns.js'
 
 const HOSTS = 5
 const SIDES = [[0, 1], [2, 3, 4]]
@@ -37,8 +37,7 @@ test('a partition between network namespaces gives quorum to the majority side o
   const quorumIs = (expected: (index: number) => boolean) => async (index: number): Promise<boolean> =>
     (await clusterMembers(cluster, index))?.hasQuorum === expected(index)
   const majoritySide = (index: number): boolean => (SIDES[1] as number[]).includes(index)
-  await waitForEveryNode(cluster, 'every node holds every member alive', async (index) =>
-    (await clusterMembers(cluster, index))?.members.every((member) => member.state === 'alive') === true)
+  await waitForAllAlive(cluster)
   await waitForEveryNode(cluster, 'every node has quorum before the partition', quorumIs(() => true))
 
   await cluster.partition(SIDES)

@@ -11,7 +11,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkCausal, checkConvergence, type KvHistoryOperation } from '../../src/check/index.js'
 import { HashRing } from '../../src/store/index.js'
-import { NetnsCluster, clusterMembers, netnsAvailable, waitForEveryNode } from '../support/netns.js'
+import { NetnsCluster, clusterMembers, netnsAvailable, waitForAllAlive, waitForEveryNode } from '../support/netns.js'
 import { waitUntil } from '../support/ports.js'
 
 const HOSTS = 5
@@ -32,8 +32,7 @@ test('CAP per request on real processes: strong refuses on the minority side, ca
   const cluster = await NetnsCluster.create(HOSTS)
   t.after(async () => { await cluster.close() })
   await cluster.startAllHealthy()
-  await waitForEveryNode(cluster, 'every node holds every member alive', async (index) =>
-    (await clusterMembers(cluster, index))?.members.every((member) => member.state === 'alive') === true)
+  await waitForAllAlive(cluster)
 
   // A key with replicas on both sides, a majority of them on the majority side.
   const ringBody = await cluster.getJson<RingBody>(0, '/v1/cluster/ring')
@@ -103,8 +102,7 @@ test('CAP per request on real processes: strong refuses on the minority side, ca
   // Every node now reads the same last writer at the eventual level: the later side's write. A read
   // with r=3 needs every replica reachable from its coordinator, so first every node must see every
   // member alive again (the replicas can converge before the last node's view has healed).
-  await waitForEveryNode(cluster, 'every node holds every member alive after healing', async (index) =>
-    (await clusterMembers(cluster, index))?.members.every((member) => member.state === 'alive') === true)
+  await waitForAllAlive(cluster, 'every node holds every member alive after healing')
   const reads = await Promise.all(cluster.hosts.map(async (_, host) => (await request(host, 'GET', 'consistency=eventual&r=3')).body))
   assert.equal(new Set(reads).size, 1, reads.join(', '))
   assert.equal(reads[0], 'eventual-majority')

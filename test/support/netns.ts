@@ -359,6 +359,12 @@ export async function clusterMembers (cluster: NetnsCluster, index: number): Pro
   return await cluster.getJson<ClusterMembersBody>(index, '/v1/cluster/members')
 }
 
+/** Waits until every node's membership view holds every member alive; returns the time it took. */
+export async function waitForAllAlive (cluster: NetnsCluster, what = 'every node holds every member alive'): Promise<number> {
+  return await waitForEveryNode(cluster, what, async (index) =>
+    (await clusterMembers(cluster, index))?.members.every((member) => member.state === 'alive') === true)
+}
+
 /** The hosts node `index` should have live links to: the others on its side of `sides`. */
 export function sameSide (sides: number[][], index: number): number[] {
   return (sides.find((side) => side.includes(index)) ?? []).filter((other) => other !== index)
