@@ -10,7 +10,7 @@
  */
 import type { BenchResult } from './util.js'
 import {
-  CLIENTS, FOREIGN_CORES_MAX, KEYS, MEASURE_MS, VALUE_BYTES, WARMUP_MS,
+  CLIENTS, FOREIGN_CORES_MAX, KEYS, MEASURE_MS, VALUE_BYTES, WARMUP_RULE,
   describeErrors, fixed, runSynod, withCleanup, type SynodLevel
 } from './kv-strong.js'
 
@@ -46,10 +46,10 @@ export async function kvBenchmark (progress: (line: string) => void): Promise<Be
   return {
     name: 'kv',
     title: `the store's levels on one 3-node cluster (synod up --consensus none), ${CLIENTS} closed-loop clients (each key to its coordinator; causal: one session per client; eventual: w = 1, r = 1), ` +
-      `${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_MS / 1000} s warm-up + ${MEASURE_MS / 1000} s measured per phase; ops/s and latency of successful operations, servers' CPU per op`,
+      `${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_RULE} + ${MEASURE_MS / 1000} s measured per phase; ops/s and latency of successful operations, servers' CPU per op`,
     header: ['level', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'other cores'],
     rows,
     verdict: lines.join('\n'),
-    data: { clients: CLIENTS, keys: KEYS, valueBytes: VALUE_BYTES, warmupMs: WARMUP_MS, measureMs: MEASURE_MS, targets, synod }
+    data: { clients: CLIENTS, keys: KEYS, valueBytes: VALUE_BYTES, warmup: WARMUP_RULE, measureMs: MEASURE_MS, targets, synod }
   }
 }
