@@ -38,7 +38,11 @@ import {
 import { HashRing, type RingDescription } from '../src/store/index.js'
 
 const NODES = 3
-export const CLIENTS = 64
+/** Closed-loop clients: 64, as issue 7 asks; `SYNOD_BENCH_CLIENTS` changes it (to see the latency-bound regime, say). */
+export const CLIENTS = (() => {
+  const clients = Number(process.env.SYNOD_BENCH_CLIENTS ?? 64)
+  return Number.isInteger(clients) && clients > 0 ? clients : 64
+})()
 export const KEYS = 10_000
 export const VALUE_BYTES = 100
 /**

@@ -207,7 +207,7 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
         `definite failures ${JSON.stringify(recorder.tally.failed)}; checked in ${checkMs} ms (${report.searchSteps} search steps)`,
       `store-linearizable: ${kills.length} kills ${JSON.stringify(kills)}; load ended at ${loadDoneMs} ms`,
       `store-linearizable: final values ${JSON.stringify(Object.fromEntries([...finalValues].map(([key, values]) => [key, values[0]])))}`,
-      `store-linearizable: history saved; check it again with: node dist/src/cli/main.js check linearizable ${historyFile}`
+      `store-linearizable: history in ${historyFile} (kept if this test fails; check it again with: node dist/src/cli/main.js check linearizable ${historyFile})`
     ].join('\n'))
     if (!report.ok) {
       const copy = join(cluster.dir, 'history.json')
@@ -226,5 +226,6 @@ describe('the strong store across 5 real processes, with nodes SIGKILLed and res
     assert.equal(cli.code, 0, 'synod check linearizable accepts the saved history')
     console.log(`store-linearizable: wall time ${Date.now() - suiteStartedMs} ms (cluster start included), ${Date.now() - startedMs} ms since the load began`)
     passed = true
+    rmSync(historyFile, { force: true })
   })
 })

@@ -1,8 +1,8 @@
 /** `synod check linearizable|causal|convergence FILE`: the summary each prints and its exit codes (0 yes, 1 no, 2 undecided or unusable). */
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { CausalReport, ConvergenceReport, KvHistoryOperation, LinearizabilityReport } from '../../src/check/index.js'
@@ -20,6 +20,7 @@ async function synodCheck (...args: string[]): Promise<Run> {
 }
 
 const directory = mkdtempSync(join(tmpdir(), 'synod-check-'))
+after(() => { rmSync(directory, { recursive: true, force: true }) })
 let files = 0
 function historyFile (content: string): string {
   const file = join(directory, `history-${files++}.json`)

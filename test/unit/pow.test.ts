@@ -2,10 +2,10 @@
  * Proof of work on Bitcoin's rules: compact targets and retargets against Bitcoin Core's vectors,
  * the real mainnet headers, and headers mutated one way at a time.
  */
-import { describe, it } from 'node:test'
+import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -190,6 +190,9 @@ describe('verifying the Bitcoin header chain', () => {
 })
 
 describe('synod pow verify-headers', () => {
+  const dirs: string[] = []
+  const tempDir = (): string => { const dir = mkdtempSync(join(tmpdir(), 'synod-pow-')); dirs.push(dir); return dir }
+  after(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }) })
   const run = async (file: string): Promise<{ code: number, summary: VerifySummary }> => {
     try {
       const { stdout } = await promisify(execFile)(process.execPath, [SYNOD_MAIN, 'pow', 'verify-headers', file])
@@ -203,7 +206,7 @@ describe('synod pow verify-headers', () => {
     const good = await run(new URL('../../../test/fixtures/bitcoin-mainnet-headers.json', import.meta.url).pathname)
     assert.equal(good.code, 0)
     assert.equal(good.summary.valid, headers.length)
-    const dir = mkdtempSync(join(tmpdir(), 'synod-pow-'))
+    const dir = tempDir()
     const file = join(dir, 'bad.json')
     writeFileSync(file, JSON.stringify({ network: 'bitcoin-mainnet', headers: mutated(100, (bytes) => { bytes[79] = (bytes[79] as number) ^ 0x80 }) }))
     const bad = await run(file)
@@ -212,7 +215,7 @@ describe('synod pow verify-headers', () => {
   })
 
   it('refuses an unknown network and a file that is not a header file with a typed error', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'synod-pow-'))
+    const dir = tempDir()
     for (const [content, pattern] of [[JSON.stringify({ network: 'dogecoin', headers: [] }), /CLI_BAD_INPUT: unknown network dogecoin/], ['{"headers": 3}', /CLI_BAD_INPUT: .* is not a header file/], ['not json', /CLI_BAD_INPUT: .* is not JSON/]] as const) {
       const file = join(dir, 'input.json')
       writeFileSync(file, content)
