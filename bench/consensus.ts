@@ -49,8 +49,12 @@ const WARMUP_MS = 2_000
  * them, which is not the steady state of a long-running node. Later rates run on the same warm cluster.
  */
 const WARMUP_PHASE_MS = (() => {
-  const seconds = Number(process.env.SYNOD_BENCH_WARMUP_SECONDS ?? 30)
-  return Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : 30_000
+  const text = process.env.SYNOD_BENCH_WARMUP_SECONDS
+  if (text === undefined) return 30_000
+  const seconds = Number(text)
+  if (text.trim() !== '' && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
+  process.emitWarning(`SYNOD_BENCH_WARMUP_SECONDS=${text} is not a number of seconds >= 0: ignored`)
+  return 30_000
 })()
 const WARMUP_PHASE_SHARE = 0.5
 /** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
@@ -325,10 +329,15 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
         `${refused} refused${codes === '' ? '' : ` (${codes})`}, ${unfinalized} not final; ${blocks.length} blocks, ${result.txsPerBlockMean.toFixed(0)} tx/block (max ${result.txsPerBlockMax}), every ${result.blockIntervalMsMean.toFixed(0)} ms` +
         `${result.extraRounds === null ? '' : `, ${result.extraRounds} extra rounds`}, mempool up to ${mempoolMax} on node 0; ` +
         `nodes' CPU ${cpuUsPerTx.toFixed(0)} us/tx (the bench client ${clientCpuUsPerTx.toFixed(0)}); other processes ${foreignCores.toFixed(2)} cores${foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`)
-      if (result.p99 > TARGET_P99_MS * 3 || finalizedInPhase < count * 0.5) break
       // A refused or lost transaction leaves a gap in its sender's nonces: a faster phase would be measured on a stalled load.
       if (refused + unfinalized > 0) {
-        progress(`${engine}: stopping the ramp at ${offered} tx/s (${refused + unfinalized} transactions refused or lost; the senders' later nonces would not execute)`)
+        progress(warmup
+          ? `${engine}: the warm-up lost ${refused + unfinalized} transactions; no rate measured (the senders' later nonces would not execute)`
+          : `${engine}: stopping the ramp at ${offered} tx/s (${refused + unfinalized} transactions refused or lost; the senders' later nonces would not execute)`)
+        break
+      }
+      if (!warmup && (result.p99 > TARGET_P99_MS * 3 || finalizedInPhase < count * 0.5)) {
+        progress(`${engine}: stopping the ramp at ${offered} tx/s (p99 ${result.p99.toFixed(0)} ms, ${finalizedInPhase} of ${count} final: overloaded)`)
         break
       }
     }
@@ -384,7 +393,7 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
     limitTps,
     limitTpsFromOneCoreAlone: singleCore * cores / NODES,
     targets: { tps: TARGET_TPS, p99Ms: TARGET_P99_MS, shareOfLimit: TARGET_SHARE },
-    warmupMs: WARMUP_MS,
+    steadyWindowOffsetMs: WARMUP_MS,
     warmupPhase: { ms: WARMUP_PHASE_MS, shareOfFirstRate: WARMUP_PHASE_SHARE },
     engines: ENGINES
   }
@@ -403,9 +412,11 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
     }
     // The best sustained rate: the highest steady throughput among phases that kept p99 within the target and lost nothing.
     const sustained = phases.filter((phase) => !phase.warmup && phase.p99 <= TARGET_P99_MS && phase.refused + phase.notFinal === 0).sort((a, b) => b.tps - a.tps)[0]
-    const busy = phases.filter((phase) => phase.foreignCores > FOREIGN_CORES_MAX).map((phase) => `${phase.offered} tx/s (${phase.foreignCores.toFixed(2)} cores)`)
+    const busy = phases.filter((phase) => !phase.warmup && phase.foreignCores > FOREIGN_CORES_MAX).map((phase) => `${phase.offered} tx/s (${phase.foreignCores.toFixed(2)} cores)`)
     const busyNote = busy.length === 0 ? '' : `; WARNING: other processes used the CPU during the phase${busy.length > 1 ? 's' : ''} at ${busy.join(', ')}: rerun on an idle machine`
-    if (sustained === undefined) verdicts.push(`${engine}: no offered rate was finalized in full with p99 finality within ${TARGET_P99_MS} ms${busyNote}`)
+    const warmupLost = phases.find((phase) => phase.warmup && phase.refused + phase.notFinal > 0)
+    if (warmupLost !== undefined) verdicts.push(`${engine}: no rate measured: the warm-up at ${warmupLost.offered} tx/s lost ${warmupLost.refused + warmupLost.notFinal} transactions`)
+    else if (sustained === undefined) verdicts.push(`${engine}: no offered rate was finalized in full with p99 finality within ${TARGET_P99_MS} ms${busyNote}`)
     else {
       const share = sustained.tps / limitTps
       verdicts.push(`${engine}: ${sustained.tps.toFixed(0)} finalized tx/s (offered ${sustained.offered}) at p50 ${sustained.p50.toFixed(0)} ms, p99 ${sustained.p99.toFixed(0)} ms (${(100 * share).toFixed(0)}% of the ${limitTps.toFixed(0)} tx/s limit): ` +

@@ -11,10 +11,10 @@
  *   over the three members. The gateway prefix (/v3, /v3beta, /v3alpha) is probed first.
  *
  * One load generator for both (a per-system adapter builds each request and judges each answer):
- * 64 closed-loop workers over undici keep-alive pools (one per target, 64 connections each), keys
+ * 64 closed-loop workers (`SYNOD_BENCH_CLIENTS`) over undici keep-alive pools (one per target, a connection per worker), keys
  * drawn uniformly from a fixed space of 10 000 keys with 100-byte values (fixed per key, so a get
  * checks the bytes it reads). A put phase, then a get phase over the keys the put phase wrote;
- * each phase has a 2 s warm-up, then a measured window (10 s, `SYNOD_BENCH_SECONDS`): successful
+ * each phase has a warm-up (`warmedUp`), then a measured window (10 s, `SYNOD_BENCH_SECONDS`): successful
  * ops/s, latency p50/p99 of the successful operations, errors by code (or HTTP status, or network
  * error), the server processes' CPU per operation and the bench client's (from /proc), and the
  * CPU other processes on the machine used meanwhile (both clusters and the load generator share
@@ -51,22 +51,31 @@ export const VALUE_BYTES = 100
  * (`SYNOD_BENCH_WARMUP_MAX_SECONDS`); `SYNOD_BENCH_WARMUP_SECONDS` fixes its length instead.
  * A JIT-compiled server (Synod, on V8) runs its first seconds in the interpreter and in baseline
  * code while its optimizing compiler takes CPU from it, and a strong key's first operation at its
- * coordinator pays a prepare round: on this 2-core machine Synod's strong puts rose from about 600
- * to about 2 400/s over the first 30-40 s of load, so the fixed 2 s warm-up measured that start,
- * not the steady state a long-running node serves. etcd, compiled ahead of time, is warm at once
- * and leaves after the first two windows.
+ * coordinator pays a prepare round: on this 2-core machine Synod's strong puts rose from 400-650
+ * to 2 400-3 000/s over the first 20-50 s of load, so the fixed 2 s warm-up measured that start,
+ * not the steady state a long-running node serves. The same rule applies to etcd.
  */
 const MEASURE_SECONDS = Number(process.env.SYNOD_BENCH_SECONDS ?? 10)
 export const MEASURE_MS = (Number.isFinite(MEASURE_SECONDS) && MEASURE_SECONDS > 0 ? MEASURE_SECONDS : 10) * 1000
 export const WARMUP_WINDOW_MS = 10_000
 /** A window this much (a share) above the one before it means the rate is still rising. */
 export const WARMUP_RISE_MIN = 0.05
-const secondsFromEnv = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback)
-  return Number.isFinite(value) && value > 0 ? value : fallback
+/** Seconds from the environment, or null when unset or not a number >= `min` (a bad value is ignored, with a warning). */
+const secondsFromEnv = (name: string, min: number): number | null => {
+  const text = process.env[name]
+  if (text === undefined) return null
+  const value = Number(text)
+  if (text.trim() !== '' && Number.isFinite(value) && value >= min) return value
+  process.emitWarning(`${name}=${text} is not a number of seconds >= ${min}: ignored`)
+  return null
 }
-export const WARMUP_MAX_MS = secondsFromEnv('SYNOD_BENCH_WARMUP_MAX_SECONDS', 90) * 1000
-export const WARMUP_FIXED_MS = process.env.SYNOD_BENCH_WARMUP_SECONDS === undefined ? null : secondsFromEnv('SYNOD_BENCH_WARMUP_SECONDS', 2) * 1000
+export const WARMUP_MAX_MS = (secondsFromEnv('SYNOD_BENCH_WARMUP_MAX_SECONDS', 1) ?? 90) * 1000
+/** A fixed warm-up instead of the rule (0: none, the measured window starts at once). */
+export const WARMUP_FIXED_MS = ((seconds: number | null) => seconds === null ? null : seconds * 1000)(secondsFromEnv('SYNOD_BENCH_WARMUP_SECONDS', 0))
+/** A timer may fire a few milliseconds before performance.now() says it is due. */
+const TIMER_SLACK_MS = 5
+/** The warm-up rule, as figures for the JSON. */
+export const WARMUP_SETTINGS = { rule: WARMUP_FIXED_MS === null ? 'rising' : 'fixed', windowMs: WARMUP_WINDOW_MS, riseMin: WARMUP_RISE_MIN, maxMs: WARMUP_MAX_MS, fixedMs: WARMUP_FIXED_MS }
 /** The warm-up rule, in words, for the bench's titles. */
 export const WARMUP_RULE = WARMUP_FIXED_MS !== null
   ? `${WARMUP_FIXED_MS / 1000} s warm-up`
@@ -78,11 +87,12 @@ export const WARMUP_RULE = WARMUP_FIXED_MS !== null
  * x the one before it, or at WARMUP_MAX_MS.
  */
 export function warmedUp (rates: readonly number[], elapsedMs: number): boolean {
-  if (WARMUP_FIXED_MS !== null) return elapsedMs >= WARMUP_FIXED_MS
-  if (elapsedMs >= WARMUP_MAX_MS) return true
+  if (WARMUP_FIXED_MS !== null) return elapsedMs >= WARMUP_FIXED_MS - TIMER_SLACK_MS
+  if (elapsedMs >= WARMUP_MAX_MS - TIMER_SLACK_MS) return true
   const last = rates[rates.length - 1]
   const before = rates[rates.length - 2]
-  return last !== undefined && before !== undefined && last < before * (1 + WARMUP_RISE_MIN)
+  // At most (not under): two windows without a single success are as warm as they will get.
+  return last !== undefined && before !== undefined && last <= before * (1 + WARMUP_RISE_MIN)
 }
 
 /** A request that has no answer by then counts as a network error. */
@@ -215,24 +225,31 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), bench: benchCpu(), machine: machineBusySeconds() })
   let startMark: Mark | undefined
   let endMark: Mark | undefined
-  let endTimer: NodeJS.Timeout | undefined
+  // One timer at a time: the next warm-up window's end, then the measured window's.
+  let timer: NodeJS.Timeout | undefined
   const warmupStart = performance.now()
   const warmupRates: number[] = []
   let warmupMs = 0
   let windowSuccesses = 0
   let windowStart = warmupStart
-  const warmupTimer = setInterval(() => {
+  /** The next window: WARMUP_WINDOW_MS, or what is left of a fixed warm-up or of WARMUP_MAX_MS. */
+  const nextWindowMs = (elapsedMs: number): number => Math.max(0, Math.min(WARMUP_WINDOW_MS, (WARMUP_FIXED_MS ?? WARMUP_MAX_MS) - elapsedMs))
+  const endWindow = (): void => {
     const now = performance.now()
-    warmupRates.push(windowSuccesses * 1000 / (now - windowStart))
+    // A window shorter than this (the end of a fixed warm-up, or none) has no meaningful rate.
+    if (now - windowStart >= 100) warmupRates.push(windowSuccesses * 1000 / (now - windowStart))
     windowSuccesses = 0
     windowStart = now
-    if (!warmedUp(warmupRates, now - warmupStart)) return
-    clearInterval(warmupTimer)
+    if (!warmedUp(warmupRates, now - warmupStart)) {
+      timer = setTimeout(endWindow, nextWindowMs(now - warmupStart))
+      return
+    }
     warmupMs = now - warmupStart
     startMark = mark()
     measuring = true
-    endTimer = setTimeout(() => { measuring = false; stopped = true; endMark = mark() }, MEASURE_MS)
-  }, Math.min(WARMUP_WINDOW_MS, WARMUP_FIXED_MS ?? WARMUP_WINDOW_MS))
+    timer = setTimeout(() => { measuring = false; stopped = true; endMark = mark() }, MEASURE_MS)
+  }
+  timer = setTimeout(endWindow, nextWindowMs(0))
 
   const worker = async (_: unknown, workerIndex: number): Promise<void> => {
     while (!stopped) {
@@ -263,8 +280,9 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   try {
     await Promise.all(Array.from({ length: CLIENTS }, worker))
   } finally {
-    clearInterval(warmupTimer)
-    clearTimeout(endTimer)
+    // Also when a worker threw: the others stop at their next operation.
+    stopped = true
+    clearTimeout(timer)
   }
   const begin = startMark as Mark
   const end = endMark as Mark
@@ -340,7 +358,8 @@ export function describeErrors (errorsBy: Record<string, number>): string {
 
 function describePhase (phase: PhaseFigures): string {
   const errors = describeErrors(phase.errorsBy)
-  return `${phase.system} ${phase.op}: warm after ${(phase.warmupMs / 1000).toFixed(0)} s (windows: ${phase.warmupRates.map((rate) => rate.toFixed(0)).join(', ')} ops/s); ${phase.opsPerSecond.toFixed(0)} ops/s, p50 ${fixed(phase.p50, 2)} ms, p99 ${fixed(phase.p99, 2)} ms (max ${fixed(phase.max, 1)}); ` +
+  const warmup = phase.warmupRates.length === 0 ? 'no warm-up' : `warm after ${(phase.warmupMs / 1000).toFixed(0)} s (windows: ${phase.warmupRates.map((rate) => rate.toFixed(0)).join(', ')} ops/s)`
+  return `${phase.system} ${phase.op}: ${warmup}; ${phase.opsPerSecond.toFixed(0)} ops/s, p50 ${fixed(phase.p50, 2)} ms, p99 ${fixed(phase.p99, 2)} ms (max ${fixed(phase.max, 1)}); ` +
     `${phase.errors} errors${errors === '' ? '' : ` (${errors})`}; servers ${fixed(phase.serverCpuUsPerOp, 0)} us CPU/op (${phase.serverCores.toFixed(2)} cores), ` +
     `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`
 }
@@ -692,7 +711,7 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
       clients: CLIENTS,
       keys: KEYS,
       valueBytes: VALUE_BYTES,
-      warmup: WARMUP_RULE,
+      warmup: WARMUP_SETTINGS,
       measureMs: MEASURE_MS,
       targets,
       synod,

@@ -1,7 +1,7 @@
 /**
  * The store's three levels on one cluster, in one run: `strong`, `causal` and `eventual` puts and
  * gets on a 3-node local cluster (`synod up --nodes 3 --consensus none`), with the load generator
- * of the kv-strong bench (64 closed-loop clients, 10 000 keys, 100-byte values, each key sent to
+ * of the kv-strong bench (64 closed-loop clients by default, 10 000 keys, 100-byte values, each key sent to
  * its coordinator, a warm-up then a measured window per phase). A causal client is one session,
  * carrying its token from answer to request; eventual requests use the defaults w = 1, r = 1.
  *
@@ -10,7 +10,7 @@
  */
 import type { BenchResult } from './util.js'
 import {
-  CLIENTS, FOREIGN_CORES_MAX, KEYS, MEASURE_MS, VALUE_BYTES, WARMUP_RULE,
+  CLIENTS, FOREIGN_CORES_MAX, KEYS, MEASURE_MS, VALUE_BYTES, WARMUP_RULE, WARMUP_SETTINGS,
   describeErrors, fixed, runSynod, withCleanup, type SynodLevel
 } from './kv-strong.js'
 
@@ -50,6 +50,6 @@ export async function kvBenchmark (progress: (line: string) => void): Promise<Be
     header: ['level', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'other cores'],
     rows,
     verdict: lines.join('\n'),
-    data: { clients: CLIENTS, keys: KEYS, valueBytes: VALUE_BYTES, warmup: WARMUP_RULE, measureMs: MEASURE_MS, targets, synod }
+    data: { clients: CLIENTS, keys: KEYS, valueBytes: VALUE_BYTES, warmup: WARMUP_SETTINGS, measureMs: MEASURE_MS, targets, synod }
   }
 }

@@ -5,8 +5,8 @@
  * every node comes back and reads every key. The whole history, final reads included, must be
  * linearizable (src/check/linearizable.ts), and every node must read the same final value.
  *
- * The history is saved under $TMPDIR on every run, and `synod check linearizable FILE` checks it
- * again from the command line. A failing run keeps the cluster directory (node logs, LMDB) and
+ * The history is written under $TMPDIR, and `synod check linearizable FILE` checks it again from
+ * the command line; it is kept when the test fails. A failing run keeps the cluster directory (node logs, LMDB) and
  * prints its path; SYNOD_SEED=n replays the same choices of keys, operations, nodes and victims
  * (not the same timing: these are real processes).
  */
