@@ -46,8 +46,8 @@ export const CLIENTS = (() => {
 export const KEYS = 10_000
 export const VALUE_BYTES = 100
 /**
- * Warm-up, per phase: the load runs in windows of WARMUP_WINDOW_MS until a window's rate is less
- * than WARMUP_RISE_MIN above the window before it (`warmedUp`), for at most WARMUP_MAX_MS
+ * Warm-up, per phase: the load runs in windows of WARMUP_WINDOW_MS until a window's rate is at most
+ * WARMUP_RISE_MIN above the window before it (`warmedUp`), for at most WARMUP_MAX_MS
  * (`SYNOD_BENCH_WARMUP_MAX_SECONDS`); `SYNOD_BENCH_WARMUP_SECONDS` fixes its length instead.
  * A JIT-compiled server (Synod, on V8) runs its first seconds in the interpreter and in baseline
  * code while its optimizing compiler takes CPU from it, and a strong key's first operation at its
@@ -79,11 +79,11 @@ export const WARMUP_SETTINGS = { rule: WARMUP_FIXED_MS === null ? 'rising' : 'fi
 /** The warm-up rule, in words, for the bench's titles. */
 export const WARMUP_RULE = WARMUP_FIXED_MS !== null
   ? `${WARMUP_FIXED_MS / 1000} s warm-up`
-  : `warm-up in ${WARMUP_WINDOW_MS / 1000} s windows until one is under ${(1 + WARMUP_RISE_MIN).toFixed(2)}x the one before (at most ${WARMUP_MAX_MS / 1000} s)`
+  : `warm-up in ${WARMUP_WINDOW_MS / 1000} s windows until one is at most ${(1 + WARMUP_RISE_MIN).toFixed(2)}x the one before (at most ${WARMUP_MAX_MS / 1000} s)`
 
 /**
  * Whether the warm-up is over after windows with the successful ops/s `rates`, `elapsedMs` into
- * it: its fixed length when one is set; else when the last window is under (1 + WARMUP_RISE_MIN)
+ * it: its fixed length when one is set; else when the last window is at most (1 + WARMUP_RISE_MIN)
  * x the one before it, or at WARMUP_MAX_MS.
  */
 export function warmedUp (rates: readonly number[], elapsedMs: number): boolean {
