@@ -31,7 +31,7 @@ import { Pool } from 'undici'
 import { fromHex, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../src/core/index.js'
 import { addressFromPublicKey, signTx, txToJson, type Address } from '../src/ledger/index.js'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../test/support/cluster.js'
-import { cpuSeconds, machineBusySeconds, parentPid, percentile, type BenchResult } from './util.js'
+import { cpuSeconds, envSeconds, machineBusySeconds, parentPid, percentile, type BenchResult } from './util.js'
 import { verificationsPerSecond, verificationsPerSecondAllCores } from './verify-rate.js'
 
 const NODES = 4
@@ -48,14 +48,7 @@ const WARMUP_MS = 2_000
  * first seconds in V8's interpreter and baseline code while its optimizing compiler takes CPU from
  * them, which is not the steady state of a long-running node. Later rates run on the same warm cluster.
  */
-const WARMUP_PHASE_MS = (() => {
-  const text = process.env.SYNOD_BENCH_WARMUP_SECONDS
-  if (text === undefined) return 30_000
-  const seconds = Number(text)
-  if (text.trim() !== '' && Number.isFinite(seconds) && seconds >= 0) return seconds * 1000
-  process.emitWarning(`SYNOD_BENCH_WARMUP_SECONDS=${text} is not a number of seconds >= 0: ignored`)
-  return 30_000
-})()
+const WARMUP_PHASE_MS = (envSeconds('SYNOD_BENCH_WARMUP_SECONDS', 0) ?? 30) * 1000
 const WARMUP_PHASE_SHARE = 0.5
 /** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
 const FOREIGN_CORES_MAX = 0.15

@@ -32,7 +32,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import {
-  cpuSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
+  cpuSeconds, envSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
   type BenchResult, type CommandTracking
 } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
@@ -60,18 +60,10 @@ export const MEASURE_MS = (Number.isFinite(MEASURE_SECONDS) && MEASURE_SECONDS >
 export const WARMUP_WINDOW_MS = 10_000
 /** A window this much (a share) above the one before it means the rate is still rising. */
 export const WARMUP_RISE_MIN = 0.05
-/** Seconds from the environment, or null when unset or not a number >= `min` (a bad value is ignored, with a warning). */
-const secondsFromEnv = (name: string, min: number): number | null => {
-  const text = process.env[name]
-  if (text === undefined) return null
-  const value = Number(text)
-  if (text.trim() !== '' && Number.isFinite(value) && value >= min) return value
-  process.emitWarning(`${name}=${text} is not a number of seconds >= ${min}: ignored`)
-  return null
-}
-export const WARMUP_MAX_MS = (secondsFromEnv('SYNOD_BENCH_WARMUP_MAX_SECONDS', 1) ?? 90) * 1000
+export const WARMUP_MAX_MS = (envSeconds('SYNOD_BENCH_WARMUP_MAX_SECONDS', 1) ?? 90) * 1000
+const warmupFixedSeconds = envSeconds('SYNOD_BENCH_WARMUP_SECONDS', 0)
 /** A fixed warm-up instead of the rule (0: none, the measured window starts at once). */
-export const WARMUP_FIXED_MS = ((seconds: number | null) => seconds === null ? null : seconds * 1000)(secondsFromEnv('SYNOD_BENCH_WARMUP_SECONDS', 0))
+export const WARMUP_FIXED_MS = warmupFixedSeconds === null ? null : warmupFixedSeconds * 1000
 /** A timer may fire a few milliseconds before performance.now() says it is due. */
 const TIMER_SLACK_MS = 5
 /** The warm-up rule, as figures for the JSON. */

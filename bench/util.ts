@@ -57,6 +57,22 @@ export function childPids (pid: number): number[] {
   return entries.filter((entry) => /^\d+$/.test(entry)).map(Number).filter((candidate) => parentPid(candidate) === pid)
 }
 
+const warnedEnv = new Set<string>()
+
+/**
+ * Seconds from environment variable `name`: null when unset, or when not a number >= `min` (a bad
+ * value is ignored with a warning, once per variable however many benches read it).
+ */
+export function envSeconds (name: string, min: number): number | null {
+  const text = process.env[name]
+  if (text === undefined) return null
+  const value = Number(text)
+  if (text.trim() !== '' && Number.isFinite(value) && value >= min) return value
+  if (!warnedEnv.has(name)) process.emitWarning(`${name}=${text} is not a number of seconds >= ${min}: ignored`)
+  warnedEnv.add(name)
+  return null
+}
+
 /** CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat; 0 elsewhere. */
 export function machineBusySeconds (): number {
   try {
