@@ -11,6 +11,8 @@ import { isAscii } from './codec.js'
 /** RFC 8949 major types, shifted into the initial byte. */
 export const CBOR_MAJOR = Object.freeze({ uint: 0x00, bytes: 0x40, text: 0x60, array: 0x80, map: 0xa0 })
 export const CBOR_NULL = 0xf6
+export const CBOR_FALSE = 0xf4
+export const CBOR_TRUE = 0xf5
 const TEXT_ENCODER = new TextEncoder()
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 const UINT64_MAX = (1n << 64n) - 1n

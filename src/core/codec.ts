@@ -12,9 +12,19 @@ export interface Message {
   readonly type: string
 }
 
+/** What a message's own check says of a decoded value: the message, or what is wrong with it. */
+export type MessageCheck<M extends Message> = { readonly message: M } | { readonly problem: string }
+
 export interface MessageSchema<M extends Message = Message> {
   readonly type: string
   readonly schema: z.ZodType<M>
+  /**
+   * Fast paths for a hot message, each held by a property test to the two references: `write`
+   * gives exactly `encodeCanonical`'s bytes of the message (or null: the general encoder decides),
+   * `check` gives the schema's verdict on a decoded value without rebuilding it as zod does.
+   */
+  write? (message: M): Uint8Array | null
+  check? (value: Record<string, unknown>): MessageCheck<M>
 }
 
 /** A strict object schema whose `type` field is the literal message type. */
@@ -97,28 +107,29 @@ export function decodeCanonical (bytes: Uint8Array): unknown {
 
 /** The set of message types a node understands, and the decoder that enforces them. */
 export class MessageRegistry {
-  private readonly schemas = new Map<string, z.ZodType<Message>>()
+  private readonly definitions = new Map<string, MessageSchema>()
 
   constructor (definitions: Iterable<MessageSchema> = []) {
     for (const definition of definitions) this.register(definition)
   }
 
   register (definition: MessageSchema): void {
-    if (this.schemas.has(definition.type)) throw new Error(`message type ${definition.type} registered twice`)
-    this.schemas.set(definition.type, definition.schema)
+    if (this.definitions.has(definition.type)) throw new Error(`message type ${definition.type} registered twice`)
+    this.definitions.set(definition.type, definition)
   }
 
   has (type: string): boolean {
-    return this.schemas.has(type)
+    return this.definitions.has(type)
   }
 
   types (): string[] {
-    return [...this.schemas.keys()].sort()
+    return [...this.definitions.keys()].sort()
   }
 
   encode (message: Message): Uint8Array {
-    if (!this.schemas.has(message.type)) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `no schema for message type ${message.type}`, { type: message.type })
-    return encodeCanonical(message)
+    const definition = this.definitions.get(message.type)
+    if (definition === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `no schema for message type ${message.type}`, { type: message.type })
+    return definition.write?.(message) ?? encodeCanonical(message)
   }
 
   decode (bytes: Uint8Array): Message {
@@ -128,11 +139,16 @@ export class MessageRegistry {
     }
     const type = (value as { type?: unknown }).type
     if (typeof type !== 'string') throw new CoreError('CORE_SCHEMA_MISMATCH', 'a message has a string field "type"')
-    const schema = this.schemas.get(type)
-    if (schema === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, { type: type.slice(0, 64) })
-    let parsed: ReturnType<typeof schema.safeParse>
+    const definition = this.definitions.get(type)
+    if (definition === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, { type: type.slice(0, 64) })
+    if (definition.check !== undefined) {
+      const checked = definition.check(value as Record<string, unknown>)
+      if ('problem' in checked) throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${checked.problem}`, { type })
+      return checked.message
+    }
+    let parsed: ReturnType<typeof definition.schema.safeParse>
     try {
-      parsed = schema.safeParse(value)
+      parsed = definition.schema.safeParse(value)
     } catch (error) {
       // zod can throw instead of reporting: `readonly()` freezes a byte string where a list was expected (TypeError).
       throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${errorMessage(error)}`, { type })
@@ -143,6 +159,27 @@ export class MessageRegistry {
     }
     return parsed.data
   }
+}
+
+/**
+ * In-place checks of decoded values, for the hand-written `check`s that stand in for zod schemas.
+ * A map as cborg decodes one is a plain object (zod's object and record accept no other).
+ */
+export function isRecord (value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return false
+  const prototype = Object.getPrototypeOf(value) as unknown
+  return prototype === Object.prototype || prototype === null
+}
+
+/** The object's own keys are exactly `fields` (a strict object with every field required). */
+export function hasExactly (value: Record<string, unknown>, fields: readonly string[]): boolean {
+  const keys = Object.keys(value)
+  return keys.length === fields.length && fields.every((field) => Object.hasOwn(value, field) && value[field] !== undefined)
+}
+
+/** An integer from 0 to 2^53 - 1, as `z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)` accepts. */
+export function isCounter (value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 /** Schema for a byte string field (CBOR major type 2). */

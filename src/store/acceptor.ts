@@ -15,7 +15,7 @@
  *   get a register accepted below a tombstone that another replica still holds.
  */
 import { decodeCanonical, encodeCanonical, type Disk } from '../core/index.js'
-import { ballotSchema, compareBallots, registerSchema, successorBallot, type Ballot, type Register } from './messages.js'
+import { ballotSchema, compareBallots, encodeAcceptorRecordDirect, registerSchema, successorBallot, type Ballot, type Register } from './messages.js'
 import { z } from 'zod'
 
 const RECORD_PREFIX = 'store/r/'
@@ -49,6 +49,11 @@ export interface AcceptorStats {
 
 export type PromiseAnswer = { ok: true, accepted: AcceptorRecord['accepted'], promised: Ballot } | { ok: false, promised: Ballot, accepted: null }
 export type AcceptAnswer = { ok: boolean, promised: Ballot }
+
+/** A record's bytes on disk: `encodeCanonical` of it, written directly (every accept writes one on every replica). */
+export function encodeAcceptorRecord (record: AcceptorRecord): Uint8Array {
+  return encodeAcceptorRecordDirect(record) ?? encodeCanonical(record)
+}
 
 export class Acceptor {
   private readonly cache = new Map<string, AcceptorRecord>()
@@ -146,7 +151,7 @@ export class Acceptor {
 
   private write (key: string, record: AcceptorRecord): void {
     this.remember(key, record)
-    this.disk.put(RECORD_PREFIX + key, encodeCanonical(record))
+    this.disk.put(RECORD_PREFIX + key, encodeAcceptorRecord(record))
   }
 
   private remember (key: string, record: AcceptorRecord): void {

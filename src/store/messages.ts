@@ -5,10 +5,18 @@
  * are collected with a check of every replica followed by an erase (`store.gc-check`, `store.erase`).
  */
 import { z } from 'zod'
-import { bytesField, defineMessage, type MessageOf } from '../core/index.js'
+import {
+  bytesField, CBOR_FALSE, CBOR_MAJOR, CBOR_NULL, CBOR_TRUE, cborText, CborWriter, defineMessage, hasExactly, isCounter, isRecord,
+  type Message, type MessageCheck, type MessageOf, type MessageSchema
+} from '../core/index.js'
 
 /** The longest key the wire accepts, in UTF-8 bytes (the configured limit may be lower). */
 export const KEY_BYTES_WIRE_MAX = 4_096
+
+/** The longest proposer id a ballot carries, in characters. */
+const BALLOT_PROPOSER_CHARS_MAX = 64
+/** The longest write id a register carries, in characters. */
+const WRITE_ID_CHARS_MAX = 128
 
 const key = z.string().min(1).max(KEY_BYTES_WIRE_MAX)
 const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
@@ -17,7 +25,7 @@ const requestId = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
  * A ballot: a counter, then the proposer's node id to break ties. `~` sorts above every node id
  * (lowercase hex): it marks an acceptor's implicit promise for keys it holds no record of.
  */
-export const ballotSchema = z.tuple([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().min(1).max(64)]).readonly()
+export const ballotSchema = z.tuple([z.number().int().min(0).max(Number.MAX_SAFE_INTEGER), z.string().min(1).max(BALLOT_PROPOSER_CHARS_MAX)]).readonly()
 export type Ballot = readonly [counter: number, proposer: string]
 
 /**
@@ -28,12 +36,12 @@ export type Ballot = readonly [counter: number, proposer: string]
 export const registerSchema = z.strictObject({
   version: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   value: bytesField().nullable(),
-  writeId: z.string().max(128)
+  writeId: z.string().max(WRITE_ID_CHARS_MAX)
 })
 export type Register = z.infer<typeof registerSchema>
 
-export const storePrepare = defineMessage('store.prepare', { requestId, key, ballot: ballotSchema })
-export const storePromise = defineMessage('store.promise', {
+export const storePrepare = withFastPaths(defineMessage('store.prepare', { requestId, key, ballot: ballotSchema }))
+export const storePromise = withFastPaths(defineMessage('store.promise', {
   requestId,
   key,
   /** The ballot this answers (a reply is matched by request id and ballot both). */
@@ -42,9 +50,9 @@ export const storePromise = defineMessage('store.promise', {
   /** On refusal: the ballot this acceptor promised, which the proposer must exceed. */
   promised: ballotSchema,
   accepted: z.strictObject({ ballot: ballotSchema, register: registerSchema }).nullable()
-})
-export const storeAccept = defineMessage('store.accept', { requestId, key, ballot: ballotSchema, register: registerSchema })
-export const storeAccepted = defineMessage('store.accepted', { requestId, key, ballot: ballotSchema, ok: z.boolean(), promised: ballotSchema })
+}))
+export const storeAccept = withFastPaths(defineMessage('store.accept', { requestId, key, ballot: ballotSchema, register: registerSchema }))
+export const storeAccepted = withFastPaths(defineMessage('store.accepted', { requestId, key, ballot: ballotSchema, ok: z.boolean(), promised: ballotSchema }))
 
 /** A client operation, as forwarded to a coordinator. Values are bytes; `expected` null = absent. */
 export const kvOperationSchema = z.discriminatedUnion('kind', [
@@ -90,12 +98,18 @@ export const STORE_BATCH_MESSAGES_MAX = 1_024
  * envelope, one encoding and one frame instead of one per message (many keys' rounds go to the
  * same replicas at once).
  */
-export const storeBatch = defineMessage('store.batch', {
+const storeBatchDefinition = defineMessage('store.batch', {
   messages: z.array(z.discriminatedUnion('type', [
     storePrepare.schema, storePromise.schema, storeAccept.schema, storeAccepted.schema, storeForward.schema,
     storeForwardReply.schema, storeGcCheck.schema, storeGcState.schema, storeErase.schema
   ] as unknown as [z.ZodObject, z.ZodObject, ...z.ZodObject[]])).min(2).max(STORE_BATCH_MESSAGES_MAX)
 })
+export const storeBatch: MessageSchema<StoreBatch> = {
+  type: storeBatchDefinition.type,
+  schema: storeBatchDefinition.schema as unknown as z.ZodType<StoreBatch>,
+  write: writeBatch,
+  check: checkBatch
+}
 
 export type StorePrepare = MessageOf<typeof storePrepare>
 export type StorePromise = MessageOf<typeof storePromise>
@@ -120,4 +134,233 @@ export function compareBallots (a: Ballot, b: Ballot): number {
 /** The ballot an acceptor promises when it accepts `ballot`: the proposer's next one, for its one-round-trip path. */
 export function successorBallot (ballot: Ballot): Ballot {
   return [ballot[0] + 1, ballot[1]]
+}
+
+// --- the hot messages written directly and checked in place ----------------------------------------
+//
+// Every strong operation sends an accept to each replica and gets an accepted back, and each
+// replica writes its acceptor record: cborg's general encoder (a token per item, map keys sorted
+// by their encodings) and zod's parse (which rebuilds the value it checks) were a fifth of a
+// node's CPU on strong puts. The four round messages, batches of them and acceptor records are
+// written here directly, in canonical key order, and checked in place; any other message, and
+// any value outside the shape the writer knows, goes to the general encoder and to zod.
+// test/unit/store-messages.test.ts holds both to encodeCanonical and to the schemas.
+
+/** Encoded map keys and type names: each written once, copied on every use. */
+const TEXT = {
+  ok: cborText('ok'),
+  key: cborText('key'),
+  type: cborText('type'),
+  value: cborText('value'),
+  ballot: cborText('ballot'),
+  version: cborText('version'),
+  writeId: cborText('writeId'),
+  accepted: cborText('accepted'),
+  messages: cborText('messages'),
+  promised: cborText('promised'),
+  register: cborText('register'),
+  requestId: cborText('requestId')
+}
+const TYPE_TEXT: Readonly<Record<string, Uint8Array>> = {
+  'store.prepare': cborText('store.prepare'),
+  'store.promise': cborText('store.promise'),
+  'store.accept': cborText('store.accept'),
+  'store.accepted': cborText('store.accepted'),
+  'store.batch': cborText('store.batch')
+}
+/** About how many bytes a written message takes besides its value, to size the writer. */
+const WRITTEN_MESSAGE_BYTES = 128
+
+function writeBallot (out: CborWriter, ballot: Ballot): boolean {
+  out.head(CBOR_MAJOR.array, 2)
+  return out.uint(ballot[0]) && out.text(ballot[1])
+}
+
+/** Map keys in canonical order: value, version, writeId. */
+function writeRegister (out: CborWriter, register: Register): boolean {
+  out.head(CBOR_MAJOR.map, 3)
+  out.raw(TEXT.value)
+  if (register.value === null) out.byte(CBOR_NULL)
+  else out.byteString(register.value)
+  out.raw(TEXT.version)
+  if (!out.uint(register.version)) return false
+  out.raw(TEXT.writeId)
+  return out.text(register.writeId)
+}
+
+/** An accepted ballot with its register (keys: ballot, register), or null. */
+function writeAcceptedPair (out: CborWriter, accepted: { ballot: Ballot, register: Register } | null): boolean {
+  if (accepted === null) { out.byte(CBOR_NULL); return true }
+  out.head(CBOR_MAJOR.map, 2)
+  out.raw(TEXT.ballot)
+  if (!writeBallot(out, accepted.ballot)) return false
+  out.raw(TEXT.register)
+  return writeRegister(out, accepted.register)
+}
+
+/** The fields of each round message, as its schema has them. */
+const ROUND_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'store.prepare': ['type', 'requestId', 'key', 'ballot'],
+  'store.promise': ['type', 'requestId', 'key', 'ballot', 'ok', 'promised', 'accepted'],
+  'store.accept': ['type', 'requestId', 'key', 'ballot', 'register'],
+  'store.accepted': ['type', 'requestId', 'key', 'ballot', 'ok', 'promised']
+}
+/** A round message's fields in canonical map-key order: by length, then bytewise (all are ASCII). */
+const ROUND_WRITE_ORDER: Readonly<Record<string, readonly string[]>> = Object.fromEntries(Object.entries(ROUND_FIELDS)
+  .map(([type, fields]) => [type, [...fields].sort((a, b) => a.length - b.length || (a < b ? -1 : 1))]))
+
+/** One field of a round message, after its key. */
+function writeRoundField (out: CborWriter, field: string, message: Record<string, unknown>): boolean {
+  switch (field) {
+    case 'ok': out.byte(message.ok === true ? CBOR_TRUE : CBOR_FALSE); return true
+    case 'key': return out.text(message.key as string)
+    case 'type': out.raw(TYPE_TEXT[message.type as string] as Uint8Array); return true
+    case 'ballot': case 'promised': return writeBallot(out, message[field] as Ballot)
+    case 'register': return writeRegister(out, message.register as Register)
+    case 'accepted': return writeAcceptedPair(out, message.accepted as { ballot: Ballot, register: Register } | null)
+    case 'requestId': return out.uint(message.requestId as number)
+    default: return false
+  }
+}
+
+/** One of the four round messages; false for any other (or a value outside the shape the writer knows). */
+function writeRoundMessage (out: CborWriter, message: StoreMessage): boolean {
+  const fields = ROUND_WRITE_ORDER[message.type]
+  if (fields === undefined) return false
+  out.head(CBOR_MAJOR.map, fields.length)
+  for (const field of fields) {
+    out.raw(TEXT[field as keyof typeof TEXT])
+    if (!writeRoundField(out, field, message as unknown as Record<string, unknown>)) return false
+  }
+  return true
+}
+
+function valueBytes (message: StoreMessage): number {
+  if (message.type === 'store.accept') return message.register.value?.length ?? 0
+  if (message.type === 'store.promise') return message.accepted?.register.value?.length ?? 0
+  return 0
+}
+
+function writeSingle (message: StoreMessage): Uint8Array | null {
+  const out = new CborWriter(WRITTEN_MESSAGE_BYTES + valueBytes(message))
+  return writeRoundMessage(out, message) ? out.finish() : null
+}
+
+/** A batch of round messages only (keys: type, messages); null when it holds any other. */
+function writeBatch (batch: StoreBatch): Uint8Array | null {
+  let bytes = 16
+  for (const message of batch.messages) bytes += WRITTEN_MESSAGE_BYTES + valueBytes(message)
+  const out = new CborWriter(bytes)
+  out.head(CBOR_MAJOR.map, 2)
+  out.raw(TEXT.type)
+  out.raw(TYPE_TEXT['store.batch'] as Uint8Array)
+  out.raw(TEXT.messages)
+  out.head(CBOR_MAJOR.array, batch.messages.length)
+  for (const message of batch.messages) if (!writeRoundMessage(out, message)) return null
+  return out.finish()
+}
+
+/** An acceptor's record of a key, as it goes to disk: exactly `encodeCanonical(record)` (keys: accepted, promised). */
+export function encodeAcceptorRecordDirect (record: { promised: Ballot, accepted: { ballot: Ballot, register: Register } | null }): Uint8Array | null {
+  const out = new CborWriter(WRITTEN_MESSAGE_BYTES + (record.accepted?.register.value?.length ?? 0))
+  out.head(CBOR_MAJOR.map, 2)
+  out.raw(TEXT.accepted)
+  if (!writeAcceptedPair(out, record.accepted)) return null
+  out.raw(TEXT.promised)
+  return writeBallot(out, record.promised) ? out.finish() : null
+}
+
+function isKey (value: unknown): boolean {
+  return typeof value === 'string' && value.length >= 1 && value.length <= KEY_BYTES_WIRE_MAX
+}
+
+function isBallot (value: unknown): boolean {
+  return Array.isArray(value) && value.length === 2 && isCounter(value[0]) &&
+    typeof value[1] === 'string' && value[1].length >= 1 && value[1].length <= BALLOT_PROPOSER_CHARS_MAX
+}
+
+const REGISTER_FIELDS = ['version', 'value', 'writeId']
+const ACCEPTED_PAIR_FIELDS = ['ballot', 'register']
+
+function isRegister (value: unknown): boolean {
+  return isRecord(value) && hasExactly(value, REGISTER_FIELDS) && isCounter(value.version) &&
+    (value.value === null || value.value instanceof Uint8Array) && typeof value.writeId === 'string' && value.writeId.length <= WRITE_ID_CHARS_MAX
+}
+
+function isAcceptedPair (value: unknown): boolean {
+  return value === null || (isRecord(value) && hasExactly(value, ACCEPTED_PAIR_FIELDS) && isBallot(value.ballot) && isRegister(value.register))
+}
+
+
+/**
+ * What the schema of a round message refuses in a decoded value (the field and the rule), or
+ * null when it accepts it: the same verdict as the zod schema, without rebuilding the value.
+ */
+function roundMessageProblem (value: Record<string, unknown>): string | null {
+  const fields = ROUND_FIELDS[value.type as string] as readonly string[]
+  if (!hasExactly(value, fields)) return `a ${String(value.type)} is a map of exactly ${fields.join(', ')}`
+  if (!isCounter(value.requestId)) return 'requestId: an integer from 0 to 2^53 - 1'
+  if (!isKey(value.key)) return `key: a string of 1 to ${KEY_BYTES_WIRE_MAX} characters`
+  if (!isBallot(value.ballot)) return `ballot: a counter and a proposer of 1 to ${BALLOT_PROPOSER_CHARS_MAX} characters`
+  switch (value.type) {
+    case 'store.accept':
+      return isRegister(value.register) ? null : `register: exactly a version, a value (bytes or null) and a write id of at most ${WRITE_ID_CHARS_MAX} characters`
+    case 'store.accepted':
+      if (typeof value.ok !== 'boolean') return 'ok: a boolean'
+      return isBallot(value.promised) ? null : 'promised: a ballot'
+    case 'store.promise':
+      if (typeof value.ok !== 'boolean') return 'ok: a boolean'
+      if (!isBallot(value.promised)) return 'promised: a ballot'
+      return isAcceptedPair(value.accepted) ? null : 'accepted: null, or exactly a ballot and a register'
+    default:
+      return null
+  }
+}
+
+function checkRoundMessage<M extends Message> (value: Record<string, unknown>): MessageCheck<M> {
+  const problem = roundMessageProblem(value)
+  return problem === null ? { message: value as unknown as M } : { problem }
+}
+
+/** The store's other messages, which a batch may carry too: zod checks those. */
+const OTHER_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+  [storeForward.type, storeForward.schema], [storeForwardReply.type, storeForwardReply.schema], [storeGcCheck.type, storeGcCheck.schema],
+  [storeGcState.type, storeGcState.schema], [storeErase.type, storeErase.schema]
+])
+
+/** A batch checked message by message: round messages in place, any other store message by its schema (and replaced by zod's result). */
+function checkBatch (value: Record<string, unknown>): MessageCheck<StoreBatch> {
+  if (!hasExactly(value, ['type', 'messages'])) return { problem: 'a store.batch is a map of exactly type and messages' }
+  const messages = value.messages
+  if (!Array.isArray(messages) || messages.length < 2 || messages.length > STORE_BATCH_MESSAGES_MAX) return { problem: `messages: a list of 2 to ${STORE_BATCH_MESSAGES_MAX} messages` }
+  for (let index = 0; index < messages.length; index++) {
+    const inner: unknown = messages[index]
+    if (!isRecord(inner)) return { problem: `messages.${index}: a store message` }
+    const type = inner.type
+    if (typeof type === 'string' && Object.hasOwn(ROUND_FIELDS, type)) {
+      const problem = roundMessageProblem(inner)
+      if (problem !== null) return { problem: `messages.${index}: ${problem}` }
+      continue
+    }
+    const schema = typeof type === 'string' ? OTHER_SCHEMAS.get(type) : undefined
+    if (schema === undefined) return { problem: `messages.${index}.type: a store message type other than store.batch` }
+    let parsed: ReturnType<typeof schema.safeParse>
+    try {
+      parsed = schema.safeParse(inner)
+    } catch {
+      return { problem: `messages.${index}: does not match the schema of ${type}` }
+    }
+    if (!parsed.success) return { problem: `messages.${index}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim() }
+    messages[index] = parsed.data
+  }
+  return { message: value as unknown as StoreBatch }
+}
+
+/** A round message's definition with its direct writer and in-place check. */
+function withFastPaths<M extends Message> (definition: MessageSchema<M>): MessageSchema<M> {
+  return {
+    ...definition,
+    write: (message: M) => writeSingle(message as unknown as StoreMessage),
+    check: (value: Record<string, unknown>) => checkRoundMessage<M>(value)
+  }
 }

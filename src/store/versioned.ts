@@ -12,7 +12,7 @@
  * (`lastWriter`), and the causal dependencies its write carried, for the `causal` level.
  */
 import { z } from 'zod'
-import { assert, bytesEqual, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, isAscii, sha256 } from '../core/index.js'
+import { assert, bytesEqual, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, hasExactly, isAscii, isCounter, isRecord, sha256 } from '../core/index.js'
 import { StoreError } from './errors.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 
@@ -76,10 +76,6 @@ const STAMP_PATTERN = /^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.([0-9A-Za-z_-]+)$/
  */
 export function isVersionNodeId (text: string): boolean {
   return text.length <= NODE_ID_CHARS_MAX && NODE_ID_PATTERN.test(text) && text !== '__proto__'
-}
-
-function isCounter (value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
 }
 
 function compareStrings (a: string, b: string): number {
@@ -498,19 +494,6 @@ function isStamp (value: unknown): boolean {
 
 function isNodeIdValue (value: unknown): boolean {
   return typeof value === 'string' && isVersionNodeId(value)
-}
-
-/** A map as cborg decodes one: a plain object (zod's record and object accept no other). */
-function isRecord (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return false
-  const prototype = Object.getPrototypeOf(value) as unknown
-  return prototype === Object.prototype || prototype === null
-}
-
-/** The object's own keys are exactly `fields` (a strict object with every field required). */
-function hasExactly (value: Record<string, unknown>, fields: readonly string[]): boolean {
-  const keys = Object.keys(value)
-  return keys.length === fields.length && fields.every((field) => Object.hasOwn(value, field) && value[field] !== undefined)
 }
 
 /** A 16-byte digest of the state (first 16 bytes of SHA-256 of encodeVersionedState). */
