@@ -6,7 +6,6 @@
  * Each user keeps `encodeCanonical` as the reference and a property test that both agree; a value
  * outside the shape a writer knows goes to `encodeCanonical`.
  */
-import { isAscii } from './codec.js'
 
 /** RFC 8949 major types, shifted into the initial byte. */
 export const CBOR_MAJOR = Object.freeze({ uint: 0x00, bytes: 0x40, text: 0x60, array: 0x80, map: 0xa0 })
@@ -83,12 +82,18 @@ export class CborWriter {
 
   /** A text string as UTF-8; false for one with a lone surrogate (UTF-8 cannot hold it: the general encoder decides). */
   text (text: string): boolean {
-    if (isAscii(text)) {
-      this.head(CBOR_MAJOR.text, text.length)
-      this.reserve(text.length)
-      for (let index = 0; index < text.length; index++) this.bytes[this.length++] = text.charCodeAt(index)
-      return true
+    // ASCII, the usual case, is written as it is read; at the first other character the writer rewinds.
+    const start = this.length
+    this.head(CBOR_MAJOR.text, text.length)
+    this.reserve(text.length)
+    let index = 0
+    for (; index < text.length; index++) {
+      const code = text.charCodeAt(index)
+      if (code > 0x7f) break
+      this.bytes[this.length++] = code
     }
+    if (index === text.length) return true
+    this.length = start
     if (LONE_SURROGATE.test(text)) return false
     const utf8 = TEXT_ENCODER.encode(text)
     this.head(CBOR_MAJOR.text, utf8.length)

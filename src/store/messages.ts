@@ -205,34 +205,60 @@ const ROUND_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'store.accept': ['type', 'requestId', 'key', 'ballot', 'register'],
   'store.accepted': ['type', 'requestId', 'key', 'ballot', 'ok', 'promised']
 }
-/** A round message's fields in canonical map-key order: by length, then bytewise (all are ASCII). */
-const ROUND_WRITE_ORDER: Readonly<Record<string, readonly string[]>> = Object.fromEntries(Object.entries(ROUND_FIELDS)
-  .map(([type, fields]) => [type, [...fields].sort((a, b) => a.length - b.length || (a < b ? -1 : 1))]))
 
-/** One field of a round message, after its key. */
-function writeRoundField (out: CborWriter, field: string, message: Record<string, unknown>): boolean {
-  switch (field) {
-    case 'ok': out.byte(message.ok === true ? CBOR_TRUE : CBOR_FALSE); return true
-    case 'key': return out.text(message.key as string)
-    case 'type': out.raw(TYPE_TEXT[message.type as string] as Uint8Array); return true
-    case 'ballot': case 'promised': return writeBallot(out, message[field] as Ballot)
-    case 'register': return writeRegister(out, message.register as Register)
-    case 'accepted': return writeAcceptedPair(out, message.accepted as { ballot: Ballot, register: Register } | null)
-    case 'requestId': return out.uint(message.requestId as number)
-    default: return false
-  }
+/** The fields every round message has that sort first: key, type, ballot (after `ok`, where there is one). */
+function writeKeyTypeBallot (out: CborWriter, message: StoreMessage & { key: string, ballot: Ballot }): boolean {
+  out.raw(TEXT.key)
+  if (!out.text(message.key)) return false
+  out.raw(TEXT.type)
+  out.raw(TYPE_TEXT[message.type] as Uint8Array)
+  out.raw(TEXT.ballot)
+  return writeBallot(out, message.ballot)
 }
 
-/** One of the four round messages; false for any other (or a value outside the shape the writer knows). */
+function writeOk (out: CborWriter, ok: boolean): void {
+  out.raw(TEXT.ok)
+  out.byte(ok ? CBOR_TRUE : CBOR_FALSE)
+}
+
+/** The field every round message has that sorts last. */
+function writeRequestId (out: CborWriter, requestId: number): boolean {
+  out.raw(TEXT.requestId)
+  return out.uint(requestId)
+}
+
+/**
+ * One of the four round messages, keys in canonical order (by length, then bytewise: ok, key,
+ * type, ballot, accepted, promised, register, requestId); false for any other message, or a value
+ * outside the shape the writer knows.
+ */
 function writeRoundMessage (out: CborWriter, message: StoreMessage): boolean {
-  const fields = ROUND_WRITE_ORDER[message.type]
-  if (fields === undefined) return false
-  out.head(CBOR_MAJOR.map, fields.length)
-  for (const field of fields) {
-    out.raw(TEXT[field as keyof typeof TEXT])
-    if (!writeRoundField(out, field, message as unknown as Record<string, unknown>)) return false
+  switch (message.type) {
+    case 'store.prepare':
+      out.head(CBOR_MAJOR.map, 4)
+      return writeKeyTypeBallot(out, message) && writeRequestId(out, message.requestId)
+    case 'store.accept':
+      out.head(CBOR_MAJOR.map, 5)
+      if (!writeKeyTypeBallot(out, message)) return false
+      out.raw(TEXT.register)
+      return writeRegister(out, message.register) && writeRequestId(out, message.requestId)
+    case 'store.accepted':
+      out.head(CBOR_MAJOR.map, 6)
+      writeOk(out, message.ok)
+      if (!writeKeyTypeBallot(out, message)) return false
+      out.raw(TEXT.promised)
+      return writeBallot(out, message.promised) && writeRequestId(out, message.requestId)
+    case 'store.promise':
+      out.head(CBOR_MAJOR.map, 7)
+      writeOk(out, message.ok)
+      if (!writeKeyTypeBallot(out, message)) return false
+      out.raw(TEXT.accepted)
+      if (!writeAcceptedPair(out, message.accepted)) return false
+      out.raw(TEXT.promised)
+      return writeBallot(out, message.promised) && writeRequestId(out, message.requestId)
+    default:
+      return false
   }
-  return true
 }
 
 function valueBytes (message: StoreMessage): number {
