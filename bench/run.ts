@@ -13,6 +13,7 @@ import { ledgerBenchmark } from './ledger.js'
 import { membershipBenchmark } from './membership.js'
 import { powBenchmark } from './pow.js'
 import { ringBenchmark } from './ring.js'
+import { storeCodecBenchmark } from './store-codec.js'
 import { transportBenchmark } from './transport.js'
 import { formatTable, type BenchResult } from './util.js'
 
@@ -26,6 +27,7 @@ const benchmarks: Record<string, (progress: (line: string) => void) => Promise<B
   'kv-strong': kvStrongBenchmark,
   kv: kvBenchmark,
   ring: ringBenchmark,
+  'store-codec': storeCodecBenchmark,
   gateway: gatewayBenchmark
 }
 

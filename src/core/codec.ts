@@ -6,6 +6,7 @@
  */
 import { encode as cborEncode, decode as cborDecode, rfc8949EncodeOptions, Token, Type } from 'cborg'
 import { z } from 'zod'
+import { readCbor } from './cbor-reader.js'
 import { CoreError, errorMessage } from './errors.js'
 
 export interface Message {
@@ -98,6 +99,9 @@ export function encodeCanonical (value: unknown): Uint8Array {
 
 /** Strict decode of one CBOR item; trailing bytes, duplicate keys and non-canonical forms fail. */
 export function decodeCanonical (bytes: Uint8Array): unknown {
+  // The usual message takes the direct reader; anything outside its subset, or malformed, goes to cborg.
+  const direct = readCbor(bytes)
+  if (direct !== null) return direct.value
   try {
     return cborDecode(bytes, decodeOptions)
   } catch (error) {
