@@ -9,6 +9,7 @@
  * replicas and gets 2 accepteds back, each of the 3 replicas writes its acceptor record, and
  * messages travel in batches (about 8 a frame under load, from the nodes' frame counters).
  */
+import { isDeepStrictEqual } from 'node:util'
 import { decode as cborDecode } from 'cborg'
 import { MessageRegistry, decodeCanonical, encodeCanonical, type Message } from '../src/core/index.js'
 import { encodeAcceptorRecord, type AcceptorRecord } from '../src/store/acceptor.js'
@@ -97,7 +98,7 @@ export async function storeCodecBenchmark (progress: (line: string) => void): Pr
   // Both paths must agree before either is timed.
   for (const batch of [accepts, accepteds]) {
     if (Buffer.compare(direct.encode(batch), generalEncode(batch)) !== 0) throw new Error('the direct writer and cborg disagree')
-    if (JSON.stringify(decodeCanonical(generalEncode(batch))) !== JSON.stringify(cborDecode(generalEncode(batch), CBORG_STRICT))) throw new Error('the direct reader and cborg disagree')
+    if (!isDeepStrictEqual(decodeCanonical(generalEncode(batch)), cborDecode(generalEncode(batch), CBORG_STRICT))) throw new Error('the direct reader and cborg disagree')
   }
   const rates: Record<string, number> = {}
   for (const benchCase of cases) rate(benchCase.run, WARMUP_MS)

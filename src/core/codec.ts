@@ -21,8 +21,9 @@ export interface MessageSchema<M extends Message = Message> {
   readonly schema: z.ZodType<M>
   /**
    * Fast paths for a hot message, each held by a property test to the two references: `write`
-   * gives exactly `encodeCanonical`'s bytes of the message (or null: the general encoder decides),
-   * `check` gives the schema's verdict on a decoded value without rebuilding it as zod does.
+   * gives exactly `encodeCanonical`'s bytes of a message of the schema's shape (or null: the
+   * general encoder decides), `check` gives the schema's verdict on a decoded value, checking in
+   * place what zod would rebuild (it may still hand parts to zod, and take zod's result for them).
    */
   write? (message: M): Uint8Array | null
   check? (value: Record<string, unknown>): MessageCheck<M>
@@ -167,7 +168,8 @@ export class MessageRegistry {
 
 /**
  * In-place checks of decoded values, for the hand-written `check`s that stand in for zod schemas.
- * A map as cborg decodes one is a plain object (zod's object and record accept no other).
+ * A map as cborg decodes one is a plain object. (zod's object also takes other objects, a
+ * Uint8Array say, and then finds its fields missing: with every field required, the verdicts agree.)
  */
 export function isRecord (value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) return false

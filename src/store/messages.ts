@@ -172,6 +172,7 @@ const TYPE_TEXT: Readonly<Record<string, Uint8Array>> = {
 const WRITTEN_MESSAGE_BYTES = 128
 
 function writeBallot (out: CborWriter, ballot: Ballot): boolean {
+  if (ballot.length !== 2 || typeof ballot[1] !== 'string') return false
   out.head(CBOR_MAJOR.array, 2)
   return out.uint(ballot[0]) && out.text(ballot[1])
 }
@@ -216,9 +217,11 @@ function writeKeyTypeBallot (out: CborWriter, message: StoreMessage & { key: str
   return writeBallot(out, message.ballot)
 }
 
-function writeOk (out: CborWriter, ok: boolean): void {
+function writeOk (out: CborWriter, ok: boolean): boolean {
+  if (typeof ok !== 'boolean') return false
   out.raw(TEXT.ok)
   out.byte(ok ? CBOR_TRUE : CBOR_FALSE)
+  return true
 }
 
 /** The field every round message has that sorts last. */
@@ -230,7 +233,9 @@ function writeRequestId (out: CborWriter, requestId: number): boolean {
 /**
  * One of the four round messages, keys in canonical order (by length, then bytewise: ok, key,
  * type, ballot, accepted, promised, register, requestId); false for any other message, or a value
- * outside the shape the writer knows.
+ * the writer cannot write as cborg would (a number that is not a counter, text with a lone
+ * surrogate, a ballot that is not a pair, an `ok` that is not a boolean). It reads the schema's
+ * fields only: an object with extra fields, which TypeScript's types rule out, would lose them.
  */
 function writeRoundMessage (out: CborWriter, message: StoreMessage): boolean {
   switch (message.type) {
@@ -244,14 +249,12 @@ function writeRoundMessage (out: CborWriter, message: StoreMessage): boolean {
       return writeRegister(out, message.register) && writeRequestId(out, message.requestId)
     case 'store.accepted':
       out.head(CBOR_MAJOR.map, 6)
-      writeOk(out, message.ok)
-      if (!writeKeyTypeBallot(out, message)) return false
+      if (!writeOk(out, message.ok) || !writeKeyTypeBallot(out, message)) return false
       out.raw(TEXT.promised)
       return writeBallot(out, message.promised) && writeRequestId(out, message.requestId)
     case 'store.promise':
       out.head(CBOR_MAJOR.map, 7)
-      writeOk(out, message.ok)
-      if (!writeKeyTypeBallot(out, message)) return false
+      if (!writeOk(out, message.ok) || !writeKeyTypeBallot(out, message)) return false
       out.raw(TEXT.accepted)
       if (!writeAcceptedPair(out, message.accepted)) return false
       out.raw(TEXT.promised)

@@ -104,6 +104,23 @@ describe('the direct CBOR reader', () => {
     assert.deepStrictEqual(readCbor(hex('1b 0020000000000000')), { value: 2n ** 53n }, 'above 2^53 - 1, a bigint, as cborg gives')
   })
 
+  it('reads long heads and deep nesting as cborg does, or steps aside', () => {
+    // 2-, 4-byte lengths (text of 300 and 70 000 bytes, bytes of 70 000), long arrays and maps.
+    for (const input of [
+      'a'.repeat(300), 'b'.repeat(70_000), new Uint8Array(70_000).fill(5), Array.from({ length: 300 }, (_, index) => index),
+      Object.fromEntries(Array.from({ length: 300 }, (_, index) => [`k${index}`, index])), 'é'.repeat(40) + 'a'.repeat(300)
+    ]) same(encodeCanonical(input))
+    assert.ok(readCbor(encodeCanonical('a'.repeat(70_000))) !== null, 'long ASCII text is read directly')
+    // Nesting beyond the reader's depth goes to cborg, and either way the value is cborg's.
+    let deep: unknown = 1
+    for (let level = 0; level < 100; level++) deep = level % 2 === 0 ? [deep] : { a: deep }
+    same(encodeCanonical(deep))
+    assert.equal(readCbor(encodeCanonical(deep)), null)
+    let shallow: unknown = 1
+    for (let level = 0; level < 30; level++) shallow = [shallow]
+    assert.ok(readCbor(encodeCanonical(shallow)) !== null)
+  })
+
   it('gives byte strings as copies: a value never aliases the input', () => {
     const bytes = encodeCanonical({ value: Uint8Array.from([1, 2, 3]) })
     const read = readCbor(bytes)?.value as { value: Uint8Array }
