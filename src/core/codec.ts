@@ -147,7 +147,13 @@ export class MessageRegistry {
     const definition = this.definitions.get(type)
     if (definition === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, { type: type.slice(0, 64) })
     if (definition.check !== undefined) {
-      const checked = definition.check(value as Record<string, unknown>)
+      let checked: MessageCheck<Message>
+      try {
+        checked = definition.check(value as Record<string, unknown>)
+      } catch (error) {
+        // A check that throws (a bug) refuses the message, as zod's throws do: bytes from a peer never crash a node.
+        throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${errorMessage(error)}`, { type })
+      }
       if ('problem' in checked) throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${checked.problem}`, { type })
       return checked.message
     }

@@ -81,6 +81,18 @@ describe('message registry', () => {
     assert.throws(() => listed.decode(encodeCanonical({ type: 'sample.list', items: new Uint8Array([1, 2]) })), isCode('CORE_SCHEMA_MISMATCH'))
   })
 
+  it('uses a message\'s own check and writer, and refuses with a CoreError when the check throws', () => {
+    const checked = new MessageRegistry([{
+      ...sample,
+      write: () => Uint8Array.of(0xa0),
+      check: (value) => value.key === 'boom' ? (() => { throw new TypeError('boom') })() : value.key === 'bad' ? { problem: 'key: not bad' } : { message: value as unknown as typeof good }
+    }])
+    assert.deepEqual([...checked.encode(good)], [0xa0], 'the writer\'s bytes')
+    assert.equal(checked.decode(encodeCanonical(good)).type, 'sample.put')
+    assert.throws(() => checked.decode(encodeCanonical({ ...good, key: 'bad' })), (error: unknown) => isCode('CORE_SCHEMA_MISMATCH')(error) && /key: not bad/.test((error as Error).message))
+    assert.throws(() => checked.decode(encodeCanonical({ ...good, key: 'boom' })), isCode('CORE_SCHEMA_MISMATCH'))
+  })
+
   it('never throws anything but a CoreError on arbitrary bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), (bytes) => {
       try {
