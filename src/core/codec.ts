@@ -146,30 +146,33 @@ export class MessageRegistry {
     if (typeof type !== 'string') throw new CoreError('CORE_SCHEMA_MISMATCH', 'a message has a string field "type"')
     const definition = this.definitions.get(type)
     if (definition === undefined) throw new CoreError('CORE_UNKNOWN_MESSAGE_TYPE', `unknown message type ${JSON.stringify(type.slice(0, 64))}`, { type: type.slice(0, 64) })
-    if (definition.check !== undefined) {
-      let checked: MessageCheck<Message>
-      try {
-        checked = definition.check(value as Record<string, unknown>)
-      } catch (error) {
-        // A check that throws (a bug) refuses the message, as zod's throws do: bytes from a peer never crash a node.
-        throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${errorMessage(error)}`, { type })
-      }
-      if ('problem' in checked) throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${checked.problem}`, { type })
-      return checked.message
-    }
-    let parsed: ReturnType<typeof definition.schema.safeParse>
+    let checked: MessageCheck<Message>
     try {
-      parsed = definition.schema.safeParse(value)
+      checked = definition.check !== undefined ? definition.check(value as Record<string, unknown>) : parseMessage(definition.schema, value)
     } catch (error) {
-      // zod can throw instead of reporting: `readonly()` freezes a byte string where a list was expected (TypeError).
-      throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${errorMessage(error)}`, { type })
+      // A check that throws (a bug) refuses the message, as zod's throws do: bytes from a peer never crash a node.
+      checked = { problem: errorMessage(error) }
     }
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]
-      throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim(), { type })
-    }
-    return parsed.data
+    if ('problem' in checked) throw new CoreError('CORE_SCHEMA_MISMATCH', `message ${type} does not match its schema: ${checked.problem}`, { type })
+    return checked.message
   }
+}
+
+/**
+ * zod's verdict on a decoded value: the message zod made of it, or its first issue (the path and
+ * the rule). zod can throw instead of reporting (`readonly()` freezes a byte string where a list
+ * was expected: a TypeError); that is a refusal too.
+ */
+export function parseMessage<M extends Message> (schema: z.ZodType<M>, value: unknown): MessageCheck<M> {
+  let parsed: ReturnType<typeof schema.safeParse>
+  try {
+    parsed = schema.safeParse(value)
+  } catch (error) {
+    return { problem: errorMessage(error) }
+  }
+  if (parsed.success) return { message: parsed.data }
+  const issue = parsed.error.issues[0]
+  return { problem: `${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`.trim() }
 }
 
 /**

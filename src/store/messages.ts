@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import {
-  bytesField, CBOR_FALSE, CBOR_MAJOR, CBOR_NULL, CBOR_TRUE, cborText, CborWriter, defineMessage, hasExactly, isCounter, isRecord,
+  bytesField, CBOR_FALSE, CBOR_MAJOR, CBOR_NULL, CBOR_TRUE, cborText, CborWriter, defineMessage, hasExactly, isCounter, isRecord, parseMessage,
   type Message, type MessageCheck, type MessageOf, type MessageSchema
 } from '../core/index.js'
 
@@ -309,6 +309,7 @@ function isBallot (value: unknown): boolean {
 }
 
 const REGISTER_FIELDS = ['version', 'value', 'writeId']
+const BATCH_FIELDS = ['type', 'messages']
 const ACCEPTED_PAIR_FIELDS = ['ballot', 'register']
 
 function isRegister (value: unknown): boolean {
@@ -319,7 +320,6 @@ function isRegister (value: unknown): boolean {
 function isAcceptedPair (value: unknown): boolean {
   return value === null || (isRecord(value) && hasExactly(value, ACCEPTED_PAIR_FIELDS) && isBallot(value.ballot) && isRegister(value.register))
 }
-
 
 /**
  * What the schema of a round message refuses in a decoded value (the field and the rule), or
@@ -352,14 +352,14 @@ function checkRoundMessage<M extends Message> (value: Record<string, unknown>): 
 }
 
 /** The store's other messages, which a batch may carry too: zod checks those. */
-const OTHER_SCHEMAS: ReadonlyMap<string, z.ZodType> = new Map<string, z.ZodType>([
+const OTHER_SCHEMAS: ReadonlyMap<string, z.ZodType<Message>> = new Map<string, z.ZodType<Message>>([
   [storeForward.type, storeForward.schema], [storeForwardReply.type, storeForwardReply.schema], [storeGcCheck.type, storeGcCheck.schema],
   [storeGcState.type, storeGcState.schema], [storeErase.type, storeErase.schema]
 ])
 
 /** A batch checked message by message: round messages in place, any other store message by its schema (and replaced by zod's result). */
 function checkBatch (value: Record<string, unknown>): MessageCheck<StoreBatch> {
-  if (!hasExactly(value, ['type', 'messages'])) return { problem: 'a store.batch is a map of exactly type and messages' }
+  if (!hasExactly(value, BATCH_FIELDS)) return { problem: 'a store.batch is a map of exactly type and messages' }
   const messages = value.messages
   if (!Array.isArray(messages) || messages.length < 2 || messages.length > STORE_BATCH_MESSAGES_MAX) return { problem: `messages: a list of 2 to ${STORE_BATCH_MESSAGES_MAX} messages` }
   for (let index = 0; index < messages.length; index++) {
@@ -373,14 +373,9 @@ function checkBatch (value: Record<string, unknown>): MessageCheck<StoreBatch> {
     }
     const schema = typeof type === 'string' ? OTHER_SCHEMAS.get(type) : undefined
     if (schema === undefined) return { problem: `messages.${index}.type: a store message type other than store.batch` }
-    let parsed: ReturnType<typeof schema.safeParse>
-    try {
-      parsed = schema.safeParse(inner)
-    } catch {
-      return { problem: `messages.${index}: does not match the schema of ${type}` }
-    }
-    if (!parsed.success) return { problem: `messages.${index}: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim() }
-    messages[index] = parsed.data
+    const parsed = parseMessage(schema, inner)
+    if ('problem' in parsed) return { problem: `messages.${index}: ${parsed.problem}` }
+    messages[index] = parsed.message
   }
   return { message: value as unknown as StoreBatch }
 }
