@@ -10,6 +10,14 @@
  *   `POST /v3/kv/put` and `POST /v3/kv/range` (linearizable, etcd's default), again round-robin
  *   over the three members. The gateway prefix (/v3, /v3beta, /v3alpha) is probed first.
  *
+ * Both clusters stay up through the put rounds, which alternate the order (`runRounds`): the
+ * host's speed drifts by 10% and more within minutes, and a comparison of one Synod phase with one
+ * etcd phase minutes later measured that drift as much as the systems. While one system is
+ * measured the other is paused (SIGSTOP, then SIGCONT and a re-warm before its next phase), so
+ * neither takes CPU from the other: an idle Synod cluster used about 0.15 cores, etcd 0.03. The
+ * rounds are pooled (operations and time summed, latencies together) for the targets; each round's
+ * ratio is shown.
+ *
  * One load generator for both (a per-system adapter builds each request and judges each answer):
  * 64 closed-loop workers (`SYNOD_BENCH_CLIENTS`) over undici keep-alive pools (one per target, a connection per worker), keys
  * drawn uniformly from a fixed space of 10 000 keys with 100-byte values (fixed per key, so a get
@@ -78,14 +86,22 @@ export const WARMUP_RULE = WARMUP_FIXED_MS !== null
  * it: its fixed length when one is set; else when the last window is at most (1 + WARMUP_RISE_MIN)
  * x the one before it, or at WARMUP_MAX_MS.
  */
-export function warmedUp (rates: readonly number[], elapsedMs: number): boolean {
-  if (WARMUP_FIXED_MS !== null) return elapsedMs >= WARMUP_FIXED_MS - TIMER_SLACK_MS
+export function warmedUp (rates: readonly number[], elapsedMs: number, fixedMs: number | null = WARMUP_FIXED_MS): boolean {
+  if (fixedMs !== null) return elapsedMs >= fixedMs - TIMER_SLACK_MS
   if (elapsedMs >= WARMUP_MAX_MS - TIMER_SLACK_MS) return true
   const last = rates[rates.length - 1]
   const before = rates[rates.length - 2]
   // At most (not under): two windows without a single success are as warm as they will get.
   return last !== undefined && before !== undefined && last <= before * (1 + WARMUP_RISE_MIN)
 }
+
+/** Interleaved put rounds per system (`SYNOD_BENCH_ROUNDS`, default 3). */
+export const ROUNDS = (() => {
+  const rounds = Number(process.env.SYNOD_BENCH_ROUNDS ?? 3)
+  return Number.isInteger(rounds) && rounds > 0 ? rounds : 3
+})()
+/** The re-warm before a system's later rounds, after it sat idle through the other system's phase (never longer than a fixed warm-up). */
+export const REWARM_MS = WARMUP_FIXED_MS === null ? 10_000 : Math.min(10_000, WARMUP_FIXED_MS)
 
 /** A request that has no answer by then counts as a network error. */
 const REQUEST_TIMEOUT_MS = 10_000
@@ -136,7 +152,30 @@ async function stopChild (child: ChildProcess, graceMs: number): Promise<void> {
   liveChildren.delete(child)
 }
 
+/** Processes of the idle system, paused (SIGSTOP) while the other one is measured. */
+const pausedPids = new Set<number>()
+
+function signalAll (pids: Iterable<number>, signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try { process.kill(pid, signal) } catch {}
+  }
+}
+
+/** Pauses `pids` (SIGSTOP): they take no CPU until `resume`. */
+function pause (pids: readonly number[]): void {
+  signalAll(pids, 'SIGSTOP')
+  for (const pid of pids) pausedPids.add(pid)
+}
+
+/** Resumes paused processes (SIGCONT), before they are used or stopped (a stopped process does not act on SIGTERM). */
+function resume (pids: Iterable<number> = [...pausedPids]): void {
+  const list = [...pids]
+  signalAll(list, 'SIGCONT')
+  for (const pid of list) pausedPids.delete(pid)
+}
+
 async function stopEverything (): Promise<void> {
+  resume()
   await Promise.all([...[...liveChildren].map(async (child) => { await stopChild(child, ETCD_STOP_GRACE_MS) }), stopAllUpRuns()])
   removeTempDirs()
 }
@@ -193,6 +232,19 @@ export interface PhaseFigures {
   serverCores: number
   clientCpuUsPerOp: number
   foreignCores: number
+  /** CPU of the other system's processes during the window, in cores: paused (SIGSTOP) in the interleaved rounds, so about 0. */
+  otherSystemCores: number
+  /** The interleaved round (1, 2, ...) of a put phase in the kv-strong bench. */
+  round?: number
+}
+
+export interface PhaseOptions {
+  /** A fixed warm-up (ms) instead of the bench's warm-up setting (`WARMUP_FIXED_MS`, or the rule when null). */
+  warmupFixedMs?: number | null
+  /** The other system's processes, idle during this phase: their CPU is reported apart, not as foreign. */
+  otherPids?: readonly number[]
+  /** Receives the latency (ms) of every successful operation of the measured window. */
+  latencySink?: number[]
 }
 
 function networkLabel (error: unknown): string {
@@ -204,17 +256,20 @@ function networkLabel (error: unknown): string {
  * One phase: CLIENTS closed-loop workers issue `op` on keys from `pickKey` for the warm-up, then the
  * measured window; `onSuccess` hears of every successful operation (warm-up included).
  */
-async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () => number, onSuccess: (key: number) => void): Promise<PhaseFigures> {
+async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () => number, onSuccess: (key: number) => void, options: PhaseOptions = {}): Promise<PhaseFigures> {
   const latencies: number[] = []
+  const fixedWarmupMs = options.warmupFixedMs === undefined ? WARMUP_FIXED_MS : options.warmupFixedMs
+  const otherPids = options.otherPids ?? []
   const errorsBy: Record<string, number> = {}
   const warmupErrorsBy: Record<string, number> = {}
   let measuring = false
   let stopped = false
   let next = 0
   const serversCpu = (): number => adapter.serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
-  const benchCpu = (): number => serversCpu() + adapter.helperPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) + ownCpuSeconds()
-  interface Mark { at: number, servers: number, client: number, bench: number, machine: number }
-  const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), bench: benchCpu(), machine: machineBusySeconds() })
+  const otherCpu = (): number => otherPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+  const benchCpu = (): number => serversCpu() + adapter.helperPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) + ownCpuSeconds() + otherCpu()
+  interface Mark { at: number, servers: number, client: number, other: number, bench: number, machine: number }
+  const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), other: otherCpu(), bench: benchCpu(), machine: machineBusySeconds() })
   let startMark: Mark | undefined
   let endMark: Mark | undefined
   // One timer at a time: the next warm-up window's end, then the measured window's.
@@ -225,14 +280,14 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   let windowSuccesses = 0
   let windowStart = warmupStart
   /** The next window: WARMUP_WINDOW_MS, or what is left of a fixed warm-up or of WARMUP_MAX_MS. */
-  const nextWindowMs = (elapsedMs: number): number => Math.max(0, Math.min(WARMUP_WINDOW_MS, (WARMUP_FIXED_MS ?? WARMUP_MAX_MS) - elapsedMs))
+  const nextWindowMs = (elapsedMs: number): number => Math.max(0, Math.min(WARMUP_WINDOW_MS, (fixedWarmupMs ?? WARMUP_MAX_MS) - elapsedMs))
   const endWindow = (): void => {
     const now = performance.now()
     // A window shorter than this (the end of a fixed warm-up, or none) has no meaningful rate.
     if (now - windowStart >= 100) warmupRates.push(windowSuccesses * 1000 / (now - windowStart))
     windowSuccesses = 0
     windowStart = now
-    if (!warmedUp(warmupRates, now - warmupStart)) {
+    if (!warmedUp(warmupRates, now - warmupStart, fixedWarmupMs)) {
       timer = setTimeout(endWindow, nextWindowMs(now - warmupStart))
       return
     }
@@ -283,6 +338,7 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const ops = latencies.length
   const errors = Object.values(errorsBy).reduce((sum, value) => sum + value, 0)
   const foreignCores = Math.max(0, (end.machine - begin.machine) - (end.bench - begin.bench)) / seconds
+  if (options.latencySink !== undefined) for (const latency of latencies) options.latencySink.push(latency)
   return {
     system: adapter.system,
     op,
@@ -301,7 +357,8 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
     serverCpuUsPerOp: ops === 0 ? Number.NaN : (end.servers - begin.servers) * 1e6 / ops,
     serverCores: (end.servers - begin.servers) / seconds,
     clientCpuUsPerOp: ops === 0 ? Number.NaN : (end.client - begin.client) * 1e6 / ops,
-    foreignCores
+    foreignCores,
+    otherSystemCores: (end.other - begin.other) / seconds
   }
 }
 
@@ -314,28 +371,49 @@ export interface SystemRun {
   phases: PhaseFigures[]
 }
 
-/** The put phase over the whole key space, then the get phase over the keys it wrote. */
-async function runLoad (adapter: Adapter, progress: (line: string) => void): Promise<{ phases: PhaseFigures[], reason?: string }> {
-  const pools = adapter.origins.map((origin) => new Pool(origin, {
+/** One keep-alive pool per origin, a connection per closed-loop client. */
+function openPools (adapter: Adapter): Pool[] {
+  return adapter.origins.map((origin) => new Pool(origin, {
     connections: CLIENTS,
     pipelining: 1,
     keepAliveTimeout: 60_000,
     headersTimeout: REQUEST_TIMEOUT_MS,
     bodyTimeout: REQUEST_TIMEOUT_MS
   }))
+}
+
+/** The keys a system's put phases wrote, for its get phase. */
+class WrittenKeys {
+  private readonly flags = new Uint8Array(KEYS)
+  readonly keys: number[] = []
+  readonly add = (key: number): void => {
+    if (this.flags[key] === 0) { this.flags[key] = 1; this.keys.push(key) }
+  }
+}
+
+const uniformKey = (): number => Math.floor(Math.random() * KEYS)
+
+async function putPhase (adapter: Adapter, pools: Pool[], written: WrittenKeys, options?: PhaseOptions): Promise<PhaseFigures> {
+  return await runPhase(adapter, pools, 'put', uniformKey, written.add, options)
+}
+
+async function getPhase (adapter: Adapter, pools: Pool[], written: WrittenKeys, options?: PhaseOptions): Promise<PhaseFigures> {
+  return await runPhase(adapter, pools, 'get', () => written.keys[Math.floor(Math.random() * written.keys.length)] as number, () => {}, options)
+}
+
+/** The put phase over the whole key space, then the get phase over the keys it wrote. */
+async function runLoad (adapter: Adapter, progress: (line: string) => void): Promise<{ phases: PhaseFigures[], reason?: string }> {
+  const pools = openPools(adapter)
   const phases: PhaseFigures[] = []
   try {
-    const written = new Uint8Array(KEYS)
-    const writtenKeys: number[] = []
+    const written = new WrittenKeys()
     progress(`${adapter.system}: put, ${CLIENTS} clients, ${WARMUP_RULE} + ${MEASURE_MS / 1000} s over ${adapter.origins.length} targets`)
-    const put = await runPhase(adapter, pools, 'put', () => Math.floor(Math.random() * KEYS), (key) => {
-      if (written[key] === 0) { written[key] = 1; writtenKeys.push(key) }
-    })
+    const put = await putPhase(adapter, pools, written)
     phases.push(put)
-    progress(describePhase(put) + `; ${writtenKeys.length} distinct keys written`)
-    if (writtenKeys.length === 0) return { phases, reason: `${adapter.system}: no put succeeded, so no get phase` }
-    progress(`${adapter.system}: get over the ${writtenKeys.length} keys written`)
-    const get = await runPhase(adapter, pools, 'get', () => writtenKeys[Math.floor(Math.random() * writtenKeys.length)] as number, () => {})
+    progress(describePhase(put) + `; ${written.keys.length} distinct keys written`)
+    if (written.keys.length === 0) return { phases, reason: `${adapter.system}: no put succeeded, so no get phase` }
+    progress(`${adapter.system}: get over the ${written.keys.length} keys written`)
+    const get = await getPhase(adapter, pools, written)
     phases.push(get)
     progress(describePhase(get))
     return { phases }
@@ -353,7 +431,7 @@ function describePhase (phase: PhaseFigures): string {
   const warmup = phase.warmupRates.length === 0 ? 'no warm-up' : `warm after ${(phase.warmupMs / 1000).toFixed(0)} s (windows: ${phase.warmupRates.map((rate) => rate.toFixed(0)).join(', ')} ops/s)`
   return `${phase.system} ${phase.op}: ${warmup}; ${phase.opsPerSecond.toFixed(0)} ops/s, p50 ${fixed(phase.p50, 2)} ms, p99 ${fixed(phase.p99, 2)} ms (max ${fixed(phase.max, 1)}); ` +
     `${phase.errors} errors${errors === '' ? '' : ` (${errors})`}; servers ${fixed(phase.serverCpuUsPerOp, 0)} us CPU/op (${phase.serverCores.toFixed(2)} cores), ` +
-    `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`
+    `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; ${phase.otherSystemCores > 0 ? `the other system, paused, ${phase.otherSystemCores.toFixed(2)} cores; ` : ''}other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,11 +512,27 @@ function synodAdapter (origins: string[], serverPids: number[], helperPids: numb
   }
 }
 
-/** A Synod cluster measured at each of `levels` in turn (one put phase and one get phase per level). */
-export async function runSynod (progress: (line: string) => void, levels: readonly SynodLevel[] = ['strong']): Promise<SystemRun> {
+/** A system's cluster, up: what the load needs, and how to take it down. */
+interface StartedSystem {
+  run: SystemRun
+  /** The adapter for a Synod level (etcd has one level: its own). Absent when the system is not available. */
+  adapter?: (level: SynodLevel) => Adapter
+  /** Every process of the cluster (servers and helpers), for the other system's idle accounting. */
+  pids: number[]
+  stop: () => Promise<void>
+}
+
+/** Starts a 3-node Synod cluster and probes its store API; `run.available` says whether it can be measured. */
+async function startSynod (progress: (line: string) => void): Promise<StartedSystem> {
   const run: SystemRun = { system: 'synod', available: false, info: {}, phases: [] }
   const dataDir = makeTempDir('synod-bench-kv-')
   let up: UpRun | undefined
+  const stop = async (): Promise<void> => {
+    if (up !== undefined) await up.stop()
+    up = undefined
+    rmSync(dataDir, { recursive: true, force: true })
+    tempDirs.delete(dataDir)
+  }
   try {
     const basePort = await freeBasePort(NODES)
     progress(`synod: starting ${NODES} nodes (synod up --nodes ${NODES} --consensus none --base-port ${basePort})`)
@@ -449,6 +543,7 @@ export async function runSynod (progress: (line: string) => void, levels: readon
     const origins = printed.length === NODES ? printed : Array.from({ length: NODES }, (_, index) => `http://127.0.0.1:${basePort + 100 + index}`)
     const serverPids = (await Promise.all(origins.map(async (api) => (await getJson<{ pid?: number }>(`${api}/v1/status`))?.pid ?? 0))).filter((pid) => pid > 0)
     const upPid = parentPid(serverPids[0] ?? 0)
+    const helperPids = upPid > 1 ? [upPid] : []
     run.info = { origins, serverPids, upPid }
 
     // Is there a store API? A probe put and get on node 0 decide.
@@ -460,11 +555,11 @@ export async function runSynod (progress: (line: string) => void, levels: readon
       put = await call(probeUrl, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: probeValue })
     } catch (error) {
       run.reason = `Synod store API not available: PUT ${probeUrl} failed: ${describeError(error)}`
-      return run
+      return { run, pids: [], stop }
     }
     if (put.status !== 200) {
       run.reason = `Synod store API not available: PUT ${probeUrl} answered ${put.status} ${put.text.slice(0, 200)}`
-      return run
+      return { run, pids: [], stop }
     }
     const get = await fetch(probeUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then(async (response) => ({ status: response.status, body: Buffer.from(await response.arrayBuffer()), version: response.headers.get('synod-version') }), (error: unknown) => ({ status: 0, body: Buffer.from(describeError(error)), version: null }))
     // A get that fails here still gets its phase: its errors then show in the table.
@@ -482,21 +577,31 @@ export async function runSynod (progress: (line: string) => void, levels: readon
     }
     progress(`synod: store API answers (probe put ${put.text.slice(0, 60)}${getProblem === null ? `, get version ${get.version ?? 'none'}` : ''}); nodes ${origins.join(' ')}`)
     run.available = true
+    return { run, adapter: (level) => synodAdapter(origins, serverPids, helperPids, ring, level), pids: [...serverPids, ...helperPids], stop }
+  } catch (error) {
+    run.available = false
+    run.reason = `Synod cluster not measured: ${describeError(error)}${up === undefined ? '' : `\n${tail(up.output())}`}`
+    return { run, pids: [], stop }
+  }
+}
+
+/** A Synod cluster measured at each of `levels` in turn (one put phase and one get phase per level). */
+export async function runSynod (progress: (line: string) => void, levels: readonly SynodLevel[] = ['strong']): Promise<SystemRun> {
+  const started = await startSynod(progress)
+  const { run } = started
+  try {
     for (const level of levels) {
-      if (interrupted) break
-      const load = await runLoad(synodAdapter(origins, serverPids, upPid > 1 ? [upPid] : [], ring, level), progress)
+      if (interrupted || started.adapter === undefined) break
+      const load = await runLoad(started.adapter(level), progress)
       run.phases.push(...load.phases.map((phase) => ({ ...phase, level })))
       if (load.reason !== undefined) run.reason = load.reason
     }
     return run
   } catch (error) {
-    run.available = false
-    run.reason = `Synod cluster not measured: ${describeError(error)}${up === undefined ? '' : `\n${tail(up.output())}`}`
+    run.reason = `Synod cluster not measured: ${describeError(error)}`
     return run
   } finally {
-    if (up !== undefined) await up.stop()
-    rmSync(dataDir, { recursive: true, force: true })
-    tempDirs.delete(dataDir)
+    await started.stop()
   }
 }
 
@@ -544,19 +649,29 @@ function etcdAdapter (origins: string[], prefix: string, serverPids: number[]): 
   }
 }
 
-async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
+/** Starts a 3-member etcd cluster (installing etcd when missing) and finds its JSON gateway; `run.available` says whether it can be measured. */
+async function startEtcd (progress: (line: string) => void): Promise<StartedSystem> {
   const run: SystemRun = { system: 'etcd', available: false, info: {}, phases: [] }
-  if (interrupted) return { ...run, reason: 'etcd not measured: interrupted' }
+  const members: EtcdMember[] = []
+  let dir: string | null = null
+  const stop = async (): Promise<void> => {
+    await Promise.all(members.map(async (member) => { await stopChild(member.process, ETCD_STOP_GRACE_MS) }))
+    if (dir !== null) {
+      rmSync(dir, { recursive: true, force: true })
+      tempDirs.delete(dir)
+    }
+  }
+  if (interrupted) return { run: { ...run, reason: 'etcd not measured: interrupted' }, pids: [], stop }
   const binary = await findOrInstallEtcd(progress)
   if ('reason' in binary) {
     run.reason = `etcd not available: ${binary.reason}`
-    return run
+    return { run, pids: [], stop }
   }
   const version = await runCommand(binary.path, ['--version'], 10_000)
   const versionText = /etcd Version:\s*(\S+)/.exec(version.output)?.[1] ?? version.output.trim().split('\n')[0] ?? 'unknown'
   run.info = { binary: binary.path, version: versionText }
-  const dir = makeTempDir('synod-bench-etcd-')
-  const members: EtcdMember[] = []
+  const clusterDir = makeTempDir('synod-bench-etcd-')
+  dir = clusterDir
   try {
     // Peer ports base..base+2, client ports base+100..base+102, below the ephemeral range.
     const basePort = await freeBasePort(NODES)
@@ -564,12 +679,12 @@ async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
       name: `m${index}`,
       client: `http://127.0.0.1:${basePort + 100 + index}`,
       peer: `http://127.0.0.1:${basePort + index}`,
-      dataDir: join(dir, `m${index}`),
-      log: join(dir, `m${index}.log`)
+      dataDir: join(clusterDir, `m${index}`),
+      log: join(clusterDir, `m${index}.log`)
     }))
     const initialCluster = specs.map((spec) => `${spec.name}=${spec.peer}`).join(',')
     const token = `synod-bench-${randomBytes(4).toString('hex')}`
-    progress(`etcd ${versionText}: starting ${NODES} members (clients ${specs.map((spec) => spec.client).join(' ')}; data and logs in ${dir})`)
+    progress(`etcd ${versionText}: starting ${NODES} members (clients ${specs.map((spec) => spec.client).join(' ')}; data and logs in ${clusterDir})`)
     for (const spec of specs) {
       if (interrupted) throw new Error('interrupted')
       const child = spawn(binary.path, [
@@ -616,18 +731,11 @@ async function runEtcd (progress: (line: string) => void): Promise<SystemRun> {
     run.info = { ...run.info, gatewayPrefix: prefix, clients: members.map((member) => member.client), pids }
     progress(`etcd: healthy; JSON gateway at ${prefix}/`)
     run.available = true
-    const load = await runLoad(etcdAdapter(members.map((member) => member.client), prefix, pids), progress)
-    run.phases = load.phases
-    if (load.reason !== undefined) run.reason = load.reason
-    return run
+    const adapter = etcdAdapter(members.map((member) => member.client), prefix, pids)
+    return { run, adapter: () => adapter, pids, stop }
   } catch (error) {
-    run.available = run.phases.length > 0
     run.reason = `etcd not available: ${describeError(error)}`
-    return run
-  } finally {
-    await Promise.all(members.map(async (member) => { await stopChild(member.process, ETCD_STOP_GRACE_MS) }))
-    rmSync(dir, { recursive: true, force: true })
-    tempDirs.delete(dir)
+    return { run, pids: [], stop }
   }
 }
 
@@ -642,22 +750,128 @@ export async function withCleanup<T> (work: () => Promise<T>): Promise<T> {
     interrupt: () => { interrupted = true },
     stopAll: stopEverything,
     killNow: () => {
+      resume()
       for (const child of liveChildren) child.kill('SIGKILL')
       removeTempDirs()
     }
   }, work)
 }
 
+/** A system in the interleaved rounds: its cluster, its load, and what was measured. */
+interface Contender {
+  started: StartedSystem
+  adapter: Adapter
+  pools: Pool[]
+  written: WrittenKeys
+  /** Every measured put latency, all rounds. */
+  putLatencies: number[]
+  puts: PhaseFigures[]
+}
+
+/** A system's put rounds taken together: operations and time summed, latencies pooled. */
+export interface PooledPuts {
+  system: string
+  rounds: number
+  ops: number
+  opsPerSecond: number
+  p50: number
+  p99: number
+  serverCpuUsPerOp: number
+  clientCpuUsPerOp: number
+  foreignCoresMax: number
+}
+
+function poolPuts (contender: Contender): PooledPuts {
+  const { puts } = contender
+  const ops = puts.reduce((sum, phase) => sum + phase.ops, 0)
+  const seconds = puts.reduce((sum, phase) => sum + phase.windowMs, 0) / 1000
+  const perOp = (field: 'serverCpuUsPerOp' | 'clientCpuUsPerOp'): number => ops === 0 ? Number.NaN : puts.reduce((sum, phase) => sum + (phase.ops === 0 ? 0 : phase[field] * phase.ops), 0) / ops
+  return {
+    system: contender.adapter.system,
+    rounds: puts.length,
+    ops,
+    opsPerSecond: seconds === 0 ? 0 : ops / seconds,
+    p50: percentile(contender.putLatencies, 50),
+    p99: percentile(contender.putLatencies, 99),
+    serverCpuUsPerOp: perOp('serverCpuUsPerOp'),
+    clientCpuUsPerOp: perOp('clientCpuUsPerOp'),
+    foreignCoresMax: puts.reduce((max, phase) => Math.max(max, phase.foreignCores), 0)
+  }
+}
+
+/**
+ * The put rounds, both clusters up: round 1 runs Synod then etcd, round 2 etcd then Synod, and so
+ * on, so a drift in the host's speed (this machine's rates moved 10-60% within an hour) weighs on
+ * both systems alike instead of on whichever ran second. The system not measured is paused. A
+ * system's first round has the full warm-up; its later ones a re-warm (REWARM_MS) after the pause,
+ * in which its timers catch up (an etcd election, say). Then one get phase each.
+ */
+async function runRounds (contenders: Contender[], progress: (line: string) => void): Promise<void> {
+  for (let round = 1; round <= ROUNDS && !interrupted; round++) {
+    const order = round % 2 === 1 ? contenders : [...contenders].reverse()
+    for (const contender of order) {
+      if (interrupted) break
+      const first = contender.puts.length === 0
+      const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
+      resume(contender.started.pids)
+      pause(otherPids)
+      progress(`${contender.adapter.system}: put, round ${round} of ${ROUNDS}, ${CLIENTS} clients, ${first ? WARMUP_RULE : `${REWARM_MS / 1000} s re-warm`} + ${MEASURE_MS / 1000} s`)
+      const put = await putPhase(contender.adapter, contender.pools, contender.written, { otherPids, latencySink: contender.putLatencies, ...(first ? {} : { warmupFixedMs: REWARM_MS }) })
+      put.round = round
+      contender.puts.push(put)
+      contender.started.run.phases.push(put)
+      progress(describePhase(put) + `; ${contender.written.keys.length} distinct keys written so far`)
+    }
+  }
+  for (const contender of contenders) {
+    if (interrupted) break
+    if (contender.written.keys.length === 0) {
+      contender.started.run.reason = `${contender.adapter.system}: no put succeeded, so no get phase`
+      continue
+    }
+    const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
+    resume(contender.started.pids)
+    pause(otherPids)
+    progress(`${contender.adapter.system}: get over the ${contender.written.keys.length} keys written`)
+    const get = await getPhase(contender.adapter, contender.pools, contender.written, { otherPids })
+    contender.started.run.phases.push(get)
+    progress(describePhase(get))
+  }
+}
+
 export async function kvStrongBenchmark (progress: (line: string) => void): Promise<BenchResult> {
-  const { synod, etcd } = await withCleanup(async () => {
-    const synod = await runSynod(progress)
-    if (!synod.available && synod.reason !== undefined) progress(synod.reason)
-    const etcd = await runEtcd(progress)
-    if (etcd.reason !== undefined) progress(etcd.reason)
-    return { synod, etcd }
+  const { synod, etcd, pooled } = await withCleanup(async () => {
+    const started: StartedSystem[] = []
+    const contenders: Contender[] = []
+    try {
+      for (const start of [startSynod, startEtcd]) {
+        if (interrupted) break
+        const system = await start(progress)
+        started.push(system)
+        if (system.run.reason !== undefined) progress(system.run.reason)
+        if (system.run.available && system.adapter !== undefined) {
+          const adapter = system.adapter('strong')
+          contenders.push({ started: system, adapter, pools: openPools(adapter), written: new WrittenKeys(), putLatencies: [], puts: [] })
+        }
+      }
+      await runRounds(contenders, progress)
+      const none = (system: string): SystemRun => ({ system, available: false, reason: `${system} not measured: interrupted`, info: {}, phases: [] })
+      return {
+        synod: started[0]?.run ?? none('synod'),
+        etcd: started[1]?.run ?? none('etcd'),
+        pooled: contenders.map(poolPuts)
+      }
+    } finally {
+      resume()
+      await Promise.all(contenders.flatMap((contender) => contender.pools.map(async (pool) => { await pool.close() })))
+      await Promise.all(started.map(async (system) => { await system.stop() }))
+    }
   })
 
   const rows: string[][] = []
+  const row = (system: string, label: string, figures: { opsPerSecond: number, p50: number, p99: number, serverCpuUsPerOp: number, clientCpuUsPerOp: number }, errors: string, foreign: number): string[] => [
+    system, label, figures.opsPerSecond.toFixed(0), fixed(figures.p50, 2), fixed(figures.p99, 2), errors, fixed(figures.serverCpuUsPerOp, 0), fixed(figures.clientCpuUsPerOp, 0), foreign.toFixed(2)
+  ]
   for (const run of [synod, etcd]) {
     if (run.phases.length === 0) {
       rows.push([run.system, 'put', '-', '-', '-', 'not measured', '-', '-', '-'])
@@ -665,37 +879,46 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
     }
     for (const phase of run.phases) {
       const errors = describeErrors(phase.errorsBy)
-      rows.push([
-        run.system, phase.op, phase.opsPerSecond.toFixed(0), fixed(phase.p50, 2), fixed(phase.p99, 2),
-        errors === '' ? '0' : `${phase.errors} (${errors})`, fixed(phase.serverCpuUsPerOp, 0), fixed(phase.clientCpuUsPerOp, 0), phase.foreignCores.toFixed(2)
-      ])
+      rows.push(row(run.system, phase.round === undefined ? phase.op : `${phase.op} r${phase.round}`, phase, errors === '' ? '0' : `${phase.errors} (${errors})`, phase.foreignCores))
+    }
+    const pool = pooled.find((figures) => figures.system === run.system)
+    if (pool !== undefined && pool.rounds > 1) {
+      const errors = run.phases.filter((phase) => phase.op === 'put').reduce((sum, phase) => sum + phase.errors, 0)
+      rows.push(row(run.system, `put, ${pool.rounds} rounds`, pool, String(errors), pool.foreignCoresMax))
     }
   }
 
-  const synodPut = synod.phases.find((phase) => phase.op === 'put')
-  const etcdPut = etcd.phases.find((phase) => phase.op === 'put')
+  const synodPut = pooled.find((figures) => figures.system === 'synod')
+  const etcdPut = pooled.find((figures) => figures.system === 'etcd')
   const mark = (ok: boolean): string => ok ? 'pass' : 'FAIL'
   const lines: string[] = []
   const targets: Record<string, boolean | null> = { putThroughput: null, putP99: null }
-  if (synodPut !== undefined && etcdPut !== undefined) {
+  let roundRatios: number[] = []
+  if (synodPut !== undefined && etcdPut !== undefined && synodPut.ops > 0 && etcdPut.ops > 0) {
     targets.putThroughput = synodPut.opsPerSecond >= etcdPut.opsPerSecond
     targets.putP99 = synodPut.p99 <= etcdPut.p99
-    lines.push(`targets at ${CLIENTS} clients: Synod strong puts >= 1x etcd puts: ${mark(targets.putThroughput)} (${synodPut.opsPerSecond.toFixed(0)} vs ${etcdPut.opsPerSecond.toFixed(0)} ops/s, ${(synodPut.opsPerSecond / etcdPut.opsPerSecond).toFixed(2)}x); ` +
+    const roundsOf = (run: SystemRun): Map<number, number> => new Map(run.phases.filter((phase) => phase.round !== undefined).map((phase) => [phase.round as number, phase.opsPerSecond]))
+    const synodRounds = roundsOf(synod)
+    const etcdRounds = roundsOf(etcd)
+    roundRatios = [...synodRounds].filter(([round]) => etcdRounds.has(round)).map(([round, rate]) => rate / (etcdRounds.get(round) as number))
+    lines.push(`targets at ${CLIENTS} clients, ${synodPut.rounds === 1 ? 'one round' : `${synodPut.rounds} interleaved rounds pooled`}: Synod strong puts >= 1x etcd puts: ${mark(targets.putThroughput)} (${synodPut.opsPerSecond.toFixed(0)} vs ${etcdPut.opsPerSecond.toFixed(0)} ops/s, ${(synodPut.opsPerSecond / etcdPut.opsPerSecond).toFixed(2)}x` +
+      `${roundRatios.length > 1 ? `; by round ${roundRatios.map((ratio) => `${ratio.toFixed(2)}x`).join(', ')}` : ''}); ` +
       `Synod put p99 <= etcd put p99: ${mark(targets.putP99)} (${fixed(synodPut.p99, 2)} vs ${fixed(etcdPut.p99, 2)} ms)`)
   } else {
-    lines.push(`targets (Synod strong puts >= 1x etcd puts, Synod put p99 <= etcd put p99): not judged, ${synodPut === undefined ? 'Synod' : 'etcd'} was not measured`)
+    lines.push(`targets (Synod strong puts >= 1x etcd puts, Synod put p99 <= etcd put p99): not judged, ${synodPut === undefined || synodPut.ops === 0 ? 'Synod' : 'etcd'} was not measured`)
   }
   if (synod.reason !== undefined) lines.push(synod.reason.split('\n')[0] as string)
   if (typeof synod.info.getProbe === 'string') lines.push(`Synod get probe: ${synod.info.getProbe}`)
   if (etcd.reason !== undefined) lines.push(etcd.reason.split('\n')[0] as string)
   const busy = [...synod.phases, ...etcd.phases].filter((phase) => phase.foreignCores > FOREIGN_CORES_MAX)
-  if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phase.op}`).join(', ')}: rerun on an idle machine`)
+  if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phase.op}${phase.round === undefined ? '' : ` r${phase.round}`}`).join(', ')}: rerun on an idle machine`)
 
   return {
     name: 'kv-strong',
-    title: `strongly consistent put/get, Synod (3 nodes, synod up --consensus none) vs etcd ${String(etcd.info.version ?? '')} (3 members, JSON gateway), ` +
-      `${CLIENTS} closed-loop clients (Synod: each key to its coordinator; etcd: round-robin over the members), ${KEYS} keys, ${VALUE_BYTES}-byte values, ${WARMUP_RULE} + ${MEASURE_MS / 1000} s measured per phase; ` +
-      'ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench',
+    title: `strongly consistent put/get, Synod (3 nodes, synod up --consensus none) vs etcd ${String(etcd.info.version ?? '')} (3 members, JSON gateway), both up throughout, ` +
+      `${CLIENTS} closed-loop clients (Synod: each key to its coordinator; etcd: round-robin over the members), ${KEYS} keys, ${VALUE_BYTES}-byte values; ` +
+      `${ROUNDS} put rounds alternating the order (Synod first in odd rounds, etcd first in even ones), each ${MEASURE_MS / 1000} s measured after a ${WARMUP_RULE} in a system's first round and a ${REWARM_MS / 1000} s re-warm in its later ones, pooled; then a get phase each; ` +
+      'the system not measured is paused (SIGSTOP); ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench',
     header: ['system', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'client CPU us/op', 'other cores'],
     rows,
     verdict: lines.join('\n'),
@@ -704,8 +927,12 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
       keys: KEYS,
       valueBytes: VALUE_BYTES,
       warmup: WARMUP_SETTINGS,
+      rounds: ROUNDS,
+      rewarmMs: REWARM_MS,
       measureMs: MEASURE_MS,
       targets,
+      pooled,
+      roundRatios,
       synod,
       etcd
     }
