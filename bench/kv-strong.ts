@@ -40,8 +40,8 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import {
-  cpuSeconds, envSeconds, findOrInstallDebian, machineBusySeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
-  type BenchResult, type CommandTracking
+  cpuSeconds, envSeconds, findOrInstallDebian, machineCpu, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
+  type BenchResult, type CommandTracking, type MachineCpu
 } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
 
@@ -110,6 +110,8 @@ const READY_TIMEOUT_MS = 60_000
 const ETCD_STOP_GRACE_MS = 5_000
 /** Other processes' CPU, in cores, above which a phase is flagged as measured on a busy machine. */
 export const FOREIGN_CORES_MAX = 0.15
+/** Steal (CPU the hypervisor gave to other VMs), in cores, above which a phase is flagged. */
+export const STEAL_CORES_MAX = 0.15
 
 type Op = 'put' | 'get'
 
@@ -232,6 +234,10 @@ export interface PhaseFigures {
   serverCores: number
   clientCpuUsPerOp: number
   foreignCores: number
+  /** The machine's interrupts and softirqs (on loopback mostly the TCP stack carrying the systems' traffic), in cores. */
+  interruptCores: number
+  /** CPU the hypervisor took from this VM (steal), in cores: the host's neighbours, not this machine's processes. */
+  stealCores: number
   /** CPU of the other system's processes during the window, in cores: paused (SIGSTOP) in the interleaved rounds, so about 0. */
   otherSystemCores: number
   /** The interleaved round (1, 2, ...) of a put phase in the kv-strong bench. */
@@ -268,8 +274,8 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const serversCpu = (): number => adapter.serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
   const otherCpu = (): number => otherPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
   const benchCpu = (): number => serversCpu() + adapter.helperPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) + ownCpuSeconds() + otherCpu()
-  interface Mark { at: number, servers: number, client: number, other: number, bench: number, machine: number }
-  const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), other: otherCpu(), bench: benchCpu(), machine: machineBusySeconds() })
+  interface Mark { at: number, servers: number, client: number, other: number, bench: number, machine: MachineCpu }
+  const mark = (): Mark => ({ at: performance.now(), servers: serversCpu(), client: ownCpuSeconds(), other: otherCpu(), bench: benchCpu(), machine: machineCpu() })
   let startMark: Mark | undefined
   let endMark: Mark | undefined
   // One timer at a time: the next warm-up window's end, then the measured window's.
@@ -337,7 +343,7 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const seconds = windowMs / 1000
   const ops = latencies.length
   const errors = Object.values(errorsBy).reduce((sum, value) => sum + value, 0)
-  const foreignCores = Math.max(0, (end.machine - begin.machine) - (end.bench - begin.bench)) / seconds
+  const foreignCores = Math.max(0, (end.machine.processes - begin.machine.processes) - (end.bench - begin.bench)) / seconds
   if (options.latencySink !== undefined) for (const latency of latencies) options.latencySink.push(latency)
   return {
     system: adapter.system,
@@ -358,6 +364,8 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
     serverCores: (end.servers - begin.servers) / seconds,
     clientCpuUsPerOp: ops === 0 ? Number.NaN : (end.client - begin.client) * 1e6 / ops,
     foreignCores,
+    interruptCores: (end.machine.interrupts - begin.machine.interrupts) / seconds,
+    stealCores: (end.machine.steal - begin.machine.steal) / seconds,
     otherSystemCores: (end.other - begin.other) / seconds
   }
 }
@@ -431,7 +439,8 @@ function describePhase (phase: PhaseFigures): string {
   const warmup = phase.warmupRates.length === 0 ? 'no warm-up' : `warm after ${(phase.warmupMs / 1000).toFixed(0)} s (windows: ${phase.warmupRates.map((rate) => rate.toFixed(0)).join(', ')} ops/s)`
   return `${phase.system} ${phase.op}: ${warmup}; ${phase.opsPerSecond.toFixed(0)} ops/s, p50 ${fixed(phase.p50, 2)} ms, p99 ${fixed(phase.p99, 2)} ms (max ${fixed(phase.max, 1)}); ` +
     `${phase.errors} errors${errors === '' ? '' : ` (${errors})`}; servers ${fixed(phase.serverCpuUsPerOp, 0)} us CPU/op (${phase.serverCores.toFixed(2)} cores), ` +
-    `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; ${phase.otherSystemCores > 0 ? `the other system, paused, ${phase.otherSystemCores.toFixed(2)} cores; ` : ''}other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}`
+    `client ${fixed(phase.clientCpuUsPerOp, 0)} us/op; ${phase.otherSystemCores > 0 ? `the other system, paused, ${phase.otherSystemCores.toFixed(2)} cores; ` : ''}other processes ${phase.foreignCores.toFixed(2)} cores${phase.foreignCores > FOREIGN_CORES_MAX ? ' (BUSY MACHINE: figures skewed)' : ''}; ` +
+    `interrupts ${phase.interruptCores.toFixed(2)} cores; steal ${phase.stealCores.toFixed(2)} cores${phase.stealCores > STEAL_CORES_MAX ? ' (THE HOST TOOK CPU: figures skewed)' : ''}`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -779,6 +788,7 @@ export interface PooledPuts {
   serverCpuUsPerOp: number
   clientCpuUsPerOp: number
   foreignCoresMax: number
+  stealCoresMax: number
 }
 
 function poolPuts (contender: Contender): PooledPuts {
@@ -795,7 +805,8 @@ function poolPuts (contender: Contender): PooledPuts {
     p99: percentile(contender.putLatencies, 99),
     serverCpuUsPerOp: perOp('serverCpuUsPerOp'),
     clientCpuUsPerOp: perOp('clientCpuUsPerOp'),
-    foreignCoresMax: puts.reduce((max, phase) => Math.max(max, phase.foreignCores), 0)
+    foreignCoresMax: puts.reduce((max, phase) => Math.max(max, phase.foreignCores), 0),
+    stealCoresMax: puts.reduce((max, phase) => Math.max(max, phase.stealCores), 0)
   }
 }
 
@@ -869,22 +880,22 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
   })
 
   const rows: string[][] = []
-  const row = (system: string, label: string, figures: { opsPerSecond: number, p50: number, p99: number, serverCpuUsPerOp: number, clientCpuUsPerOp: number }, errors: string, foreign: number): string[] => [
-    system, label, figures.opsPerSecond.toFixed(0), fixed(figures.p50, 2), fixed(figures.p99, 2), errors, fixed(figures.serverCpuUsPerOp, 0), fixed(figures.clientCpuUsPerOp, 0), foreign.toFixed(2)
+  const row = (system: string, label: string, figures: { opsPerSecond: number, p50: number, p99: number, serverCpuUsPerOp: number, clientCpuUsPerOp: number }, errors: string, foreign: number, steal: number): string[] => [
+    system, label, figures.opsPerSecond.toFixed(0), fixed(figures.p50, 2), fixed(figures.p99, 2), errors, fixed(figures.serverCpuUsPerOp, 0), fixed(figures.clientCpuUsPerOp, 0), foreign.toFixed(2), steal.toFixed(2)
   ]
   for (const run of [synod, etcd]) {
     if (run.phases.length === 0) {
-      rows.push([run.system, 'put', '-', '-', '-', 'not measured', '-', '-', '-'])
+      rows.push([run.system, 'put', '-', '-', '-', 'not measured', '-', '-', '-', '-'])
       continue
     }
     for (const phase of run.phases) {
       const errors = describeErrors(phase.errorsBy)
-      rows.push(row(run.system, phase.round === undefined ? phase.op : `${phase.op} r${phase.round}`, phase, errors === '' ? '0' : `${phase.errors} (${errors})`, phase.foreignCores))
+      rows.push(row(run.system, phase.round === undefined ? phase.op : `${phase.op} r${phase.round}`, phase, errors === '' ? '0' : `${phase.errors} (${errors})`, phase.foreignCores, phase.stealCores))
     }
     const pool = pooled.find((figures) => figures.system === run.system)
     if (pool !== undefined && pool.rounds > 1) {
       const errors = run.phases.filter((phase) => phase.op === 'put').reduce((sum, phase) => sum + phase.errors, 0)
-      rows.push(row(run.system, `put, ${pool.rounds} rounds`, pool, String(errors), pool.foreignCoresMax))
+      rows.push(row(run.system, `put, ${pool.rounds} rounds`, pool, String(errors), pool.foreignCoresMax, pool.stealCoresMax))
     }
   }
 
@@ -912,14 +923,16 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
   if (etcd.reason !== undefined) lines.push(etcd.reason.split('\n')[0] as string)
   const busy = [...synod.phases, ...etcd.phases].filter((phase) => phase.foreignCores > FOREIGN_CORES_MAX)
   if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phase.op}${phase.round === undefined ? '' : ` r${phase.round}`}`).join(', ')}: rerun on an idle machine`)
+  const stolen = [...synod.phases, ...etcd.phases].filter((phase) => phase.stealCores > STEAL_CORES_MAX)
+  if (stolen.length > 0) lines.push(`WARNING: the hypervisor took ${stolen.map((phase) => `${phase.stealCores.toFixed(2)} cores during ${phase.system} ${phase.op}${phase.round === undefined ? '' : ` r${phase.round}`}`).join(', ')} (steal): the host was busy`)
 
   return {
     name: 'kv-strong',
     title: `strongly consistent put/get, Synod (3 nodes, synod up --consensus none) vs etcd ${String(etcd.info.version ?? '')} (3 members, JSON gateway), both up throughout, ` +
       `${CLIENTS} closed-loop clients (Synod: each key to its coordinator; etcd: round-robin over the members), ${KEYS} keys, ${VALUE_BYTES}-byte values; ` +
       `${ROUNDS} put rounds alternating the order (Synod first in odd rounds, etcd first in even ones), each ${MEASURE_MS / 1000} s measured after a ${WARMUP_RULE} in a system's first round and a ${REWARM_MS / 1000} s re-warm in its later ones, pooled; then a get phase each; ` +
-      'the system not measured is paused (SIGSTOP); ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench',
-    header: ['system', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'client CPU us/op', 'other cores'],
+      'the system not measured is paused (SIGSTOP); ops/s and latency of successful operations; CPU us per op of the servers and of the bench client; other cores = CPU of processes outside the bench; steal cores = CPU the hypervisor gave to other VMs (interrupts are in the JSON)',
+    header: ['system', 'op', 'ops/s', 'p50 ms', 'p99 ms', 'errors', 'server CPU us/op', 'client CPU us/op', 'other cores', 'steal cores'],
     rows,
     verdict: lines.join('\n'),
     data: {

@@ -73,15 +73,29 @@ export function envSeconds (name: string, min: number): number | null {
   return null
 }
 
-/** CPU seconds the whole machine spent busy (all but idle and iowait), from /proc/stat; 0 elsewhere. */
-export function machineBusySeconds (): number {
+/** The machine's CPU seconds so far, from /proc/stat's first line (zeros elsewhere). */
+export interface MachineCpu {
+  /** Run by processes (user, nice, system): compare with the processes' own CPU for "other processes". */
+  processes: number
+  /** Interrupts and softirqs: on loopback, mostly the TCP stack carrying the systems' own traffic. */
+  interrupts: number
+  /** Taken by the hypervisor from this VM while it had work (steal): the host, not this machine. */
+  steal: number
+}
+
+export function machineCpu (): MachineCpu {
   try {
-    const fields = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
     // user nice system idle iowait irq softirq steal (guest time is already in user)
-    return fields.slice(0, 8).reduce((sum, value, index) => index === 3 || index === 4 ? sum : sum + value, 0) / 100
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number)
+    return { processes: (user + nice + system) / 100, interrupts: (irq + softirq) / 100, steal: steal / 100 }
   } catch {
-    return 0
+    return { processes: 0, interrupts: 0, steal: 0 }
   }
+}
+
+/** CPU seconds the processes of the whole machine ran (user, nice, system; not interrupts, not steal). */
+export function machineBusySeconds (): number {
+  return machineCpu().processes
 }
 
 // ---------------------------------------------------------------------------------------------
