@@ -97,8 +97,12 @@ export function warmedUp (rates: readonly number[], elapsedMs: number, fixedMs: 
 
 /** Interleaved put rounds per system (`SYNOD_BENCH_ROUNDS`, default 3). */
 export const ROUNDS = (() => {
-  const rounds = Number(process.env.SYNOD_BENCH_ROUNDS ?? 3)
-  return Number.isInteger(rounds) && rounds > 0 ? rounds : 3
+  const text = process.env.SYNOD_BENCH_ROUNDS
+  if (text === undefined) return 3
+  const rounds = Number(text)
+  if (Number.isInteger(rounds) && rounds > 0) return rounds
+  process.emitWarning(`SYNOD_BENCH_ROUNDS=${text} is not a whole number >= 1: 3 rounds`)
+  return 3
 })()
 /** The re-warm before a system's later rounds, after it sat idle through the other system's phase (never longer than a fixed warm-up). */
 export const REWARM_MS = WARMUP_FIXED_MS === null ? 10_000 : Math.min(10_000, WARMUP_FIXED_MS)
@@ -553,6 +557,8 @@ async function startSynod (progress: (line: string) => void): Promise<StartedSys
     const serverPids = (await Promise.all(origins.map(async (api) => (await getJson<{ pid?: number }>(`${api}/v1/status`))?.pid ?? 0))).filter((pid) => pid > 0)
     const upPid = parentPid(serverPids[0] ?? 0)
     const helperPids = upPid > 1 ? [upPid] : []
+    // Without every pid the CPU figures miss a node, and kv-strong could not pause it.
+    if (serverPids.length < NODES) progress(`synod: warning: ${serverPids.length} of ${NODES} nodes reported their pid; CPU figures leave the others out`)
     run.info = { origins, serverPids, upPid }
 
     // Is there a store API? A probe put and get on node 0 decide.
@@ -770,6 +776,10 @@ export async function withCleanup<T> (work: () => Promise<T>): Promise<T> {
 interface Contender {
   started: StartedSystem
   adapter: Adapter
+  /** The Synod level measured, for the JSON (etcd has none). */
+  level?: SynodLevel
+  /** Set when a phase threw: the system sits out the later phases. */
+  failed: boolean
   pools: Pool[]
   written: WrittenKeys
   /** Every measured put latency, all rounds. */
@@ -787,8 +797,9 @@ export interface PooledPuts {
   p99: number
   serverCpuUsPerOp: number
   clientCpuUsPerOp: number
-  foreignCoresMax: number
-  stealCoresMax: number
+  /** Other processes and steal, in cores, over the rounds' windows (time-weighted). */
+  foreignCores: number
+  stealCores: number
 }
 
 function poolPuts (contender: Contender): PooledPuts {
@@ -805,8 +816,8 @@ function poolPuts (contender: Contender): PooledPuts {
     p99: percentile(contender.putLatencies, 99),
     serverCpuUsPerOp: perOp('serverCpuUsPerOp'),
     clientCpuUsPerOp: perOp('clientCpuUsPerOp'),
-    foreignCoresMax: puts.reduce((max, phase) => Math.max(max, phase.foreignCores), 0),
-    stealCoresMax: puts.reduce((max, phase) => Math.max(max, phase.stealCores), 0)
+    foreignCores: seconds === 0 ? 0 : puts.reduce((sum, phase) => sum + phase.foreignCores * phase.windowMs / 1000, 0) / seconds,
+    stealCores: seconds === 0 ? 0 : puts.reduce((sum, phase) => sum + phase.stealCores * phase.windowMs / 1000, 0) / seconds
   }
 }
 
@@ -818,35 +829,46 @@ function poolPuts (contender: Contender): PooledPuts {
  * in which its timers catch up (an etcd election, say). Then one get phase each.
  */
 async function runRounds (contenders: Contender[], progress: (line: string) => void): Promise<void> {
+  /** One phase of `contender` with every other system paused; a phase that throws takes the system out of the later ones. */
+  const phase = async (contender: Contender, label: string, run: (otherPids: number[]) => Promise<PhaseFigures>): Promise<void> => {
+    const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
+    resume(contender.started.pids)
+    pause(otherPids)
+    try {
+      const figures = await run(otherPids)
+      if (contender.level !== undefined) figures.level = contender.level
+      contender.started.run.phases.push(figures)
+      if (figures.op === 'put') contender.puts.push(figures)
+      progress(describePhase(figures) + (figures.op === 'put' ? `; ${contender.written.keys.length} distinct keys written so far` : ''))
+    } catch (error) {
+      contender.failed = true
+      contender.started.run.reason = `${contender.adapter.system}: ${label} failed: ${describeError(error)}`
+      progress(contender.started.run.reason)
+    }
+  }
   for (let round = 1; round <= ROUNDS && !interrupted; round++) {
     const order = round % 2 === 1 ? contenders : [...contenders].reverse()
     for (const contender of order) {
       if (interrupted) break
+      if (contender.failed) continue
       const first = contender.puts.length === 0
-      const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
-      resume(contender.started.pids)
-      pause(otherPids)
       progress(`${contender.adapter.system}: put, round ${round} of ${ROUNDS}, ${CLIENTS} clients, ${first ? WARMUP_RULE : `${REWARM_MS / 1000} s re-warm`} + ${MEASURE_MS / 1000} s`)
-      const put = await putPhase(contender.adapter, contender.pools, contender.written, { otherPids, latencySink: contender.putLatencies, ...(first ? {} : { warmupFixedMs: REWARM_MS }) })
-      put.round = round
-      contender.puts.push(put)
-      contender.started.run.phases.push(put)
-      progress(describePhase(put) + `; ${contender.written.keys.length} distinct keys written so far`)
+      await phase(contender, `the put phase of round ${round}`, async (otherPids) => {
+        const put = await putPhase(contender.adapter, contender.pools, contender.written, { otherPids, latencySink: contender.putLatencies, ...(first ? {} : { warmupFixedMs: REWARM_MS }) })
+        put.round = round
+        return put
+      })
     }
   }
   for (const contender of contenders) {
     if (interrupted) break
+    if (contender.failed) continue
     if (contender.written.keys.length === 0) {
       contender.started.run.reason = `${contender.adapter.system}: no put succeeded, so no get phase`
       continue
     }
-    const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
-    resume(contender.started.pids)
-    pause(otherPids)
     progress(`${contender.adapter.system}: get over the ${contender.written.keys.length} keys written`)
-    const get = await getPhase(contender.adapter, contender.pools, contender.written, { otherPids })
-    contender.started.run.phases.push(get)
-    progress(describePhase(get))
+    await phase(contender, 'the get phase', async (otherPids) => await getPhase(contender.adapter, contender.pools, contender.written, { otherPids }))
   }
 }
 
@@ -862,7 +884,10 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
         if (system.run.reason !== undefined) progress(system.run.reason)
         if (system.run.available && system.adapter !== undefined) {
           const adapter = system.adapter('strong')
-          contenders.push({ started: system, adapter, pools: openPools(adapter), written: new WrittenKeys(), putLatencies: [], puts: [] })
+          contenders.push({ started: system, adapter, ...(system.run.system === 'synod' ? { level: 'strong' as const } : {}), failed: false, pools: openPools(adapter), written: new WrittenKeys(), putLatencies: [], puts: [] })
+        } else {
+          // A system that cannot be measured must not take CPU from the other's phases.
+          await system.stop()
         }
       }
       await runRounds(contenders, progress)
@@ -895,7 +920,7 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
     const pool = pooled.find((figures) => figures.system === run.system)
     if (pool !== undefined && pool.rounds > 1) {
       const errors = run.phases.filter((phase) => phase.op === 'put').reduce((sum, phase) => sum + phase.errors, 0)
-      rows.push(row(run.system, `put, ${pool.rounds} rounds`, pool, String(errors), pool.foreignCoresMax, pool.stealCoresMax))
+      rows.push(row(run.system, `put, ${pool.rounds} rounds`, pool, String(errors), pool.foreignCores, pool.stealCores))
     }
   }
 

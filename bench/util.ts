@@ -75,7 +75,11 @@ export function envSeconds (name: string, min: number): number | null {
 
 /** The machine's CPU seconds so far, from /proc/stat's first line (zeros elsewhere). */
 export interface MachineCpu {
-  /** Run by processes (user, nice, system): compare with the processes' own CPU for "other processes". */
+  /**
+   * Run by processes (user, nice, system): compare with the processes' own CPU for "other
+   * processes". Exact where the kernel accounts interrupt time apart (CONFIG_IRQ_TIME_ACCOUNTING,
+   * as here); without it softirq time is charged to the task it interrupted as well.
+   */
   processes: number
   /** Interrupts and softirqs: on loopback, mostly the TCP stack carrying the systems' own traffic. */
   interrupts: number
@@ -93,9 +97,10 @@ export function machineCpu (): MachineCpu {
   }
 }
 
-/** CPU seconds the processes of the whole machine ran (user, nice, system; not interrupts, not steal). */
+/** CPU seconds the whole machine spent busy (processes, interrupts and steal: all but idle and iowait). */
 export function machineBusySeconds (): number {
-  return machineCpu().processes
+  const cpu = machineCpu()
+  return cpu.processes + cpu.interrupts + cpu.steal
 }
 
 // ---------------------------------------------------------------------------------------------
