@@ -31,7 +31,7 @@ import { Pool } from 'undici'
 import { fromHex, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../src/core/index.js'
 import { addressFromPublicKey, signTx, txToJson, type Address } from '../src/ledger/index.js'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../test/support/cluster.js'
-import { cpuSeconds, envSeconds, machineCpu, parentPid, percentile, type BenchResult } from './util.js'
+import { cpuSeconds, envSeconds, machineCpu, otherProcessesSeconds, parentPid, percentile, type BenchResult } from './util.js'
 import { verificationsPerSecond, verificationsPerSecondAllCores } from './verify-rate.js'
 
 const NODES = 4
@@ -233,8 +233,8 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
       const cpuBefore = nodesCpu()
       const clientBefore = process.cpuUsage()
       const benchBefore = benchCpu()
-      // Processes only: softirqs (the loopback traffic of the nodes themselves) and steal are no other process's.
-      const machineBefore = machineCpu().processes
+      // Not the hypervisor's steal: that is the host's, not another process on this machine.
+      const machineBefore = machineCpu()
       const roundsBefore = extraRounds
       const blocksBefore = finalBlocks.length
       mempoolMax = 0
@@ -259,7 +259,7 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
       const submitEnd = performance.now()
       await sleep(DRAIN_MS)
       const phaseSeconds = (performance.now() - started) / 1000
-      const foreignCores = Math.max(0, (machineCpu().processes - machineBefore) - (benchCpu() - benchBefore)) / phaseSeconds
+      const foreignCores = otherProcessesSeconds(machineBefore, machineCpu(), benchCpu() - benchBefore) / phaseSeconds
       // Latency: transactions submitted after the first second, finalized by the end of the drain.
       const latencies: number[] = []
       let finalizedInPhase = 0

@@ -40,7 +40,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import {
-  cpuSeconds, envSeconds, findOrInstallDebian, machineCpu, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
+  cpuSeconds, envSeconds, findOrInstallDebian, machineCpu, otherProcessesSeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
   type BenchResult, type CommandTracking, type MachineCpu
 } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
@@ -347,7 +347,7 @@ async function runPhase (adapter: Adapter, pools: Pool[], op: Op, pickKey: () =>
   const seconds = windowMs / 1000
   const ops = latencies.length
   const errors = Object.values(errorsBy).reduce((sum, value) => sum + value, 0)
-  const foreignCores = Math.max(0, (end.machine.processes - begin.machine.processes) - (end.bench - begin.bench)) / seconds
+  const foreignCores = otherProcessesSeconds(begin.machine, end.machine, end.bench - begin.bench) / seconds
   if (options.latencySink !== undefined) for (const latency of latencies) options.latencySink.push(latency)
   return {
     system: adapter.system,

@@ -75,13 +75,14 @@ export function envSeconds (name: string, min: number): number | null {
 
 /** The machine's CPU seconds so far, from /proc/stat's first line (zeros elsewhere). */
 export interface MachineCpu {
-  /**
-   * Run by processes (user, nice, system): compare with the processes' own CPU for "other
-   * processes". Exact where the kernel accounts interrupt time apart (CONFIG_IRQ_TIME_ACCOUNTING,
-   * as here); without it softirq time is charged to the task it interrupted as well.
-   */
+  /** Run by processes (user, nice, system). */
   processes: number
-  /** Interrupts and softirqs: on loopback, mostly the TCP stack carrying the systems' own traffic. */
+  /**
+   * Interrupts and softirqs: on loopback, mostly the TCP stack carrying the systems' own traffic.
+   * With tick-based accounting (CONFIG_IRQ_TIME_ACCOUNTING off, as on this machine) a softirq
+   * tick is charged to this column and also to the task it interrupted, so compare
+   * `processes + interrupts` with the processes' own CPU (`otherProcessesSeconds`).
+   */
   interrupts: number
   /** Taken by the hypervisor from this VM while it had work (steal): the host, not this machine. */
   steal: number
@@ -95,6 +96,15 @@ export function machineCpu (): MachineCpu {
   } catch {
     return { processes: 0, interrupts: 0, steal: 0 }
   }
+}
+
+/**
+ * CPU seconds of the machine that no process of `ownSeconds` (the bench's processes' own CPU) ran:
+ * processes and interrupts less those, never below 0. It may include softirqs that ran while a
+ * core was idle; it never includes steal, which is the host's, not this machine's.
+ */
+export function otherProcessesSeconds (before: MachineCpu, after: MachineCpu, ownSeconds: number): number {
+  return Math.max(0, (after.processes + after.interrupts) - (before.processes + before.interrupts) - ownSeconds)
 }
 
 /** CPU seconds the whole machine spent busy (processes, interrupts and steal: all but idle and iowait). */
