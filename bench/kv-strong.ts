@@ -40,7 +40,7 @@ import { join } from 'node:path'
 import { Pool } from 'undici'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns, type UpRun } from '../test/support/cluster.js'
 import {
-  cpuSeconds, envSeconds, findOrInstallDebian, machineCpu, otherProcessesSeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
+  childPids, cpuSeconds, envSeconds, findOrInstallDebian, machineCpu, otherProcessesSeconds, parentPid, percentile, runCommand as runTrackedCommand, tail, withBenchCleanup,
   type BenchResult, type CommandTracking, type MachineCpu
 } from './util.js'
 import { HashRing, type RingDescription } from '../src/store/index.js'
@@ -530,8 +530,12 @@ interface StartedSystem {
   run: SystemRun
   /** The adapter for a Synod level (etcd has one level: its own). Absent when the system is not available. */
   adapter?: (level: SynodLevel) => Adapter
-  /** Every process of the cluster (servers and helpers), for the other system's idle accounting. */
-  pids: number[]
+  /**
+   * The cluster's processes alive now (servers and helpers), to pause and to account for while the
+   * other system is measured: read at each use, so a process that exited (and a pid reused since)
+   * is never signalled, and a node `synod up` restarted is.
+   */
+  pids: () => number[]
   stop: () => Promise<void>
 }
 
@@ -570,11 +574,11 @@ async function startSynod (progress: (line: string) => void): Promise<StartedSys
       put = await call(probeUrl, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: probeValue })
     } catch (error) {
       run.reason = `Synod store API not available: PUT ${probeUrl} failed: ${describeError(error)}`
-      return { run, pids: [], stop }
+      return { run, pids: () => [], stop }
     }
     if (put.status !== 200) {
       run.reason = `Synod store API not available: PUT ${probeUrl} answered ${put.status} ${put.text.slice(0, 200)}`
-      return { run, pids: [], stop }
+      return { run, pids: () => [], stop }
     }
     const get = await fetch(probeUrl, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }).then(async (response) => ({ status: response.status, body: Buffer.from(await response.arrayBuffer()), version: response.headers.get('synod-version') }), (error: unknown) => ({ status: 0, body: Buffer.from(describeError(error)), version: null }))
     // A get that fails here still gets its phase: its errors then show in the table.
@@ -592,11 +596,13 @@ async function startSynod (progress: (line: string) => void): Promise<StartedSys
     }
     progress(`synod: store API answers (probe put ${put.text.slice(0, 60)}${getProblem === null ? `, get version ${get.version ?? 'none'}` : ''}); nodes ${origins.join(' ')}`)
     run.available = true
-    return { run, adapter: (level) => synodAdapter(origins, serverPids, helperPids, ring, level), pids: [...serverPids, ...helperPids], stop }
+    // `synod up` and its children while it is still this bench's child (and so not a pid reused since).
+    const livePids = (): number[] => upPid > 1 && parentPid(upPid) === process.pid ? [upPid, ...childPids(upPid)] : []
+    return { run, adapter: (level) => synodAdapter(origins, serverPids, helperPids, ring, level), pids: livePids, stop }
   } catch (error) {
     run.available = false
     run.reason = `Synod cluster not measured: ${describeError(error)}${up === undefined ? '' : `\n${tail(up.output())}`}`
-    return { run, pids: [], stop }
+    return { run, pids: () => [], stop }
   }
 }
 
@@ -676,11 +682,11 @@ async function startEtcd (progress: (line: string) => void): Promise<StartedSyst
       tempDirs.delete(dir)
     }
   }
-  if (interrupted) return { run: { ...run, reason: 'etcd not measured: interrupted' }, pids: [], stop }
+  if (interrupted) return { run: { ...run, reason: 'etcd not measured: interrupted' }, pids: () => [], stop }
   const binary = await findOrInstallEtcd(progress)
   if ('reason' in binary) {
     run.reason = `etcd not available: ${binary.reason}`
-    return { run, pids: [], stop }
+    return { run, pids: () => [], stop }
   }
   const version = await runCommand(binary.path, ['--version'], 10_000)
   const versionText = /etcd Version:\s*(\S+)/.exec(version.output)?.[1] ?? version.output.trim().split('\n')[0] ?? 'unknown'
@@ -747,10 +753,11 @@ async function startEtcd (progress: (line: string) => void): Promise<StartedSyst
     progress(`etcd: healthy; JSON gateway at ${prefix}/`)
     run.available = true
     const adapter = etcdAdapter(members.map((member) => member.client), prefix, pids)
-    return { run, adapter: () => adapter, pids, stop }
+    const livePids = (): number[] => members.filter((member) => member.process.exitCode === null && member.process.signalCode === null).map((member) => member.process.pid ?? 0).filter((pid) => pid > 0)
+    return { run, adapter: () => adapter, pids: livePids, stop }
   } catch (error) {
     run.reason = `etcd not available: ${describeError(error)}`
-    return { run, pids: [], stop }
+    return { run, pids: () => [], stop }
   }
 }
 
@@ -831,8 +838,8 @@ function poolPuts (contender: Contender): PooledPuts {
 async function runRounds (contenders: Contender[], progress: (line: string) => void): Promise<void> {
   /** One phase of `contender` with every other system paused; a phase that throws takes the system out of the later ones. */
   const phase = async (contender: Contender, label: string, run: (otherPids: number[]) => Promise<PhaseFigures>): Promise<void> => {
-    const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids)
-    resume(contender.started.pids)
+    const otherPids = contenders.filter((other) => other !== contender).flatMap((other) => other.started.pids())
+    resume(contender.started.pids())
     pause(otherPids)
     try {
       const figures = await run(otherPids)
