@@ -791,8 +791,13 @@ interface Contender {
   written: WrittenKeys
   /** Every measured put latency, all rounds. */
   putLatencies: number[]
-  puts: PhaseFigures[]
 }
+
+/** The put phases measured so far, one per round. */
+const putsOf = (contender: Contender): PhaseFigures[] => contender.started.run.phases.filter((phase) => phase.op === 'put')
+
+/** A phase's name in the table and the warnings: `put r2`, or `get`. */
+const phaseLabel = (phase: PhaseFigures): string => phase.round === undefined ? phase.op : `${phase.op} r${phase.round}`
 
 /** A system's put rounds taken together: operations and time summed, latencies pooled. */
 export interface PooledPuts {
@@ -810,10 +815,11 @@ export interface PooledPuts {
 }
 
 function poolPuts (contender: Contender): PooledPuts {
-  const { puts } = contender
+  const puts = putsOf(contender)
   const ops = puts.reduce((sum, phase) => sum + phase.ops, 0)
   const seconds = puts.reduce((sum, phase) => sum + phase.windowMs, 0) / 1000
   const perOp = (field: 'serverCpuUsPerOp' | 'clientCpuUsPerOp'): number => ops === 0 ? Number.NaN : puts.reduce((sum, phase) => sum + (phase.ops === 0 ? 0 : phase[field] * phase.ops), 0) / ops
+  const perSecond = (field: 'foreignCores' | 'stealCores'): number => seconds === 0 ? 0 : puts.reduce((sum, phase) => sum + phase[field] * phase.windowMs / 1000, 0) / seconds
   return {
     system: contender.adapter.system,
     rounds: puts.length,
@@ -823,8 +829,8 @@ function poolPuts (contender: Contender): PooledPuts {
     p99: percentile(contender.putLatencies, 99),
     serverCpuUsPerOp: perOp('serverCpuUsPerOp'),
     clientCpuUsPerOp: perOp('clientCpuUsPerOp'),
-    foreignCores: seconds === 0 ? 0 : puts.reduce((sum, phase) => sum + phase.foreignCores * phase.windowMs / 1000, 0) / seconds,
-    stealCores: seconds === 0 ? 0 : puts.reduce((sum, phase) => sum + phase.stealCores * phase.windowMs / 1000, 0) / seconds
+    foreignCores: perSecond('foreignCores'),
+    stealCores: perSecond('stealCores')
   }
 }
 
@@ -845,7 +851,6 @@ async function runRounds (contenders: Contender[], progress: (line: string) => v
       const figures = await run(otherPids)
       if (contender.level !== undefined) figures.level = contender.level
       contender.started.run.phases.push(figures)
-      if (figures.op === 'put') contender.puts.push(figures)
       progress(describePhase(figures) + (figures.op === 'put' ? `; ${contender.written.keys.length} distinct keys written so far` : ''))
     } catch (error) {
       contender.failed = true
@@ -858,7 +863,7 @@ async function runRounds (contenders: Contender[], progress: (line: string) => v
     for (const contender of order) {
       if (interrupted) break
       if (contender.failed) continue
-      const first = contender.puts.length === 0
+      const first = putsOf(contender).length === 0
       progress(`${contender.adapter.system}: put, round ${round} of ${ROUNDS}, ${CLIENTS} clients, ${first ? WARMUP_RULE : `${REWARM_MS / 1000} s re-warm`} + ${MEASURE_MS / 1000} s`)
       await phase(contender, `the put phase of round ${round}`, async (otherPids) => {
         const put = await putPhase(contender.adapter, contender.pools, contender.written, { otherPids, latencySink: contender.putLatencies, ...(first ? {} : { warmupFixedMs: REWARM_MS }) })
@@ -891,7 +896,7 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
         if (system.run.reason !== undefined) progress(system.run.reason)
         if (system.run.available && system.adapter !== undefined) {
           const adapter = system.adapter('strong')
-          contenders.push({ started: system, adapter, ...(system.run.system === 'synod' ? { level: 'strong' as const } : {}), failed: false, pools: openPools(adapter), written: new WrittenKeys(), putLatencies: [], puts: [] })
+          contenders.push({ started: system, adapter, ...(system.run.system === 'synod' ? { level: 'strong' as const } : {}), failed: false, pools: openPools(adapter), written: new WrittenKeys(), putLatencies: [] })
         } else {
           // A system that cannot be measured must not take CPU from the other's phases.
           await system.stop()
@@ -922,7 +927,7 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
     }
     for (const phase of run.phases) {
       const errors = describeErrors(phase.errorsBy)
-      rows.push(row(run.system, phase.round === undefined ? phase.op : `${phase.op} r${phase.round}`, phase, errors === '' ? '0' : `${phase.errors} (${errors})`, phase.foreignCores, phase.stealCores))
+      rows.push(row(run.system, phaseLabel(phase), phase, errors === '' ? '0' : `${phase.errors} (${errors})`, phase.foreignCores, phase.stealCores))
     }
     const pool = pooled.find((figures) => figures.system === run.system)
     if (pool !== undefined && pool.rounds > 1) {
@@ -954,9 +959,9 @@ export async function kvStrongBenchmark (progress: (line: string) => void): Prom
   if (typeof synod.info.getProbe === 'string') lines.push(`Synod get probe: ${synod.info.getProbe}`)
   if (etcd.reason !== undefined) lines.push(etcd.reason.split('\n')[0] as string)
   const busy = [...synod.phases, ...etcd.phases].filter((phase) => phase.foreignCores > FOREIGN_CORES_MAX)
-  if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phase.op}${phase.round === undefined ? '' : ` r${phase.round}`}`).join(', ')}: rerun on an idle machine`)
+  if (busy.length > 0) lines.push(`WARNING: other processes used ${busy.map((phase) => `${phase.foreignCores.toFixed(2)} cores during ${phase.system} ${phaseLabel(phase)}`).join(', ')}: rerun on an idle machine`)
   const stolen = [...synod.phases, ...etcd.phases].filter((phase) => phase.stealCores > STEAL_CORES_MAX)
-  if (stolen.length > 0) lines.push(`WARNING: the hypervisor took ${stolen.map((phase) => `${phase.stealCores.toFixed(2)} cores during ${phase.system} ${phase.op}${phase.round === undefined ? '' : ` r${phase.round}`}`).join(', ')} (steal): the host was busy`)
+  if (stolen.length > 0) lines.push(`WARNING: the hypervisor took ${stolen.map((phase) => `${phase.stealCores.toFixed(2)} cores during ${phase.system} ${phaseLabel(phase)}`).join(', ')} (steal): the host was busy`)
 
   return {
     name: 'kv-strong',
