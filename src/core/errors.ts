@@ -28,6 +28,9 @@ export type CoreErrorCode =
   | 'CORE_CONFIG_INVALID'
   | 'CORE_BAD_KEY'
   | 'CORE_BAD_LINK_FAULTS'
+  /** The node's write-ahead log or LMDB holds bytes that do not check out: it refuses to start. */
+  | 'CORE_DISK_CORRUPT'
+  | 'CORE_DISK_CLOSED'
 
 export class CoreError extends SynodError<CoreErrorCode> {}
 

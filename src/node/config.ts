@@ -158,7 +158,12 @@ export const nodeConfigSchema = z.strictObject({
   listen: z.strictObject({ p2p: multiaddrText, apiHost: z.string().min(1), apiPort: port }),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Proof-of-work miner threads: one per core when absent, 0 to not mine. */
-  minerThreads: z.number().int().min(0).max(256).optional()
+  minerThreads: z.number().int().min(0).max(256).optional(),
+  /** The write-ahead log in front of LMDB (`docs/node.md`); defaults when absent. */
+  disk: z.strictObject({
+    walCheckpointIntervalMs: z.number().int().min(100).max(3_600_000),
+    walCheckpointBytes: z.number().int().min(4_096).max(1_073_741_824)
+  }).partial().optional()
 })
 
 export const keyFileSchema = z.strictObject({

@@ -1,23 +1,174 @@
 /**
- * The real disk: LMDB through the `lmdb` package. Writes go into lmdb's batched asynchronous
- * transactions (no `transactionSync`, which can make `close()` hang in lmdb 3.5); reads see them
- * at once through an overlay of writes not yet committed. `sync` calls back when lmdb reports
- * every earlier write flushed to disk, which is the durability point the Disk contract promises.
+ * The real disk: a write-ahead log in front of LMDB, as etcd keeps its WAL in front of bbolt.
+ *
+ * - A write goes into an in-memory overlay (reads see it at once) and into the log's next batch.
+ *   Every write of one event-loop turn, and every write made while the previous batch is being
+ *   made durable, goes out as one batch: one `write` of a few kilobytes to a segment opened with
+ *   `O_DSYNC`, so durable when it returns (group commit). `sync` calls back once the batch holding
+ *   every earlier write is durable.
+ * - LMDB is the checkpoint. Every `walCheckpointIntervalMs`, or once `walCheckpointBytes` of log
+ *   were written since the last checkpoint, the log moves to a new segment and the overlay's
+ *   writes go to LMDB in one transaction with the number of the last segment they cover; once LMDB
+ *   has them on disk, the covered segments are deleted and the overlay forgets what was not
+ *   written again meanwhile.
+ * - On open, the segments after the checkpointed one are replayed into the overlay. A batch cut
+ *   short at the end of the last segment (a crash in the middle of a write; it was never
+ *   reported durable) is cut off. Anything else that does not check out is `CORE_DISK_CORRUPT`:
+ *   the node refuses to start rather than forget a write it acknowledged.
+ *
+ * Why: LMDB rewrites a B-tree page per key it changes and makes each commit durable, which cost
+ * far more CPU than appending the same records (`docs/node.md`). A write that fails leaves the disk
+ * failed: no later `sync` calls back, since a failed synchronous write cannot be retried safely.
  */
+import { closeSync, constants, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, write, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import { open, type RootDatabase } from 'lmdb'
-import type { Disk, Logger } from '../core/index.js'
-import { errorMessage } from '../core/index.js'
+import { CoreError, errorMessage, sha256, type Disk, type Logger } from '../core/index.js'
 
+export interface DiskLimits {
+  /** The overlay goes to LMDB at least this often while there are writes. */
+  walCheckpointIntervalMs: number
+  /** ...and as soon as this many bytes of log were written since the last checkpoint. */
+  walCheckpointBytes: number
+}
+
+export const defaultDiskLimits: Readonly<DiskLimits> = Object.freeze({
+  walCheckpointIntervalMs: 10_000,
+  walCheckpointBytes: 32 * 1_048_576
+})
+
+export interface DiskStats {
+  /** Batches written to the log and made durable. */
+  walBatches: number
+  walBytes: number
+  checkpoints: number
+  /** Keys written to LMDB by checkpoints. */
+  checkpointKeys: number
+  /** Batches replayed from the log at open. */
+  replayedBatches: number
+  /** Bytes cut off the end of the last segment at open: a write a crash cut short. */
+  tornTailBytes: number
+  /** Log writes or checkpoints that failed: a disk that is full or broken. */
+  failures: number
+}
+
+/** Reserved LMDB key (outside any key a service writes): the last segment the checkpoint covers. */
+const CHECKPOINT_KEY = '\u0000wal/checkpointed-segment'
+const SEGMENT_MAGIC = new TextEncoder().encode('SYNODWAL')
+const SEGMENT_NAME = /^(\d{16})\.wal$/
+/** A batch's frame: payload length (u32), SHA-256 of the payload, the payload. */
+const FRAME_HEADER_BYTES = 4 + 32
+/** Keys a checkpoint writes to LMDB per transaction (a few milliseconds of the event loop). */
+const CHECKPOINT_SLICE_KEYS = 256
+const OP_PUT = 1
+const OP_DELETE = 2
 const DELETED = null
+
+interface Batch {
+  records: Uint8Array[]
+  bytes: number
+  waiters: Array<() => void>
+}
+
+function segmentName (segment: number): string {
+  return `${String(segment).padStart(16, '0')}.wal`
+}
+
+function emptyBatch (): Batch {
+  return { records: [], bytes: 0, waiters: [] }
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * One record: op (u8), key length (u32) and UTF-8 key, value length (u32) and value (puts only).
+ * Returns the record and, for a put, the value as a view into it (the overlay keeps that view, so
+ * a write copies its value once).
+ */
+function encodeRecord (key: string, value: Uint8Array | null): { record: Buffer, stored: Uint8Array | null } {
+  const keyLength = Buffer.byteLength(key, 'utf8')
+  const record = Buffer.allocUnsafe(1 + 4 + keyLength + (value === null ? 0 : 4 + value.length))
+  record[0] = value === null ? OP_DELETE : OP_PUT
+  record.writeUInt32BE(keyLength, 1)
+  record.write(key, 5, 'utf8')
+  if (value === null) return { record, stored: null }
+  const at = 9 + keyLength
+  record.writeUInt32BE(value.length, 5 + keyLength)
+  record.set(value, at)
+  return { record, stored: new Uint8Array(record.buffer, record.byteOffset + at, value.length) }
+}
+
+/** The records of one batch's payload; throws on anything that does not parse exactly. */
+function decodeRecords (payload: Uint8Array, apply: (key: string, value: Uint8Array | null) => void): void {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
+  let at = 0
+  const need = (bytes: number): void => { if (at + bytes > payload.length) throw new Error('record runs past its batch') }
+  while (at < payload.length) {
+    need(5)
+    const op = payload[at] as number
+    const keyLength = view.getUint32(at + 1)
+    at += 5
+    need(keyLength)
+    const key = utf8Decoder.decode(payload.subarray(at, at + keyLength))
+    at += keyLength
+    if (op === OP_DELETE) { apply(key, DELETED); continue }
+    if (op !== OP_PUT) throw new Error(`unknown record op ${op}`)
+    need(4)
+    const valueLength = view.getUint32(at)
+    at += 4
+    need(valueLength)
+    apply(key, payload.slice(at, at + valueLength))
+    at += valueLength
+  }
+}
 
 export class LmdbDisk implements Disk {
   private readonly db: RootDatabase<Uint8Array, string>
-  /** Writes issued but not yet committed by lmdb; `null` marks a delete. */
-  private readonly overlay = new Map<string, Uint8Array | null>()
-  private failures = 0
+  private readonly limits: DiskLimits
+  private readonly walDir: string
+  /** Writes not yet checkpointed into LMDB; `null` marks a delete. */
+  private overlay = new Map<string, Uint8Array | null>()
+  private segment: number
+  private segmentFd: number
+  private segmentBytes: number
+  /** Segments whose writes the overlay holds and LMDB may not (every one from here to `segment - 1`). */
+  private oldestUncheckpointed: number
+  private pending = emptyBatch()
+  private inFlight: Batch | null = null
+  private flushScheduled = false
+  private bytesSinceCheckpoint = 0
+  private lastCheckpointMs = Date.now()
+  private checkpointing: Promise<void> | null = null
+  private readonly checkpointTimer: NodeJS.Timeout
+  private failed = false
+  /** Called if a write fails, so that `close` does not wait for a sync that will never come. */
+  private readonly failureWatchers: Array<() => void> = []
+  private closed = false
+  private closing: Promise<void> | null = null
+  readonly stats: DiskStats = { walBatches: 0, walBytes: 0, checkpoints: 0, checkpointKeys: 0, replayedBatches: 0, tornTailBytes: 0, failures: 0 }
 
-  constructor (path: string, private readonly log: Logger) {
+  constructor (path: string, private readonly log: Logger, limits: Partial<DiskLimits> = {}) {
+    this.limits = { ...defaultDiskLimits, ...limits }
     this.db = open<Uint8Array, string>({ path, encoding: 'binary', compression: false })
+    this.walDir = join(path, 'wal')
+    mkdirSync(this.walDir, { recursive: true })
+    const mark = this.db.get(CHECKPOINT_KEY)
+    if (mark !== undefined && mark.length !== 8) throw new CoreError('CORE_DISK_CORRUPT', `LMDB at ${path}: the checkpoint mark has ${mark.length} bytes, not 8`, { path })
+    const covered = mark === undefined ? 0 : Number(new DataView(mark.buffer, mark.byteOffset, 8).getBigUint64(0))
+    const segments = readdirSync(this.walDir).flatMap((name) => {
+      const match = SEGMENT_NAME.exec(name)
+      return match === null ? [] : [Number(match[1])]
+    }).sort((a, b) => a - b)
+    for (const segment of segments) if (segment <= covered) unlinkSync(join(this.walDir, segmentName(segment)))
+    const toReplay = segments.filter((segment) => segment > covered)
+    toReplay.forEach((segment, index) => { this.replay(segment, index === toReplay.length - 1) })
+    this.oldestUncheckpointed = toReplay[0] ?? covered + 1
+    this.segment = Math.max(covered, ...toReplay) + 1
+    this.segmentFd = this.createSegment(this.segment)
+    this.segmentBytes = SEGMENT_MAGIC.length
+    if (toReplay.length > 0) this.log.info({ segments: toReplay.length, batches: this.stats.replayedBatches, keys: this.overlay.size }, 'write-ahead log replayed')
+    this.checkpointTimer = setInterval(() => { this.maybeCheckpoint() }, Math.max(100, Math.floor(this.limits.walCheckpointIntervalMs / 4)))
+    this.checkpointTimer.unref()
   }
 
   get (key: string): Uint8Array | undefined {
@@ -26,21 +177,18 @@ export class LmdbDisk implements Disk {
   }
 
   put (key: string, value: Uint8Array): void {
-    const stored = new Uint8Array(value)
-    this.overlay.set(key, stored)
-    this.track(key, stored, this.db.put(key, stored))
+    this.write(key, value)
   }
 
   delete (key: string): void {
-    this.overlay.set(key, DELETED)
-    this.track(key, DELETED, this.db.remove(key))
+    this.write(key, DELETED)
   }
 
   entries (prefix: string, limit = Number.MAX_SAFE_INTEGER): Array<[string, Uint8Array]> {
     const merged = new Map<string, Uint8Array | null>()
     for (const { key, value } of this.db.getRange({ start: prefix })) {
       if (!key.startsWith(prefix)) break
-      merged.set(key, value)
+      if (key !== CHECKPOINT_KEY) merged.set(key, value)
     }
     for (const [key, value] of this.overlay) if (key.startsWith(prefix)) merged.set(key, value)
     const live: Array<[string, Uint8Array]> = []
@@ -50,28 +198,214 @@ export class LmdbDisk implements Disk {
   }
 
   sync (onDurable: () => void): void {
-    this.db.flushed.then(onDurable, (error: unknown) => {
-      this.failures++
-      this.log.error({ reason: errorMessage(error) }, 'disk flush failed; writes are not durable')
-    })
+    if (this.pending.records.length > 0) this.pending.waiters.push(onDurable)
+    else if (this.inFlight !== null) this.inFlight.waiters.push(onDurable)
+    else if (!this.failed) queueMicrotask(onDurable)
   }
 
-  /** Writes that lmdb failed to commit: a disk that is full or broken. */
+  /** Keys written since the last checkpoint: held in memory and in the log. */
+  uncheckpointedKeys (): number {
+    return this.overlay.size
+  }
+
+  /** Log writes or checkpoints that failed: a disk that is full or broken. */
   failedWrites (): number {
-    return this.failures
+    return this.stats.failures
   }
 
+  /** Writes everything out, checkpoints it into LMDB (so the next open replays nothing) and closes. */
   async close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    await this.closing
+  }
+
+  private async closeOnce (): Promise<void> {
+    if (this.closed) return
+    clearInterval(this.checkpointTimer)
+    // Writes made while closing (a service stopping) are still written and checkpointed.
+    while (!this.failed && (this.pending.records.length > 0 || this.inFlight !== null || this.checkpointing !== null)) {
+      await new Promise<void>((resolve) => { this.sync(resolve); this.failureWatchers.push(resolve) })
+      await this.checkpointing
+    }
+    if (!this.failed && this.overlay.size > 0) {
+      this.startCheckpoint()
+      await this.checkpointing
+    }
+    this.closed = true
+    closeSync(this.segmentFd)
     await this.db.flushed
     await this.db.close()
   }
 
-  private track (key: string, value: Uint8Array | null, committed: Promise<boolean>): void {
-    committed.then(() => {
-      if (this.overlay.get(key) === value) this.overlay.delete(key)
-    }, (error: unknown) => {
-      this.failures++
-      this.log.error({ key, reason: errorMessage(error) }, 'disk write failed')
+  /**
+   * Closes the files as a crash would leave them: no checkpoint, and writes not yet in a batch are
+   * lost (a checkpoint already running finishes first). For recovery tests.
+   */
+  async abandon (): Promise<void> {
+    if (this.closed) return
+    clearInterval(this.checkpointTimer)
+    this.closed = true
+    this.pending = emptyBatch()
+    for (let batch = this.inFlight; batch !== null; batch = this.inFlight) {
+      await new Promise<void>((resolve) => { batch.waiters.push(resolve); this.failureWatchers.push(resolve) })
+    }
+    await this.checkpointing
+    closeSync(this.segmentFd)
+    await this.db.close()
+  }
+
+  private write (key: string, value: Uint8Array | null): void {
+    if (this.closed) throw new CoreError('CORE_DISK_CLOSED', `disk write after close: ${key}`)
+    const { record, stored } = encodeRecord(key, value)
+    this.overlay.set(key, stored)
+    this.pending.records.push(record)
+    this.pending.bytes += record.length
+    if (!this.flushScheduled && this.inFlight === null) {
+      this.flushScheduled = true
+      setImmediate(() => { this.flushScheduled = false; this.flush() })
+    }
+  }
+
+  /** Writes the pending batch as one frame and makes it durable; the next waits for it. */
+  private flush (): void {
+    if (this.inFlight !== null || this.pending.records.length === 0 || this.failed) return
+    const batch = this.pending
+    this.pending = emptyBatch()
+    this.inFlight = batch
+    const frame = new Uint8Array(FRAME_HEADER_BYTES + batch.bytes)
+    new DataView(frame.buffer).setUint32(0, batch.bytes)
+    let at = FRAME_HEADER_BYTES
+    for (const record of batch.records) { frame.set(record, at); at += record.length }
+    frame.set(sha256(frame.subarray(FRAME_HEADER_BYTES)), 4)
+    // The segment is open with O_DSYNC: the write returns once the frame is durable, one trip to
+    // libuv's thread pool instead of a write and an fdatasync (each would wait for the event loop).
+    write(this.segmentFd, frame, 0, frame.length, this.segmentBytes, (error) => {
+      if (error !== null) { this.fail(error, 'write-ahead log write failed'); return }
+      this.stats.walBatches++
+      this.stats.walBytes += frame.length
+      this.inFlight = null
+      for (const waiter of batch.waiters) waiter()
+      this.maybeCheckpoint()
+      this.flush()
     })
+    this.segmentBytes += frame.length
+    this.bytesSinceCheckpoint += frame.length
+  }
+
+  private fail (error: Error, message: string): void {
+    // Nothing in this batch, or written after it, may ever be reported durable.
+    this.failed = true
+    this.stats.failures++
+    this.inFlight = null
+    this.log.error({ reason: errorMessage(error) }, `${message}; writes are no longer durable and no sync will call back`)
+    for (const watcher of this.failureWatchers.splice(0)) watcher()
+  }
+
+  /** Starts a checkpoint when one is due; only between batches (the completion of one calls it again). */
+  private maybeCheckpoint (): void {
+    if (this.checkpointing !== null || this.inFlight !== null || this.failed || this.closed || this.overlay.size === 0) return
+    if (this.bytesSinceCheckpoint < this.limits.walCheckpointBytes && Date.now() - this.lastCheckpointMs < this.limits.walCheckpointIntervalMs) return
+    this.startCheckpoint()
+  }
+
+  /**
+   * Moves the log to a new segment, at once and between batches, and writes the overlay into LMDB
+   * with the number of the last segment it covers; once LMDB has it on disk, deletes the covered
+   * segments. The overlay may hold writes not yet in any batch: LMDB gets them a little early,
+   * which the Disk contract allows for a write not yet synced, and the new segment gets them too.
+   */
+  private startCheckpoint (): void {
+    const covered = this.segment
+    closeSync(this.segmentFd)
+    this.segment++
+    this.segmentFd = this.createSegment(this.segment)
+    this.segmentBytes = SEGMENT_MAGIC.length
+    this.bytesSinceCheckpoint = 0
+    this.lastCheckpointMs = Date.now()
+    const snapshot = new Map(this.overlay)
+    this.checkpointing = this.writeCheckpoint(covered, snapshot).finally(() => { this.checkpointing = null })
+  }
+
+  private async writeCheckpoint (covered: number, snapshot: ReadonlyMap<string, Uint8Array | null>): Promise<void> {
+    const mark = new Uint8Array(8)
+    new DataView(mark.buffer).setBigUint64(0, BigInt(covered))
+    try {
+      // In slices, each its own LMDB transaction, so that the event loop serves requests in
+      // between: a key written by a slice is also in the segments until the mark moves past them.
+      // In key order, so that each slice rewrites only its own stretch of the B-tree's leaves.
+      const entries = [...snapshot].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      for (let from = 0; from < entries.length; from += CHECKPOINT_SLICE_KEYS) {
+        // lmdb gives a promise per write (shared within a transaction); each one is awaited here,
+        // so that a failed commit is this checkpoint's error and never an unhandled rejection.
+        const outcomes = new Set<Promise<unknown>>()
+        await this.db.batch(() => {
+          for (const [key, value] of entries.slice(from, from + CHECKPOINT_SLICE_KEYS)) {
+            outcomes.add(value === null ? this.db.remove(key) : this.db.put(key, value))
+          }
+        })
+        await Promise.all(outcomes)
+      }
+      await this.db.put(CHECKPOINT_KEY, mark)
+      await this.db.flushed
+    } catch (error) {
+      this.stats.failures++
+      this.log.error({ reason: errorMessage(error) }, 'checkpoint into LMDB failed; the write-ahead log keeps the writes')
+      return
+    }
+    for (let segment = this.oldestUncheckpointed; segment <= covered; segment++) {
+      try { unlinkSync(join(this.walDir, segmentName(segment))) } catch { /* already gone */ }
+    }
+    this.oldestUncheckpointed = covered + 1
+    for (const [key, value] of snapshot) if (this.overlay.get(key) === value) this.overlay.delete(key)
+    this.stats.checkpoints++
+    this.stats.checkpointKeys += snapshot.size
+  }
+
+  private createSegment (segment: number): number {
+    const fd = openSync(join(this.walDir, segmentName(segment)), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC)
+    writeSync(fd, SEGMENT_MAGIC)
+    // The new file's name must be durable before anything in it is reported durable.
+    const dir = openSync(this.walDir, 'r')
+    try { fsyncSync(dir) } finally { closeSync(dir) }
+    return fd
+  }
+
+  private replay (segment: number, last: boolean): void {
+    const path = join(this.walDir, segmentName(segment))
+    const bytes = readFileSync(path)
+    const corrupt = (at: number, why: string): never => {
+      throw new CoreError('CORE_DISK_CORRUPT', `write-ahead log ${path} at byte ${at}: ${why}`, { path, offset: at })
+    }
+    const magicOk = bytes.length >= SEGMENT_MAGIC.length && SEGMENT_MAGIC.every((byte, i) => bytes[i] === byte)
+    let at = SEGMENT_MAGIC.length
+    if (!magicOk) {
+      // A segment whose header a crash cut short was never written to.
+      if (last && bytes.length < SEGMENT_MAGIC.length && SEGMENT_MAGIC.subarray(0, bytes.length).every((byte, i) => bytes[i] === byte)) at = bytes.length
+      else corrupt(0, 'not a Synod write-ahead log segment')
+    }
+    while (at < bytes.length) {
+      const payloadLength = at + 4 <= bytes.length ? bytes.readUInt32BE(at) : -1
+      const end = at + FRAME_HEADER_BYTES + payloadLength
+      const payload = payloadLength < 0 || end > bytes.length ? null : bytes.subarray(at + FRAME_HEADER_BYTES, end)
+      const intact = payload !== null && Buffer.from(sha256(payload)).equals(bytes.subarray(at + 4, at + FRAME_HEADER_BYTES))
+      if (!intact) {
+        if (!last) corrupt(at, 'a batch does not check out in a segment that was closed')
+        // Only the last batch can be torn: one batch is written at a time, each made durable first.
+        if (payload !== null && end < bytes.length) corrupt(at, 'a batch that does not check out is followed by more')
+        // The tail a crash cut short was never reported durable: cut it off and go on.
+        this.stats.tornTailBytes += bytes.length - at
+        this.log.warn({ path, offset: at, bytes: bytes.length - at }, 'write-ahead log: cutting off a batch a crash cut short')
+        const fd = openSync(path, 'r+')
+        try { ftruncateSync(fd, at); fsyncSync(fd) } finally { closeSync(fd) }
+        return
+      }
+      try {
+        decodeRecords(payload, (key, value) => { this.overlay.set(key, value) })
+      } catch (error) {
+        corrupt(at, `a batch whose checksum holds does not parse: ${errorMessage(error)}`)
+      }
+      this.stats.replayedBatches++
+      at = end
+    }
   }
 }

@@ -1,6 +1,7 @@
 /** Prometheus metrics for one node process (prom-client), read at scrape time from live state. */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Transport, TransportStats } from '../core/index.js'
+import type { DiskStats, LmdbDisk } from './lmdb-disk.js'
 
 type CounterName = keyof TransportStats
 
@@ -51,4 +52,19 @@ export function createMetrics (transport: Transport, gauges: readonly GaugeSourc
   collectedGauge(registry, { name: 'synod_transport_links_connected', help: 'Peers with a live link.', read: () => transport.links().filter((link) => link.state === 'connected').length })
   for (const source of gauges) collectedGauge(registry, source)
   return registry
+}
+
+const diskCounters: Array<[keyof DiskStats, string, string]> = [
+  ['walBatches', 'synod_disk_wal_batches_total', 'Batches written to the write-ahead log and made durable (one fdatasync each).'],
+  ['walBytes', 'synod_disk_wal_bytes_total', 'Bytes written to the write-ahead log, frame headers included.'],
+  ['checkpoints', 'synod_disk_checkpoints_total', 'Checkpoints of the write-ahead log into LMDB.'],
+  ['checkpointKeys', 'synod_disk_checkpoint_keys_total', 'Keys written to LMDB by checkpoints.'],
+  ['replayedBatches', 'synod_disk_replayed_batches_total', 'Write-ahead log batches replayed at start.'],
+  ['tornTailBytes', 'synod_disk_torn_tail_bytes_total', 'Bytes cut off the write-ahead log at start: a batch a crash cut short.'],
+  ['failures', 'synod_disk_failures_total', 'Write-ahead log writes or checkpoints that failed; after a failed write no sync completes.']
+]
+
+export function registerDiskMetrics (registry: Registry, disk: LmdbDisk): void {
+  for (const [field, name, help] of diskCounters) collectedCounter(registry, name, help, () => disk.stats[field])
+  collectedGauge(registry, { name: 'synod_disk_uncheckpointed_keys', help: 'Keys written since the last checkpoint into LMDB (held in memory and in the log).', read: () => disk.uncheckpointedKeys() })
 }

@@ -14,7 +14,7 @@ import { loadNodeConfig, topologyOf, type LoadedConfig } from './config.js'
 import { LmdbDisk } from './lmdb-disk.js'
 import { Libp2pTransport } from './libp2p-transport.js'
 import { createLogger } from './logger.js'
-import { createMetrics } from './metrics.js'
+import { createMetrics, registerDiskMetrics } from './metrics.js'
 import { registerOverlayMetrics, registerOverlayRoutes } from './overlay-api.js'
 import { registerMembershipMetrics, registerMembershipRoutes } from './membership-api.js'
 import { createApiServer } from './http.js'
@@ -90,7 +90,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const log = options.log ?? createLogger({ node: config.node.nodeId }, config.node.logLevel)
   const startedMs = wallClock.now()
   mkdirSync(config.dataDir, { recursive: true })
-  const disk = new LmdbDisk(join(config.dataDir, 'lmdb'), log.child({ component: 'disk' }))
+  const disk = new LmdbDisk(join(config.dataDir, 'lmdb'), log.child({ component: 'disk' }), config.node.disk ?? {})
   const members = config.network.members.map((member) => member.id).sort()
   const neighbours = overlayNeighbours(topologyOf(config.networkFile, config.network).adjacency, members, config.node.nodeId)
   const overlay = new OverlayService({ neighbours, routeMetric: config.network.routeMetric })
@@ -147,6 +147,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
     ? [{ name: 'synod_hello_peers_reachable', help: 'Peers the hello service heard from within peerTimeoutMs.', read: () => hello.reachable().length }]
     : [])
   registerOverlayMetrics(metrics, overlay)
+  registerDiskMetrics(metrics, disk)
   const withMembership = services.includes(membership)
   if (withMembership) registerMembershipMetrics(metrics, membership)
   const api = createApiServer({
@@ -160,6 +161,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
       p2p: transport.addresses(),
       peers: linkView.links().map((link) => ({ ...link, api: apiOf.get(link.peer)?.api ?? null, p2p: apiOf.get(link.peer)?.p2p ?? null })),
       transport: transport.stats(),
+      disk: { ...disk.stats, uncheckpointedKeys: disk.uncheckpointedKeys() },
       ...(faults === null ? {} : { faults: faults.current() }),
       services: host.status()
     })

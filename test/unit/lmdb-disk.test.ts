@@ -1,0 +1,181 @@
+/**
+ * The real disk in one process: LMDB behind the write-ahead log. Reads see writes at once,
+ * checkpoints move the log into LMDB and delete its segments, a reopened disk holds exactly what
+ * was written (a model check over random operations), a batch a crash cut short is cut off, and
+ * damage anywhere else refuses to open. Recovery after SIGKILL is `test/cluster/lmdb-durability`.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { CoreError, silentLogger } from '../../src/core/index.js'
+import { LmdbDisk, type DiskLimits } from '../../src/node/index.js'
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text)
+const text = (value: Uint8Array | undefined): string | undefined => value === undefined ? undefined : new TextDecoder().decode(value)
+const synced = async (disk: LmdbDisk): Promise<void> => { await new Promise<void>((resolve) => { disk.sync(resolve) }) }
+
+async function withDir (run: (dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'synod-disk-'))
+  try { await run(dir) } finally { rmSync(dir, { recursive: true, force: true }) }
+}
+
+function segments (path: string): string[] {
+  return readdirSync(join(path, 'wal')).filter((name) => name.endsWith('.wal')).sort()
+}
+
+/** Writes through a disk that is never closed, as a crash leaves it: its segments hold the writes. */
+async function crashedDisk (path: string, write: (disk: LmdbDisk) => void): Promise<void> {
+  const disk = new LmdbDisk(path, silentLogger, { walCheckpointIntervalMs: 3_600_000 })
+  write(disk)
+  await synced(disk)
+  // Stand-in for the crash: the log stays as it is, LMDB never saw these writes. `abandon` only
+  // stops the timers and closes the files, it writes nothing.
+  await disk.abandon()
+}
+
+describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
+  it('reads its writes at once, syncs, and keeps them across close and reopen', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      const disk = new LmdbDisk(path, silentLogger)
+      disk.put('a/1', bytes('one'))
+      disk.put('a/2', bytes('two'))
+      disk.put('b/1', bytes('other'))
+      disk.delete('a/2')
+      assert.equal(text(disk.get('a/1')), 'one')
+      assert.equal(disk.get('a/2'), undefined)
+      await synced(disk)
+      assert.ok(disk.stats.walBatches >= 1)
+      await synced(disk) // nothing pending: calls back too
+      await disk.close()
+      assert.throws(() => { disk.put('a/3', bytes('late')) }, (error: unknown) => error instanceof CoreError && error.code === 'CORE_DISK_CLOSED')
+      const again = new LmdbDisk(path, silentLogger)
+      assert.equal(again.stats.replayedBatches, 0, 'close checkpoints: nothing left to replay')
+      assert.deepEqual(again.entries('a/').map(([key, value]) => [key, text(value)]), [['a/1', 'one']])
+      assert.deepEqual(again.entries('').map(([key]) => key), ['a/1', 'b/1'], 'the checkpoint mark is not an entry')
+      await again.close()
+    })
+  })
+
+  it('checkpoints into LMDB as the log grows, deletes the covered segments, and merges both in reads', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      const disk = new LmdbDisk(path, silentLogger, { walCheckpointBytes: 2_000 })
+      for (let round = 0; round < 40; round++) {
+        for (let i = 0; i < 10; i++) disk.put(`k/${String(i).padStart(2, '0')}`, bytes(`v${round}-${i}`))
+        if (round % 7 === 0) disk.delete('k/03')
+        await synced(disk)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.ok(disk.stats.checkpoints >= 3, `checkpoints: ${disk.stats.checkpoints}`)
+      assert.ok(segments(path).length <= 2, `segments left: ${segments(path).join(', ')}`)
+      const expected = Array.from({ length: 10 }, (_, i) => [`k/${String(i).padStart(2, '0')}`, `v39-${i}`])
+      assert.deepEqual(disk.entries('k/').map(([key, value]) => [key, text(value)]), expected)
+      assert.deepEqual(disk.entries('k/', 3).map(([key]) => key), ['k/00', 'k/01', 'k/02'])
+      await disk.close()
+    })
+  })
+
+  it('replays the log of a disk that was never closed', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      await crashedDisk(path, (disk) => {
+        for (let i = 0; i < 100; i++) disk.put(`r/${i}`, bytes(`value-${i}`))
+        disk.delete('r/7')
+      })
+      const disk = new LmdbDisk(path, silentLogger)
+      assert.ok(disk.stats.replayedBatches >= 1)
+      assert.equal(disk.entries('r/').length, 99)
+      assert.equal(text(disk.get('r/42')), 'value-42')
+      assert.equal(disk.get('r/7'), undefined)
+      await disk.close()
+    })
+  })
+
+  it('cuts off a batch a crash cut short at the end of the last segment, and keeps what came before', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`t/${i}`, bytes(`v${i}`)) })
+      const [last] = segments(path).slice(-1)
+      assert.ok(last !== undefined)
+      const file = join(path, 'wal', last)
+      const intact = readFileSync(file).length
+      // A frame header that promises 500 bytes, and only 10 of them.
+      const torn = Buffer.alloc(4 + 32 + 10)
+      torn.writeUInt32BE(500, 0)
+      appendFileSync(file, torn)
+      const disk = new LmdbDisk(path, silentLogger, { walCheckpointIntervalMs: 3_600_000 })
+      assert.equal(disk.stats.tornTailBytes, torn.length)
+      assert.equal(readFileSync(file).length, intact, 'the torn tail is cut off the file')
+      assert.equal(disk.entries('t/').length, 20)
+      await disk.abandon()
+      const again = new LmdbDisk(path, silentLogger)
+      assert.equal(again.stats.tornTailBytes, 0)
+      assert.equal(again.entries('t/').length, 20)
+      await again.close()
+    })
+  })
+
+  it('refuses to open a log damaged anywhere but its last batch (CORE_DISK_CORRUPT)', async () => {
+    for (const where of ['closed segment', 'middle of the last segment'] as const) {
+      await withDir(async (dir) => {
+        const path = join(dir, 'db')
+        await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`c/${i}`, bytes(`v${i}`)) })
+        await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`d/${i}`, bytes(`v${i}`)) })
+        const names = segments(path)
+        // The first crashed disk left the segment with the c/ batch; the second replayed it and
+        // wrote the d/ batch to the next one, the last.
+        const target = where === 'closed segment' ? names[0] : names[names.length - 1]
+        assert.ok(target !== undefined)
+        const file = join(path, 'wal', target)
+        if (where === 'middle of the last segment') {
+          // Two complete batches in the last segment, the first of them damaged.
+          const content = readFileSync(join(path, 'wal', names[0] as string))
+          writeFileSync(file, content)
+          appendFileSync(file, content.subarray(8))
+        }
+        const content = readFileSync(file)
+        content[8 + 36 + 3] = (content[8 + 36 + 3] as number) ^ 0xff
+        writeFileSync(file, content)
+        assert.throws(() => new LmdbDisk(path, silentLogger), (error: unknown) => error instanceof CoreError && error.code === 'CORE_DISK_CORRUPT', where)
+      })
+    }
+  })
+
+  it('holds exactly what a model map holds, through random writes, checkpoints and reopens', async () => {
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map((key) => `m/${key}`)
+    const operation = fc.oneof(
+      fc.record({ op: fc.constant('put' as const), key: fc.constantFrom(...keys), value: fc.string({ maxLength: 40 }) }),
+      fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom(...keys) }),
+      fc.record({ op: fc.constantFrom('sync' as const, 'reopen' as const, 'crash' as const) })
+    )
+    const limits: Partial<DiskLimits> = { walCheckpointBytes: 300 }
+    await fc.assert(fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 60 }), async (operations) => {
+      await withDir(async (dir) => {
+        const path = join(dir, 'db')
+        const model = new Map<string, string>()
+        let disk = new LmdbDisk(path, silentLogger, limits)
+        for (const step of operations) {
+          if (step.op === 'put') { disk.put(step.key, bytes(step.value)); model.set(step.key, step.value) }
+          if (step.op === 'delete') { disk.delete(step.key); model.delete(step.key) }
+          if (step.op === 'sync') await synced(disk)
+          if (step.op === 'reopen' || step.op === 'crash') {
+            if (step.op === 'reopen') await disk.close()
+            else { await synced(disk); await disk.abandon() }
+            disk = new LmdbDisk(path, silentLogger, limits)
+          }
+          for (const key of keys) assert.equal(text(disk.get(key)), model.get(key), `get ${key}`)
+        }
+        const expected = [...model].sort(([a], [b]) => (a < b ? -1 : 1))
+        assert.deepEqual(disk.entries('m/').map(([key, value]) => [key, text(value)]), expected)
+        await disk.close()
+        const reopened = new LmdbDisk(path, silentLogger, limits)
+        assert.deepEqual(reopened.entries('m/').map(([key, value]) => [key, text(value)]), expected)
+        await reopened.close()
+      })
+    }), { numRuns: 25 })
+  })
+})
