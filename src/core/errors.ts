@@ -31,6 +31,7 @@ export type CoreErrorCode =
   /** The node's write-ahead log or LMDB holds bytes that do not check out: it refuses to start. */
   | 'CORE_DISK_CORRUPT'
   | 'CORE_DISK_CLOSED'
+  | 'CORE_DISK_KEY_TOO_LARGE'
 
 export class CoreError extends SynodError<CoreErrorCode> {}
 

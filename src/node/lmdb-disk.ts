@@ -7,14 +7,14 @@
  *   `O_DSYNC`, so durable when it returns (group commit). `sync` calls back once the batch holding
  *   every earlier write is durable.
  * - LMDB is the checkpoint. Every `walCheckpointIntervalMs`, or once `walCheckpointBytes` of log
- *   were written since the last checkpoint, the log moves to a new segment and the overlay's
- *   writes go to LMDB in one transaction with the number of the last segment they cover; once LMDB
- *   has them on disk, the covered segments are deleted and the overlay forgets what was not
- *   written again meanwhile.
- * - On open, the segments after the checkpointed one are replayed into the overlay. A batch cut
- *   short at the end of the last segment (a crash in the middle of a write; it was never
- *   reported durable) is cut off. Anything else that does not check out is `CORE_DISK_CORRUPT`:
- *   the node refuses to start rather than forget a write it acknowledged.
+ *   were written since the last checkpoint, the log moves to a new segment and every write that
+ *   is in the log (never one still waiting for its batch) goes to LMDB, in key-ordered slices,
+ *   then the number of the last segment they cover; once LMDB has that mark on disk, the covered
+ *   segments are deleted and the overlay forgets what was not written again meanwhile.
+ * - On open, the segments after the mark are replayed into the overlay. A batch cut short at the
+ *   end of the last segment (a crash in the middle of a write; it was never reported durable) is
+ *   cut off. Anything else that does not check out is `CORE_DISK_CORRUPT`: the node refuses to
+ *   start rather than forget a write it acknowledged.
  *
  * Why: LMDB rewrites a B-tree page per key it changes and makes each commit durable, which cost
  * far more CPU than appending the same records (`docs/node.md`). A write that fails leaves the disk
@@ -52,7 +52,7 @@ export interface DiskStats {
   failures: number
 }
 
-/** Reserved LMDB key (outside any key a service writes): the last segment the checkpoint covers. */
+/** Reserved LMDB key (outside any key a service writes): the last segment the checkpoint covers (u64). */
 const CHECKPOINT_KEY = '\u0000wal/checkpointed-segment'
 const SEGMENT_MAGIC = new TextEncoder().encode('SYNODWAL')
 const SEGMENT_NAME = /^(\d{16})\.wal$/
@@ -60,12 +60,19 @@ const SEGMENT_NAME = /^(\d{16})\.wal$/
 const FRAME_HEADER_BYTES = 4 + 32
 /** Keys a checkpoint writes to LMDB per transaction (a few milliseconds of the event loop). */
 const CHECKPOINT_SLICE_KEYS = 256
+/** LMDB's key limit as lmdb-js builds it, if the database does not say. */
+const LMDB_KEY_BYTES_MAX = 1_978
+/** Checkpoints `close` runs at most, for writes made while it runs. */
+const CLOSE_CHECKPOINT_ROUNDS = 3
 const OP_PUT = 1
 const OP_DELETE = 2
 const DELETED = null
 
 interface Batch {
   records: Uint8Array[]
+  /** What each record wrote, in order: applied to `logged` once the batch is durable. */
+  keys: string[]
+  values: Array<Uint8Array | null>
   bytes: number
   waiters: Array<() => void>
 }
@@ -75,7 +82,7 @@ function segmentName (segment: number): string {
 }
 
 function emptyBatch (): Batch {
-  return { records: [], bytes: 0, waiters: [] }
+  return { records: [], keys: [], values: [], bytes: 0, waiters: [] }
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
@@ -87,7 +94,9 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
  */
 function encodeRecord (key: string, value: Uint8Array | null): { record: Buffer, stored: Uint8Array | null } {
   const keyLength = Buffer.byteLength(key, 'utf8')
-  const record = Buffer.allocUnsafe(1 + 4 + keyLength + (value === null ? 0 : 4 + value.length))
+  // Not from Buffer's shared pool: the overlay keeps a view into the record, which must not keep
+  // an 8 KiB slab of other records alive.
+  const record = Buffer.allocUnsafeSlow(1 + 4 + keyLength + (value === null ? 0 : 4 + value.length))
   record[0] = value === null ? OP_DELETE : OP_PUT
   record.writeUInt32BE(keyLength, 1)
   record.write(key, 5, 'utf8')
@@ -117,17 +126,33 @@ function decodeRecords (payload: Uint8Array, apply: (key: string, value: Uint8Ar
     const valueLength = view.getUint32(at)
     at += 4
     need(valueLength)
-    apply(key, payload.slice(at, at + valueLength))
+    apply(key, new Uint8Array(payload.subarray(at, at + valueLength)))
     at += valueLength
   }
+}
+
+/** The payload of the intact frame at `at`, or null: cut short, or failing its checksum. */
+function frameAt (bytes: Buffer, at: number): Buffer | null {
+  if (at + FRAME_HEADER_BYTES > bytes.length) return null
+  const end = at + FRAME_HEADER_BYTES + bytes.readUInt32BE(at)
+  if (end > bytes.length) return null
+  const payload = bytes.subarray(at + FRAME_HEADER_BYTES, end)
+  return Buffer.from(sha256(payload)).equals(bytes.subarray(at + 4, at + FRAME_HEADER_BYTES)) ? payload : null
 }
 
 export class LmdbDisk implements Disk {
   private readonly db: RootDatabase<Uint8Array, string>
   private readonly limits: DiskLimits
+  private readonly keyBytesMax: number
   private readonly walDir: string
-  /** Writes not yet checkpointed into LMDB; `null` marks a delete. */
-  private overlay = new Map<string, Uint8Array | null>()
+  /** Writes not yet checkpointed into LMDB, what reads see first; `null` marks a delete. */
+  private readonly overlay = new Map<string, Uint8Array | null>()
+  /**
+   * The part of the overlay that is in the log and durable: what a checkpoint gives LMDB. A write
+   * still waiting for its batch never reaches LMDB before the log, so a crash can only lose the
+   * writes after some point, never an earlier one while keeping a later one.
+   */
+  private readonly logged = new Map<string, Uint8Array | null>()
   private segment: number
   private segmentFd: number
   private segmentBytes: number
@@ -150,6 +175,7 @@ export class LmdbDisk implements Disk {
   constructor (path: string, private readonly log: Logger, limits: Partial<DiskLimits> = {}) {
     this.limits = { ...defaultDiskLimits, ...limits }
     this.db = open<Uint8Array, string>({ path, encoding: 'binary', compression: false })
+    this.keyBytesMax = (this.db as unknown as { maxKeySize?: number }).maxKeySize ?? LMDB_KEY_BYTES_MAX
     this.walDir = join(path, 'wal')
     mkdirSync(this.walDir, { recursive: true })
     const mark = this.db.get(CHECKPOINT_KEY)
@@ -222,19 +248,27 @@ export class LmdbDisk implements Disk {
   private async closeOnce (): Promise<void> {
     if (this.closed) return
     clearInterval(this.checkpointTimer)
-    // Writes made while closing (a service stopping) are still written and checkpointed.
-    while (!this.failed && (this.pending.records.length > 0 || this.inFlight !== null || this.checkpointing !== null)) {
-      await new Promise<void>((resolve) => { this.sync(resolve); this.failureWatchers.push(resolve) })
-      await this.checkpointing
-    }
-    if (!this.failed && this.overlay.size > 0) {
+    // Writes made while closing (a service stopping) are still logged; a few rounds of checkpoint
+    // take them into LMDB too, and any left over are replayed from the log at the next open.
+    for (let round = 0; round < CLOSE_CHECKPOINT_ROUNDS && !this.failed; round++) {
+      await this.quiesce()
+      if (this.failed || this.logged.size === 0) break
       this.startCheckpoint()
       await this.checkpointing
     }
+    await this.quiesce()
     this.closed = true
     closeSync(this.segmentFd)
     await this.db.flushed
     await this.db.close()
+  }
+
+  /** Resolves once nothing is pending, in flight or checkpointing, or once the disk failed. */
+  private async quiesce (): Promise<void> {
+    while (!this.failed && (this.pending.records.length > 0 || this.inFlight !== null || this.checkpointing !== null)) {
+      await new Promise<void>((resolve) => { this.sync(resolve); this.failureWatchers.push(resolve) })
+      await this.checkpointing
+    }
   }
 
   /**
@@ -256,9 +290,15 @@ export class LmdbDisk implements Disk {
 
   private write (key: string, value: Uint8Array | null): void {
     if (this.closed) throw new CoreError('CORE_DISK_CLOSED', `disk write after close: ${key}`)
+    // Refused here, as LMDB would refuse it at the checkpoint (and block every later one).
+    if (Buffer.byteLength(key, 'utf8') > this.keyBytesMax) throw new CoreError('CORE_DISK_KEY_TOO_LARGE', `a disk key of ${Buffer.byteLength(key, 'utf8')} bytes, LMDB's limit is ${this.keyBytesMax}`, { keyBytesMax: this.keyBytesMax })
     const { record, stored } = encodeRecord(key, value)
     this.overlay.set(key, stored)
+    // A failed disk acknowledges nothing more: reads still see the write, the log never gets it.
+    if (this.failed) return
     this.pending.records.push(record)
+    this.pending.keys.push(key)
+    this.pending.values.push(stored)
     this.pending.bytes += record.length
     if (!this.flushScheduled && this.inFlight === null) {
       this.flushScheduled = true
@@ -268,7 +308,7 @@ export class LmdbDisk implements Disk {
 
   /** Writes the pending batch as one frame and makes it durable; the next waits for it. */
   private flush (): void {
-    if (this.inFlight !== null || this.pending.records.length === 0 || this.failed) return
+    if (this.inFlight !== null || this.pending.records.length === 0 || this.failed || this.closed) return
     const batch = this.pending
     this.pending = emptyBatch()
     this.inFlight = batch
@@ -279,8 +319,10 @@ export class LmdbDisk implements Disk {
     frame.set(sha256(frame.subarray(FRAME_HEADER_BYTES)), 4)
     // The segment is open with O_DSYNC: the write returns once the frame is durable, one trip to
     // libuv's thread pool instead of a write and an fdatasync (each would wait for the event loop).
-    write(this.segmentFd, frame, 0, frame.length, this.segmentBytes, (error) => {
+    write(this.segmentFd, frame, 0, frame.length, this.segmentBytes, (error, written) => {
       if (error !== null) { this.fail(error, 'write-ahead log write failed'); return }
+      if (written !== frame.length) { this.fail(new Error(`wrote ${written} of ${frame.length} bytes`), 'write-ahead log write cut short'); return }
+      for (let i = 0; i < batch.keys.length; i++) this.logged.set(batch.keys[i] as string, batch.values[i] as Uint8Array | null)
       this.stats.walBatches++
       this.stats.walBytes += frame.length
       this.inFlight = null
@@ -303,26 +345,33 @@ export class LmdbDisk implements Disk {
 
   /** Starts a checkpoint when one is due; only between batches (the completion of one calls it again). */
   private maybeCheckpoint (): void {
-    if (this.checkpointing !== null || this.inFlight !== null || this.failed || this.closed || this.overlay.size === 0) return
+    if (this.checkpointing !== null || this.inFlight !== null || this.failed || this.closed || this.logged.size === 0) return
     if (this.bytesSinceCheckpoint < this.limits.walCheckpointBytes && Date.now() - this.lastCheckpointMs < this.limits.walCheckpointIntervalMs) return
     this.startCheckpoint()
   }
 
   /**
-   * Moves the log to a new segment, at once and between batches, and writes the overlay into LMDB
-   * with the number of the last segment it covers; once LMDB has it on disk, deletes the covered
-   * segments. The overlay may hold writes not yet in any batch: LMDB gets them a little early,
-   * which the Disk contract allows for a write not yet synced, and the new segment gets them too.
+   * Moves the log to a new segment, at once and between batches, and writes every logged write
+   * (all of them in the segments up to the old one) into LMDB with the number of the last segment
+   * it covers; once LMDB has it on disk, deletes the covered segments.
    */
   private startCheckpoint (): void {
     const covered = this.segment
+    let fd: number
+    try {
+      fd = this.createSegment(covered + 1)
+    } catch (error) {
+      // No new segment (no file descriptors, a full disk): the log cannot go on safely.
+      this.fail(error as Error, 'write-ahead log: cannot create the next segment')
+      return
+    }
     closeSync(this.segmentFd)
-    this.segment++
-    this.segmentFd = this.createSegment(this.segment)
+    this.segment = covered + 1
+    this.segmentFd = fd
     this.segmentBytes = SEGMENT_MAGIC.length
     this.bytesSinceCheckpoint = 0
     this.lastCheckpointMs = Date.now()
-    const snapshot = new Map(this.overlay)
+    const snapshot = new Map(this.logged)
     this.checkpointing = this.writeCheckpoint(covered, snapshot).finally(() => { this.checkpointing = null })
   }
 
@@ -335,15 +384,14 @@ export class LmdbDisk implements Disk {
       // In key order, so that each slice rewrites only its own stretch of the B-tree's leaves.
       const entries = [...snapshot].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       for (let from = 0; from < entries.length; from += CHECKPOINT_SLICE_KEYS) {
-        // lmdb gives a promise per write (shared within a transaction); each one is awaited here,
-        // so that a failed commit is this checkpoint's error and never an unhandled rejection.
-        const outcomes = new Set<Promise<unknown>>()
+        // Inside a batch, lmdb's put and remove return an already resolved promise: the batch's
+        // promise carries a failed commit.
         await this.db.batch(() => {
           for (const [key, value] of entries.slice(from, from + CHECKPOINT_SLICE_KEYS)) {
-            outcomes.add(value === null ? this.db.remove(key) : this.db.put(key, value))
+            if (value === null) void this.db.remove(key)
+            else void this.db.put(key, value)
           }
         })
-        await Promise.all(outcomes)
       }
       await this.db.put(CHECKPOINT_KEY, mark)
       await this.db.flushed
@@ -356,7 +404,10 @@ export class LmdbDisk implements Disk {
       try { unlinkSync(join(this.walDir, segmentName(segment))) } catch { /* already gone */ }
     }
     this.oldestUncheckpointed = covered + 1
-    for (const [key, value] of snapshot) if (this.overlay.get(key) === value) this.overlay.delete(key)
+    for (const [key, value] of snapshot) {
+      if (this.overlay.get(key) === value) this.overlay.delete(key)
+      if (this.logged.get(key) === value) this.logged.delete(key)
+    }
     this.stats.checkpoints++
     this.stats.checkpointKeys += snapshot.size
   }
@@ -376,22 +427,22 @@ export class LmdbDisk implements Disk {
     const corrupt = (at: number, why: string): never => {
       throw new CoreError('CORE_DISK_CORRUPT', `write-ahead log ${path} at byte ${at}: ${why}`, { path, offset: at })
     }
-    const magicOk = bytes.length >= SEGMENT_MAGIC.length && SEGMENT_MAGIC.every((byte, i) => bytes[i] === byte)
-    let at = SEGMENT_MAGIC.length
-    if (!magicOk) {
-      // A segment whose header a crash cut short was never written to.
-      if (last && bytes.length < SEGMENT_MAGIC.length && SEGMENT_MAGIC.subarray(0, bytes.length).every((byte, i) => bytes[i] === byte)) at = bytes.length
-      else corrupt(0, 'not a Synod write-ahead log segment')
+    if (!(bytes.length >= SEGMENT_MAGIC.length && SEGMENT_MAGIC.every((byte, i) => bytes[i] === byte))) {
+      // A crash while the segment was being created: nothing was ever written to it.
+      if (last && bytes.length < SEGMENT_MAGIC.length && SEGMENT_MAGIC.subarray(0, bytes.length).every((byte, i) => bytes[i] === byte)) {
+        unlinkSync(path)
+        return
+      }
+      corrupt(0, 'not a Synod write-ahead log segment')
     }
-    while (at < bytes.length) {
-      const payloadLength = at + 4 <= bytes.length ? bytes.readUInt32BE(at) : -1
-      const end = at + FRAME_HEADER_BYTES + payloadLength
-      const payload = payloadLength < 0 || end > bytes.length ? null : bytes.subarray(at + FRAME_HEADER_BYTES, end)
-      const intact = payload !== null && Buffer.from(sha256(payload)).equals(bytes.subarray(at + 4, at + FRAME_HEADER_BYTES))
-      if (!intact) {
+    for (let at = SEGMENT_MAGIC.length; at < bytes.length;) {
+      const frame = frameAt(bytes, at)
+      if (frame === null) {
         if (!last) corrupt(at, 'a batch does not check out in a segment that was closed')
-        // Only the last batch can be torn: one batch is written at a time, each made durable first.
-        if (payload !== null && end < bytes.length) corrupt(at, 'a batch that does not check out is followed by more')
+        // Only the last batch can be torn: one batch is written at a time, each made durable
+        // before the next. Damage that an intact batch follows is not a torn write.
+        const declared = at + 4 <= bytes.length ? at + FRAME_HEADER_BYTES + bytes.readUInt32BE(at) : bytes.length
+        if (declared < bytes.length && frameAt(bytes, declared) !== null) corrupt(at, 'a batch that does not check out is followed by an intact one')
         // The tail a crash cut short was never reported durable: cut it off and go on.
         this.stats.tornTailBytes += bytes.length - at
         this.log.warn({ path, offset: at, bytes: bytes.length - at }, 'write-ahead log: cutting off a batch a crash cut short')
@@ -400,12 +451,12 @@ export class LmdbDisk implements Disk {
         return
       }
       try {
-        decodeRecords(payload, (key, value) => { this.overlay.set(key, value) })
+        decodeRecords(frame, (key, value) => { this.overlay.set(key, value); this.logged.set(key, value) })
       } catch (error) {
         corrupt(at, `a batch whose checksum holds does not parse: ${errorMessage(error)}`)
       }
       this.stats.replayedBatches++
-      at = end
+      at += FRAME_HEADER_BYTES + frame.length
     }
   }
 }

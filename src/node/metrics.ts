@@ -55,7 +55,7 @@ export function createMetrics (transport: Transport, gauges: readonly GaugeSourc
 }
 
 const diskCounters: Array<[keyof DiskStats, string, string]> = [
-  ['walBatches', 'synod_disk_wal_batches_total', 'Batches written to the write-ahead log and made durable (one fdatasync each).'],
+  ['walBatches', 'synod_disk_wal_batches_total', 'Batches written to the write-ahead log and made durable (one O_DSYNC write each).'],
   ['walBytes', 'synod_disk_wal_bytes_total', 'Bytes written to the write-ahead log, frame headers included.'],
   ['checkpoints', 'synod_disk_checkpoints_total', 'Checkpoints of the write-ahead log into LMDB.'],
   ['checkpointKeys', 'synod_disk_checkpoint_keys_total', 'Keys written to LMDB by checkpoints.'],

@@ -119,6 +119,58 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
     })
   })
 
+  it('takes zeros where the last batch should be as a torn end', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`z/${i}`, bytes(`v${i}`)) })
+      const [last] = segments(path).slice(-1)
+      assert.ok(last !== undefined)
+      const file = join(path, 'wal', last)
+      const intact = readFileSync(file).length
+      appendFileSync(file, Buffer.alloc(100)) // a batch whose pages never reached the disk
+      const disk = new LmdbDisk(path, silentLogger)
+      assert.equal(disk.stats.tornTailBytes, 100)
+      assert.equal(readFileSync(file).length, intact)
+      assert.equal(disk.entries('z/').length, 20)
+      await disk.close()
+    })
+  })
+
+  it('drops a last segment whose header a crash cut short, and opens again after it', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`h/${i}`, bytes(`v${i}`)) })
+      const [last] = segments(path).slice(-1)
+      assert.ok(last !== undefined)
+      const cutShort = `${String(Number(last.slice(0, 16)) + 1).padStart(16, '0')}.wal`
+      writeFileSync(join(path, 'wal', cutShort), 'SYN') // the next segment, being created as the crash came
+      await crashedDisk(path, (disk) => { assert.equal(disk.entries('h/').length, 20); disk.put('h/extra', bytes('x')) })
+      assert.ok(!segments(path).includes(cutShort) || readFileSync(join(path, 'wal', cutShort)).length > 3, 'the cut-short segment is gone, or is a new one')
+      const disk = new LmdbDisk(path, silentLogger)
+      assert.equal(disk.entries('h/').length, 21)
+      await disk.close()
+    })
+  })
+
+  it('never replays a segment the checkpoint covered, even when its deletion was lost', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      await crashedDisk(path, (disk) => { disk.put('u/key', bytes('old')) })
+      const [covered] = segments(path)
+      assert.ok(covered !== undefined)
+      const saved = readFileSync(join(path, 'wal', covered))
+      const first = new LmdbDisk(path, silentLogger)
+      first.put('u/key', bytes('new'))
+      await first.close() // checkpoints: the old segment is covered and deleted
+      assert.ok(!segments(path).includes(covered))
+      writeFileSync(join(path, 'wal', covered), saved) // the deletion did not survive a crash
+      const disk = new LmdbDisk(path, silentLogger)
+      assert.equal(text(disk.get('u/key')), 'new')
+      assert.ok(!segments(path).includes(covered), 'a covered segment is deleted at open')
+      await disk.close()
+    })
+  })
+
   it('refuses to open a log damaged anywhere but its last batch (CORE_DISK_CORRUPT)', async () => {
     for (const where of ['closed segment', 'middle of the last segment'] as const) {
       await withDir(async (dir) => {
@@ -145,27 +197,47 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
     }
   })
 
-  it('holds exactly what a model map holds, through random writes, checkpoints and reopens', async () => {
+  it('holds what a model map holds, through random writes, checkpoints, reopens and crashes that lose unsynced writes', async () => {
     const keys = ['a', 'b', 'c', 'd', 'e', 'f'].map((key) => `m/${key}`)
     const operation = fc.oneof(
       fc.record({ op: fc.constant('put' as const), key: fc.constantFrom(...keys), value: fc.string({ maxLength: 40 }) }),
       fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom(...keys) }),
-      fc.record({ op: fc.constantFrom('sync' as const, 'reopen' as const, 'crash' as const) })
+      fc.record({ op: fc.constantFrom('sync' as const, 'pause' as const, 'reopen' as const, 'crash' as const) })
     )
     const limits: Partial<DiskLimits> = { walCheckpointBytes: 300 }
     await fc.assert(fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 60 }), async (operations) => {
       await withDir(async (dir) => {
         const path = join(dir, 'db')
-        const model = new Map<string, string>()
+        let model = new Map<string, string>()
+        // Writes not yet synced: after a crash each key holds its synced value or one of these.
+        let syncedModel = new Map<string, string>()
+        let since = new Map<string, Array<string | undefined>>()
+        const wrote = (key: string, value: string | undefined): void => { since.set(key, [...(since.get(key) ?? []), value]) }
         let disk = new LmdbDisk(path, silentLogger, limits)
         for (const step of operations) {
-          if (step.op === 'put') { disk.put(step.key, bytes(step.value)); model.set(step.key, step.value) }
-          if (step.op === 'delete') { disk.delete(step.key); model.delete(step.key) }
-          if (step.op === 'sync') await synced(disk)
-          if (step.op === 'reopen' || step.op === 'crash') {
-            if (step.op === 'reopen') await disk.close()
-            else { await synced(disk); await disk.abandon() }
+          if (step.op === 'put') { disk.put(step.key, bytes(step.value)); model.set(step.key, step.value); wrote(step.key, step.value) }
+          if (step.op === 'delete') { disk.delete(step.key); model.delete(step.key); wrote(step.key, undefined) }
+          if (step.op === 'sync') { await synced(disk); syncedModel = new Map(model); since = new Map() }
+          if (step.op === 'pause') await new Promise((resolve) => setTimeout(resolve, 2)) // batches and checkpoints run
+          if (step.op === 'reopen') {
+            await disk.close()
             disk = new LmdbDisk(path, silentLogger, limits)
+            syncedModel = new Map(model)
+            since = new Map()
+          }
+          if (step.op === 'crash') {
+            await disk.abandon()
+            disk = new LmdbDisk(path, silentLogger, limits)
+            const after = new Map<string, string>()
+            for (const key of keys) {
+              const value = text(disk.get(key))
+              const allowed = [syncedModel.get(key), ...(since.get(key) ?? [])]
+              assert.ok(allowed.includes(value), `after a crash ${key} holds ${String(value)}, not one of ${JSON.stringify(allowed)}`)
+              if (value !== undefined) after.set(key, value)
+            }
+            model = after
+            syncedModel = new Map(model)
+            since = new Map()
           }
           for (const key of keys) assert.equal(text(disk.get(key)), model.get(key), `get ${key}`)
         }
@@ -176,6 +248,15 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
         assert.deepEqual(reopened.entries('m/').map(([key, value]) => [key, text(value)]), expected)
         await reopened.close()
       })
-    }), { numRuns: 25 })
+    }), { numRuns: 40 })
+  })
+
+  it('refuses a key longer than LMDB takes, at once (CORE_DISK_KEY_TOO_LARGE)', async () => {
+    await withDir(async (dir) => {
+      const disk = new LmdbDisk(join(dir, 'db'), silentLogger)
+      assert.throws(() => { disk.put('k'.repeat(5_000), bytes('v')) }, (error: unknown) => error instanceof CoreError && error.code === 'CORE_DISK_KEY_TOO_LARGE')
+      disk.put('k/ok', bytes('v'))
+      await disk.close()
+    })
   })
 })
