@@ -20,7 +20,7 @@
  * far more CPU than appending the same records (`docs/node.md`). A write that fails leaves the disk
  * failed: no later `sync` calls back, since a failed synchronous write cannot be retried safely.
  */
-import { closeSync, constants, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, write, writeSync } from 'node:fs'
+import { close, closeSync, constants, fsync, fsyncSync, ftruncateSync, mkdirSync, open as openFile, openSync, readFileSync, readdirSync, statSync, unlinkSync, write, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { open, type RootDatabase } from 'lmdb'
 import { CoreError, errorMessage, sha256, type Disk, type Logger } from '../core/index.js'
@@ -56,6 +56,8 @@ export interface DiskStats {
 const CHECKPOINT_KEY = '\u0000wal/checkpointed-segment'
 const SEGMENT_MAGIC = new TextEncoder().encode('SYNODWAL')
 const SEGMENT_NAME = /^(\d{16})\.wal$/
+/** A segment's writes are durable when they return (`O_DSYNC`); a new segment never replaces a file. */
+const SEGMENT_OPEN_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC
 /** A batch's frame: payload length (u32), SHA-256 of the payload, the payload. */
 const FRAME_HEADER_BYTES = 4 + 32
 /** Keys a checkpoint writes to LMDB per transaction (a few milliseconds of the event loop). */
@@ -152,7 +154,11 @@ export class LmdbDisk implements Disk {
    * still waiting for its batch never reaches LMDB before the log, so a crash can only lose the
    * writes after some point, never an earlier one while keeping a later one.
    */
-  private readonly logged = new Map<string, Uint8Array | null>()
+  private logged = new Map<string, Uint8Array | null>()
+  /** The next segment, created ahead off the event loop (a checkpoint moves the log to it). */
+  private nextSegment: { segment: number, fd: number } | null = null
+  private preparingSegment = false
+  private readonly segmentWaiters: Array<() => void> = []
   private segment: number
   private segmentFd: number
   private segmentBytes: number
@@ -187,9 +193,12 @@ export class LmdbDisk implements Disk {
     }).sort((a, b) => a - b)
     for (const segment of segments) if (segment <= covered) unlinkSync(join(this.walDir, segmentName(segment)))
     const toReplay = segments.filter((segment) => segment > covered)
+    // Segments with nothing but (part of) the header at the end: created ahead of use, or as a
+    // crash came. Nothing was ever written to them; the one before is the last.
+    while (toReplay.length > 0 && this.headerOnly(toReplay[toReplay.length - 1] as number)) unlinkSync(join(this.walDir, segmentName(toReplay.pop() as number)))
     toReplay.forEach((segment, index) => { this.replay(segment, index === toReplay.length - 1) })
     this.oldestUncheckpointed = toReplay[0] ?? covered + 1
-    this.segment = Math.max(covered, ...toReplay) + 1
+    this.segment = Math.max(covered, ...segments) + 1
     this.segmentFd = this.createSegment(this.segment)
     this.segmentBytes = SEGMENT_MAGIC.length
     if (toReplay.length > 0) this.log.info({ segments: toReplay.length, batches: this.stats.replayedBatches, keys: this.overlay.size }, 'write-ahead log replayed')
@@ -253,12 +262,17 @@ export class LmdbDisk implements Disk {
     for (let round = 0; round < CLOSE_CHECKPOINT_ROUNDS && !this.failed; round++) {
       await this.quiesce()
       if (this.failed || this.logged.size === 0) break
+      await this.nextSegmentReady()
+      await this.quiesce()
+      if (this.failed || this.nextSegment === null) break
       this.startCheckpoint()
       await this.checkpointing
     }
     await this.quiesce()
     this.closed = true
+    await this.segmentSettled()
     closeSync(this.segmentFd)
+    if (this.nextSegment !== null) closeSync(this.nextSegment.fd)
     await this.db.flushed
     await this.db.close()
   }
@@ -284,7 +298,9 @@ export class LmdbDisk implements Disk {
       await new Promise<void>((resolve) => { batch.waiters.push(resolve); this.failureWatchers.push(resolve) })
     }
     await this.checkpointing
+    await this.segmentSettled()
     closeSync(this.segmentFd)
+    if (this.nextSegment !== null) closeSync(this.nextSegment.fd)
     await this.db.close()
   }
 
@@ -347,7 +363,54 @@ export class LmdbDisk implements Disk {
   private maybeCheckpoint (): void {
     if (this.checkpointing !== null || this.inFlight !== null || this.failed || this.closed || this.logged.size === 0) return
     if (this.bytesSinceCheckpoint < this.limits.walCheckpointBytes && Date.now() - this.lastCheckpointMs < this.limits.walCheckpointIntervalMs) return
+    if (this.nextSegment === null) { this.prepareNextSegment(); return }
     this.startCheckpoint()
+  }
+
+  /**
+   * Creates the next segment off the event loop (open with O_DSYNC, the header, an fsync of the
+   * directory so that its name is durable before anything in it is reported durable), then
+   * looks again whether a checkpoint is due. A failure fails the disk: the log cannot go on.
+   */
+  private prepareNextSegment (): void {
+    if (this.preparingSegment || this.nextSegment !== null || this.failed || this.closed) return
+    this.preparingSegment = true
+    const segment = this.segment + 1
+    const failed = (error: Error): void => {
+      this.preparingSegment = false
+      this.segmentWaiters.splice(0).forEach((resolve) => { resolve() })
+      if (!this.closed) this.fail(error, 'write-ahead log: cannot create the next segment')
+    }
+    openFile(join(this.walDir, segmentName(segment)), SEGMENT_OPEN_FLAGS, (openError, fd) => {
+      if (openError !== null) { failed(openError); return }
+      write(fd, SEGMENT_MAGIC, 0, SEGMENT_MAGIC.length, 0, (writeError, written) => {
+        if (writeError !== null || written !== SEGMENT_MAGIC.length) { close(fd, () => {}); failed(writeError ?? new Error('segment header cut short')); return }
+        openFile(this.walDir, 'r', (dirError, dir) => {
+          if (dirError !== null) { close(fd, () => {}); failed(dirError); return }
+          fsync(dir, (syncError) => {
+            close(dir, () => {})
+            if (syncError !== null) { close(fd, () => {}); failed(syncError); return }
+            this.preparingSegment = false
+            if (this.closed) close(fd, () => {})
+            else this.nextSegment = { segment, fd }
+            this.segmentWaiters.splice(0).forEach((resolve) => { resolve() })
+            this.maybeCheckpoint()
+          })
+        })
+      })
+    })
+  }
+
+  /** Resolves once no segment is being created (so that no file appears after the disk closed). */
+  private async segmentSettled (): Promise<void> {
+    if (!this.preparingSegment) return
+    await new Promise<void>((resolve) => { this.segmentWaiters.push(resolve) })
+  }
+
+  /** Resolves once the next segment is ready (or the disk failed). */
+  private async nextSegmentReady (): Promise<void> {
+    if (this.nextSegment !== null || this.failed) return
+    await new Promise<void>((resolve) => { this.segmentWaiters.push(resolve); this.failureWatchers.push(resolve); this.prepareNextSegment() })
   }
 
   /**
@@ -356,38 +419,36 @@ export class LmdbDisk implements Disk {
    * it covers; once LMDB has it on disk, deletes the covered segments.
    */
   private startCheckpoint (): void {
+    const next = this.nextSegment
+    if (next === null) return
     const covered = this.segment
-    let fd: number
-    try {
-      fd = this.createSegment(covered + 1)
-    } catch (error) {
-      // No new segment (no file descriptors, a full disk): the log cannot go on safely.
-      this.fail(error as Error, 'write-ahead log: cannot create the next segment')
-      return
-    }
+    this.nextSegment = null
     closeSync(this.segmentFd)
-    this.segment = covered + 1
-    this.segmentFd = fd
+    this.segment = next.segment
+    this.segmentFd = next.fd
     this.segmentBytes = SEGMENT_MAGIC.length
     this.bytesSinceCheckpoint = 0
     this.lastCheckpointMs = Date.now()
-    const snapshot = new Map(this.logged)
+    // The logged writes so far are the snapshot; writes made durable from now on start a new map.
+    const snapshot = this.logged
+    this.logged = new Map()
     this.checkpointing = this.writeCheckpoint(covered, snapshot).finally(() => { this.checkpointing = null })
   }
 
-  private async writeCheckpoint (covered: number, snapshot: ReadonlyMap<string, Uint8Array | null>): Promise<void> {
+  private async writeCheckpoint (covered: number, snapshot: Map<string, Uint8Array | null>): Promise<void> {
     const mark = new Uint8Array(8)
     new DataView(mark.buffer).setBigUint64(0, BigInt(covered))
     try {
       // In slices, each its own LMDB transaction, so that the event loop serves requests in
       // between: a key written by a slice is also in the segments until the mark moves past them.
       // In key order, so that each slice rewrites only its own stretch of the B-tree's leaves.
-      const entries = [...snapshot].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      for (let from = 0; from < entries.length; from += CHECKPOINT_SLICE_KEYS) {
+      const keys = [...snapshot.keys()].sort() // the default order: UTF-16 code units, natively
+      for (let from = 0; from < keys.length; from += CHECKPOINT_SLICE_KEYS) {
         // Inside a batch, lmdb's put and remove return an already resolved promise: the batch's
         // promise carries a failed commit.
         await this.db.batch(() => {
-          for (const [key, value] of entries.slice(from, from + CHECKPOINT_SLICE_KEYS)) {
+          for (const key of keys.slice(from, from + CHECKPOINT_SLICE_KEYS)) {
+            const value = snapshot.get(key) as Uint8Array | null
             if (value === null) void this.db.remove(key)
             else void this.db.put(key, value)
           }
@@ -398,27 +459,34 @@ export class LmdbDisk implements Disk {
     } catch (error) {
       this.stats.failures++
       this.log.error({ reason: errorMessage(error) }, 'checkpoint into LMDB failed; the write-ahead log keeps the writes')
+      // The next checkpoint takes them again, unless written again since.
+      for (const [key, value] of snapshot) if (!this.logged.has(key)) this.logged.set(key, value)
       return
     }
     for (let segment = this.oldestUncheckpointed; segment <= covered; segment++) {
       try { unlinkSync(join(this.walDir, segmentName(segment))) } catch { /* already gone */ }
     }
     this.oldestUncheckpointed = covered + 1
-    for (const [key, value] of snapshot) {
-      if (this.overlay.get(key) === value) this.overlay.delete(key)
-      if (this.logged.get(key) === value) this.logged.delete(key)
-    }
+    for (const [key, value] of snapshot) if (this.overlay.get(key) === value) this.overlay.delete(key)
     this.stats.checkpoints++
     this.stats.checkpointKeys += snapshot.size
   }
 
   private createSegment (segment: number): number {
-    const fd = openSync(join(this.walDir, segmentName(segment)), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC)
+    const fd = openSync(join(this.walDir, segmentName(segment)), SEGMENT_OPEN_FLAGS)
     writeSync(fd, SEGMENT_MAGIC)
     // The new file's name must be durable before anything in it is reported durable.
     const dir = openSync(this.walDir, 'r')
     try { fsyncSync(dir) } finally { closeSync(dir) }
     return fd
+  }
+
+  /** Whether a segment holds at most its header (or part of it): nothing was written to it. */
+  private headerOnly (segment: number): boolean {
+    const path = join(this.walDir, segmentName(segment))
+    if (statSync(path).size > SEGMENT_MAGIC.length) return false
+    const bytes = readFileSync(path)
+    return SEGMENT_MAGIC.subarray(0, bytes.length).every((byte, i) => bytes[i] === byte)
   }
 
   private replay (segment: number, last: boolean): void {

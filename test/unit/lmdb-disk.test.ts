@@ -8,7 +8,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import fc from 'fast-check'
 import { CoreError, silentLogger } from '../../src/core/index.js'
 import { LmdbDisk, type DiskLimits } from '../../src/node/index.js'
@@ -119,7 +119,7 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
     })
   })
 
-  it('takes zeros where the last batch should be as a torn end', async () => {
+  it('takes zeros where the last batch should be as a torn end, with the next segment already created', async () => {
     await withDir(async (dir) => {
       const path = join(dir, 'db')
       await crashedDisk(path, (disk) => { for (let i = 0; i < 20; i++) disk.put(`z/${i}`, bytes(`v${i}`)) })
@@ -128,7 +128,11 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
       const file = join(path, 'wal', last)
       const intact = readFileSync(file).length
       appendFileSync(file, Buffer.alloc(100)) // a batch whose pages never reached the disk
+      // The next segment, created ahead: nothing but its header, so the torn one is still the last.
+      const next = join(path, 'wal', `${String(Number(last.slice(0, 16)) + 1).padStart(16, '0')}.wal`)
+      writeFileSync(next, 'SYNODWAL')
       const disk = new LmdbDisk(path, silentLogger)
+      assert.ok(!segments(path).includes(basename(next)), 'the header-only segment is deleted')
       assert.equal(disk.stats.tornTailBytes, 100)
       assert.equal(readFileSync(file).length, intact)
       assert.equal(disk.entries('z/').length, 20)
