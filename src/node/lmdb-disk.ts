@@ -243,11 +243,6 @@ export class LmdbDisk implements Disk {
     return this.overlay.size
   }
 
-  /** Log writes or checkpoints that failed: a disk that is full or broken. */
-  failedWrites (): number {
-    return this.stats.failures
-  }
-
   /** Writes everything out, checkpoints it into LMDB (so the next open replays nothing) and closes. */
   async close (): Promise<void> {
     this.closing ??= this.closeOnce()
@@ -495,14 +490,8 @@ export class LmdbDisk implements Disk {
     const corrupt = (at: number, why: string): never => {
       throw new CoreError('CORE_DISK_CORRUPT', `write-ahead log ${path} at byte ${at}: ${why}`, { path, offset: at })
     }
-    if (!(bytes.length >= SEGMENT_MAGIC.length && SEGMENT_MAGIC.every((byte, i) => bytes[i] === byte))) {
-      // A crash while the segment was being created: nothing was ever written to it.
-      if (last && bytes.length < SEGMENT_MAGIC.length && SEGMENT_MAGIC.subarray(0, bytes.length).every((byte, i) => bytes[i] === byte)) {
-        unlinkSync(path)
-        return
-      }
-      corrupt(0, 'not a Synod write-ahead log segment')
-    }
+    // A segment whose header a crash cut short was deleted before replay (`headerOnly`).
+    if (!(bytes.length >= SEGMENT_MAGIC.length && SEGMENT_MAGIC.every((byte, i) => bytes[i] === byte))) corrupt(0, 'not a Synod write-ahead log segment')
     for (let at = SEGMENT_MAGIC.length; at < bytes.length;) {
       const frame = frameAt(bytes, at)
       if (frame === null) {
