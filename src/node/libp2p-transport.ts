@@ -10,7 +10,6 @@
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { generateKeyPairFromSeed, publicKeyFromRaw } from '@libp2p/crypto/keys'
@@ -19,6 +18,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { FrameReader, encodeFrame } from './frames.js'
+import { lazyWindowUpdates, tunedNoise, type UntunedPart } from './libp2p-tuning.js'
 import {
   CoreError, PeerRefusals, TransportError, defaultTransportLimits, encodeWithinLimit, emptyTransportStats, errorMessage,
   type LinkInfo, type Logger, type Message, type MessageRegistry, type NodeId, type PeerRefusal, type Transport,
@@ -83,6 +83,8 @@ export class Libp2pTransport implements Transport {
   private node: Libp2p | null = null
   private handlers: TransportHandlers | null = null
   private stopping = false
+  /** Connections and streams the tunings of `libp2p-tuning.ts` could not be applied to, by missing part. */
+  private readonly untunedCounts = new Map<UntunedPart, number>()
 
   constructor (private readonly init: Libp2pTransportInit) {
     this.self = init.self
@@ -116,7 +118,7 @@ export class Libp2pTransport implements Transport {
       privateKey: await generateKeyPairFromSeed('Ed25519', this.init.seed),
       addresses: { listen: [this.init.listen] },
       transports: [tcp()],
-      connectionEncrypters: [noise()],
+      connectionEncrypters: [tunedNoise((part) => { this.untuned(part) })],
       streamMuxers: [yamux({
         enableKeepAlive: true,
         keepAliveInterval: this.limits.keepaliveIntervalMs,
@@ -259,6 +261,19 @@ export class Libp2pTransport implements Transport {
     })
   }
 
+  /** Connections left untuned since start: a dependency upgrade moved what the tunings reach into. */
+  untunedConnections (): number {
+    let total = 0
+    for (const count of this.untunedCounts.values()) total += count
+    return total
+  }
+
+  private untuned (part: UntunedPart): void {
+    const count = this.untunedCounts.get(part) ?? 0
+    this.untunedCounts.set(part, count + 1)
+    if (count === 0) this.init.log.warn({ part }, 'a libp2p connection or stream could not be tuned (src/node/libp2p-tuning.ts): it works, only slower')
+  }
+
   private isRefused (peer: NodeId | undefined): boolean {
     return peer !== undefined && this.refused.isRefused(peer, this.now())
   }
@@ -368,6 +383,7 @@ export class Libp2pTransport implements Transport {
       stream.abort(new Error(link === undefined ? 'not a member' : 'peer refused'))
       return
     }
+    if (!lazyWindowUpdates(stream)) this.untuned('window-update')
     const reader = new FrameReader(this.limits.messageBytesMax)
     const onMessage = (event: { data: Uint8Array | Uint8ArrayList }): void => {
       try {
