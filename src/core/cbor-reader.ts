@@ -21,9 +21,18 @@ const SIMPLE_FALSE = 0xf4
 const SIMPLE_TRUE = 0xf5
 const SIMPLE_NULL = 0xf6
 
-/** Text up to this many bytes is built character by character; longer text through TextDecoder. */
+/** Text up to this many bytes is looked up in `shortTexts` (and built there on a miss); longer text goes through TextDecoder. */
 const SHORT_TEXT_BYTES_MAX = 32
 const UTF8 = new TextDecoder()
+
+/**
+ * Short text read before, in a slot chosen by a hash of its bytes (FNV-1a). Map keys, message
+ * types and node ids repeat in every message; without this each read built its string anew (a
+ * string per character, profiled as 15% of a store node's allocation). A hit is checked
+ * character by character against the bytes, so a slot shared by two strings only costs a miss.
+ */
+const SHORT_TEXT_SLOTS = 4_096
+const shortTexts: Array<string | undefined> = new Array<string | undefined>(SHORT_TEXT_SLOTS).fill(undefined)
 
 /** Thrown inside the reader when the input leaves the subset; never escapes `readCbor`. */
 const OUTSIDE = Symbol('outside the subset')
@@ -129,17 +138,24 @@ class Reader {
   private text (info: number): string {
     const bytes = this.bytes
     const length = this.length(info)
-    const end = this.position + length
+    const start = this.position
+    const end = start + length
     if (end > bytes.length) throw OUTSIDE
-    let text = ''
-    for (let index = this.position; index < end; index++) {
+    let hash = 0x811c9dc5
+    for (let index = start; index < end; index++) {
       const code = bytes[index] as number
       if (code > 0x7f) throw OUTSIDE
-      if (length <= SHORT_TEXT_BYTES_MAX) text += String.fromCharCode(code)
+      hash = Math.imul(hash ^ code, 0x01000193)
     }
-    // Longer ASCII text is decoded in one call (for ASCII, UTF-8 is the identity).
-    if (length > SHORT_TEXT_BYTES_MAX) text = UTF8.decode(bytes.subarray(this.position, end))
     this.position = end
+    // Longer ASCII text is decoded in one call (for ASCII, UTF-8 is the identity).
+    if (length > SHORT_TEXT_BYTES_MAX) return UTF8.decode(bytes.subarray(start, end))
+    const slot = (hash >>> 0) % SHORT_TEXT_SLOTS
+    const cached = shortTexts[slot]
+    if (cached !== undefined && cached.length === length && sameText(cached, bytes, start)) return cached
+    let text = ''
+    for (let index = start; index < end; index++) text += String.fromCharCode(bytes[index] as number)
+    shortTexts[slot] = text
     return text
   }
 
@@ -147,6 +163,14 @@ class Reader {
     const bytes = this.bytes
     return (((bytes[at] as number) << 24) >>> 0) + ((bytes[at + 1] as number) << 16) + ((bytes[at + 2] as number) << 8) + (bytes[at + 3] as number)
   }
+}
+
+/** Whether `text` has the character codes of `bytes` from `start` on, for its whole length. */
+function sameText (text: string, bytes: Uint8Array, start: number): boolean {
+  for (let index = 0; index < text.length; index++) {
+    if (text.charCodeAt(index) !== bytes[start + index]) return false
+  }
+  return true
 }
 
 /** The value of one CBOR item filling `bytes`, as cborg's strict decode gives it; null when the input is outside the subset. */

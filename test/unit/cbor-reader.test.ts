@@ -127,4 +127,22 @@ describe('the direct CBOR reader', () => {
     bytes[bytes.length - 1] = 9
     assert.deepStrictEqual(read.value, Uint8Array.from([1, 2, 3]))
   })
+
+  it('gives each short text its own value when texts share a slot of the short-text cache', () => {
+    // 20 000 distinct short keys and values over 4 096 slots: many share one. Each is read twice, in
+    // an order that interleaves texts of one slot, and each read must give that text, not a neighbour.
+    const texts = Array.from({ length: 20_000 }, (_, index) => `k${index.toString(36)}`)
+    const encoded = texts.map((text) => encodeCanonical({ [text]: text }))
+    for (const round of [0, 1]) {
+      for (let index = 0; index < texts.length; index++) {
+        const at = round === 0 ? index : (index * 7_919) % texts.length
+        const text = texts[at] as string
+        assert.deepStrictEqual(readCbor(encoded[at] as Uint8Array)?.value, { [text]: text })
+      }
+    }
+    // Equal bytes give one string (a hit), from a Uint8Array or a Buffer alike.
+    const first = readCbor(encodeCanonical('message.type'))?.value
+    assert.equal(first, 'message.type')
+    assert.equal(readCbor(Buffer.from(encodeCanonical('message.type')))?.value, 'message.type')
+  })
 })
