@@ -11,7 +11,7 @@
  * leaf, where its path ends), and a client checks it against a block header's `stateRoot` alone
  * (`verifyAccountProof`).
  */
-import { bytesEqual, CBOR_MAJOR, cborText, CborWriter, encodeCanonical, fromHex, sha256, toHex } from '../core/index.js'
+import { bytesEqual, CBOR_MAJOR, cborText, encodeCanonical, fromHex, sha256, toHex, writeCbor } from '../core/index.js'
 import { ADDRESS_BYTES, ADDRESS_PATTERN, type Address } from './tx.js'
 
 export interface Account {
@@ -43,14 +43,13 @@ const BALANCE_KEY = cborText('balance')
  * `encodeCanonical` writes it; a value out of range goes to `encodeCanonical`, which decides.
  */
 export function accountBytes (account: Account): Uint8Array {
-  const writer = new CborWriter(32)
-  writer.head(CBOR_MAJOR.map, 2)
-  writer.raw(NONCE_KEY)
-  if (writer.uint(account.nonce)) {
+  return writeCbor((writer) => {
+    writer.head(CBOR_MAJOR.map, 2)
+    writer.raw(NONCE_KEY)
+    if (!writer.uint(account.nonce)) return false
     writer.raw(BALANCE_KEY)
-    if (writer.bigUint(account.balance)) return writer.finish()
-  }
-  return encodeCanonical({ balance: account.balance, nonce: account.nonce })
+    return writer.bigUint(account.balance)
+  }, 32) ?? encodeCanonical({ balance: account.balance, nonce: account.nonce })
 }
 
 function leafHashOf (key: Uint8Array, valueHashInput: Uint8Array): Uint8Array {

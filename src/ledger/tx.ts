@@ -6,7 +6,7 @@
  * engines join the `body` union; validation and application dispatch on `body.kind`.
  */
 import { z } from 'zod'
-import { bytesKey, CBOR_MAJOR, cborText, CborWriter, encodeCanonical, sha256, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
+import { bytesKey, CBOR_MAJOR, cborText, type CborWriter, encodeCanonical, sha256, sign, toHex, verify, writeCbor, type Ed25519KeyPair } from '../core/index.js'
 import { ADDRESS_PATTERN, addressFromPublicKey, type Address } from './address.js'
 import { LedgerError } from './errors.js'
 import { checkStatement, conflicting, signedStatementSchema } from './statement.js'
@@ -67,13 +67,14 @@ export type SignedTx = z.infer<typeof signedTxSchema>
 
 /** The bytes a transaction's signature covers: the domain tag and the transaction without its signature. */
 export function txSigningBytes (tx: UnsignedTx): Uint8Array {
-  const out = new CborWriter()
-  out.head(CBOR_MAJOR.map, 2)
-  out.raw(KEY.tx)
-  if (!writeTx(out, tx)) return txSigningBytesGeneric(tx)
-  out.raw(KEY.domain)
-  out.raw(SIGNING_DOMAIN_TEXT)
-  return out.finish()
+  return writeCbor((out) => {
+    out.head(CBOR_MAJOR.map, 2)
+    out.raw(KEY.tx)
+    if (!writeTx(out, tx)) return false
+    out.raw(KEY.domain)
+    out.raw(SIGNING_DOMAIN_TEXT)
+    return true
+  }) ?? txSigningBytesGeneric(tx)
 }
 
 /** txSigningBytes through cborg's general encoder: the reference the direct writer must match. */
@@ -204,8 +205,7 @@ function derivedOf (tx: UnsignedTx): Derived {
 export function encodeTx (tx: SignedTx): Uint8Array {
   const values = derivedOf(tx)
   if (values.bytes === undefined) {
-    const out = new CborWriter()
-    values.bytes = writeTx(out, tx) ? out.finish() : encodeCanonical(tx)
+    values.bytes = writeCbor((out) => writeTx(out, tx)) ?? encodeCanonical(tx)
   }
   return values.bytes
 }

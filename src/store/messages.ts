@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import {
-  bytesField, CBOR_FALSE, CBOR_MAJOR, CBOR_NULL, CBOR_TRUE, cborText, CborWriter, defineMessage, hasExactly, isCounter, isRecord, parseMessage,
+  bytesField, CBOR_FALSE, CBOR_MAJOR, CBOR_NULL, CBOR_TRUE, cborText, type CborWriter, defineMessage, writeCbor, hasExactly, isCounter, isRecord, parseMessage,
   type Message, type MessageCheck, type MessageOf, type MessageSchema
 } from '../core/index.js'
 
@@ -271,32 +271,33 @@ function valueBytes (message: StoreMessage): number {
 }
 
 function writeSingle (message: StoreMessage): Uint8Array | null {
-  const out = new CborWriter(WRITTEN_MESSAGE_BYTES + valueBytes(message))
-  return writeRoundMessage(out, message) ? out.finish() : null
+  return writeCbor((out) => writeRoundMessage(out, message), WRITTEN_MESSAGE_BYTES + valueBytes(message))
 }
 
 /** A batch of round messages only (keys: type, messages); null when it holds any other. */
 function writeBatch (batch: StoreBatch): Uint8Array | null {
   let bytes = 16
   for (const message of batch.messages) bytes += WRITTEN_MESSAGE_BYTES + valueBytes(message)
-  const out = new CborWriter(bytes)
-  out.head(CBOR_MAJOR.map, 2)
-  out.raw(TEXT.type)
-  out.raw(TYPE_TEXT['store.batch'] as Uint8Array)
-  out.raw(TEXT.messages)
-  out.head(CBOR_MAJOR.array, batch.messages.length)
-  for (const message of batch.messages) if (!writeRoundMessage(out, message)) return null
-  return out.finish()
+  return writeCbor((out) => {
+    out.head(CBOR_MAJOR.map, 2)
+    out.raw(TEXT.type)
+    out.raw(TYPE_TEXT['store.batch'] as Uint8Array)
+    out.raw(TEXT.messages)
+    out.head(CBOR_MAJOR.array, batch.messages.length)
+    for (const message of batch.messages) if (!writeRoundMessage(out, message)) return false
+    return true
+  }, bytes)
 }
 
 /** An acceptor's record of a key, as it goes to disk: exactly `encodeCanonical(record)` (keys: accepted, promised). */
 export function encodeAcceptorRecordDirect (record: { promised: Ballot, accepted: { ballot: Ballot, register: Register } | null }): Uint8Array | null {
-  const out = new CborWriter(WRITTEN_MESSAGE_BYTES + (record.accepted?.register.value?.length ?? 0))
-  out.head(CBOR_MAJOR.map, 2)
-  out.raw(TEXT.accepted)
-  if (!writeAcceptedPair(out, record.accepted)) return null
-  out.raw(TEXT.promised)
-  return writeBallot(out, record.promised) ? out.finish() : null
+  return writeCbor((out) => {
+    out.head(CBOR_MAJOR.map, 2)
+    out.raw(TEXT.accepted)
+    if (!writeAcceptedPair(out, record.accepted)) return false
+    out.raw(TEXT.promised)
+    return writeBallot(out, record.promised)
+  }, WRITTEN_MESSAGE_BYTES + (record.accepted?.register.value?.length ?? 0))
 }
 
 function isKey (value: unknown): boolean {

@@ -12,7 +12,7 @@
  * (`lastWriter`), and the causal dependencies its write carried, for the `causal` level.
  */
 import { z } from 'zod'
-import { assert, bytesEqual, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, CborWriter, decodeCanonical, encodeCanonical, errorMessage, hasExactly, isAscii, isCounter, isRecord, sha256 } from '../core/index.js'
+import { assert, bytesEqual, bytesField, CBOR_MAJOR, CBOR_NULL, cborText, decodeCanonical, encodeCanonical, errorMessage, hasExactly, isAscii, isCounter, isRecord, sha256, writeCbor } from '../core/index.js'
 import { StoreError } from './errors.js'
 import { KEY_BYTES_WIRE_MAX } from './messages.js'
 
@@ -355,37 +355,38 @@ function compareMapKeys (a: string, b: string): number {
 
 /** Deterministic CBOR of a VersionedState, byte for byte what cborg's rfc8949 encoder gives; null when the state is outside its shape. */
 function writeState (state: VersionedState): Uint8Array | null {
-  const out = new CborWriter()
-  const nodeId = (id: string): boolean => isAscii(id) && out.text(id)
-  const stamp = (value: Stamp): boolean => {
-    out.head(CBOR_MAJOR.array, 3)
-    return out.uint(value[0]) && out.uint(value[1]) && nodeId(value[2])
-  }
-  const context = Object.keys(state.context).filter((node) => counterOf(state.context, node) > 0).sort(compareMapKeys)
-  out.head(CBOR_MAJOR.map, 2)
-  out.raw(KEY_CONTEXT)
-  out.head(CBOR_MAJOR.map, context.length)
-  for (const node of context) if (!nodeId(node) || !out.uint(state.context[node] as number)) return null
-  out.raw(KEY_SIBLINGS)
-  out.head(CBOR_MAJOR.array, state.siblings.length)
-  for (const sibling of [...state.siblings].sort(compareSiblings)) {
-    out.head(CBOR_MAJOR.map, 4)
-    out.raw(KEY_DOT)
-    out.head(CBOR_MAJOR.array, 2)
-    if (!nodeId(sibling.dot[0]) || !out.uint(sibling.dot[1])) return null
-    out.raw(KEY_STAMP)
-    if (!stamp(sibling.stamp)) return null
-    out.raw(KEY_VALUE)
-    if (sibling.value === null) out.byte(CBOR_NULL)
-    else out.byteString(sibling.value)
-    out.raw(KEY_DEPENDENCIES)
-    out.head(CBOR_MAJOR.array, sibling.dependencies.length)
-    for (const [key, keyStamp] of sibling.dependencies) {
-      out.head(CBOR_MAJOR.array, 2)
-      if (!out.text(key) || !stamp(keyStamp)) return null
+  return writeCbor((out) => {
+    const nodeId = (id: string): boolean => isAscii(id) && out.text(id)
+    const stamp = (value: Stamp): boolean => {
+      out.head(CBOR_MAJOR.array, 3)
+      return out.uint(value[0]) && out.uint(value[1]) && nodeId(value[2])
     }
-  }
-  return out.finish()
+    const context = Object.keys(state.context).filter((node) => counterOf(state.context, node) > 0).sort(compareMapKeys)
+    out.head(CBOR_MAJOR.map, 2)
+    out.raw(KEY_CONTEXT)
+    out.head(CBOR_MAJOR.map, context.length)
+    for (const node of context) if (!nodeId(node) || !out.uint(state.context[node] as number)) return false
+    out.raw(KEY_SIBLINGS)
+    out.head(CBOR_MAJOR.array, state.siblings.length)
+    for (const sibling of [...state.siblings].sort(compareSiblings)) {
+      out.head(CBOR_MAJOR.map, 4)
+      out.raw(KEY_DOT)
+      out.head(CBOR_MAJOR.array, 2)
+      if (!nodeId(sibling.dot[0]) || !out.uint(sibling.dot[1])) return false
+      out.raw(KEY_STAMP)
+      if (!stamp(sibling.stamp)) return false
+      out.raw(KEY_VALUE)
+      if (sibling.value === null) out.byte(CBOR_NULL)
+      else out.byteString(sibling.value)
+      out.raw(KEY_DEPENDENCIES)
+      out.head(CBOR_MAJOR.array, sibling.dependencies.length)
+      for (const [key, keyStamp] of sibling.dependencies) {
+        out.head(CBOR_MAJOR.array, 2)
+        if (!out.text(key) || !stamp(keyStamp)) return false
+      }
+    }
+    return true
+  })
 }
 
 const counter = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)
