@@ -141,15 +141,18 @@ class Reader {
     const start = this.position
     const end = start + length
     if (end > bytes.length) throw OUTSIDE
+    this.position = end
+    if (length > SHORT_TEXT_BYTES_MAX) {
+      for (let index = start; index < end; index++) if ((bytes[index] as number) > 0x7f) throw OUTSIDE
+      // Longer ASCII text is decoded in one call (for ASCII, UTF-8 is the identity).
+      return UTF8.decode(bytes.subarray(start, end))
+    }
     let hash = 0x811c9dc5
     for (let index = start; index < end; index++) {
       const code = bytes[index] as number
       if (code > 0x7f) throw OUTSIDE
       hash = Math.imul(hash ^ code, 0x01000193)
     }
-    this.position = end
-    // Longer ASCII text is decoded in one call (for ASCII, UTF-8 is the identity).
-    if (length > SHORT_TEXT_BYTES_MAX) return UTF8.decode(bytes.subarray(start, end))
     const slot = (hash >>> 0) % SHORT_TEXT_SLOTS
     const cached = shortTexts[slot]
     if (cached !== undefined && cached.length === length && sameText(cached, bytes, start)) return cached

@@ -3,21 +3,23 @@
  * profiles of the store bench (`docs/node.md`, "Transport"); none changes the wire format.
  *
  * 1. **One write per send.** libp2p's TCP connection gives each buffer of what it sends its own
- *    `socket.write`. Under Noise a Yamux frame reaches it as a list of four or more buffers (Noise's
- *    length prefix, the encrypted header, the encrypted body, the tag), so every frame cost four
- *    write syscalls and, with `TCP_NODELAY`, four segments, each a `data` event at the far end.
- *    The raw connection's send is wrapped in `socket.cork()` and `uncork()`, so Node hands the list
- *    to the kernel as one `writev`.
+ *    `socket.write`. Under Noise a message reaches it as a list (Noise's length prefix, then the
+ *    ciphertext and tag, in one buffer or more), so every frame cost two write syscalls or more
+ *    and, with `TCP_NODELAY`, as many segments, each a `data` event at the far end. The raw
+ *    connection's send is wrapped in `socket.cork()` and `uncork()`, so Node hands the list to the
+ *    kernel as one `writev`.
  * 2. **No stack trace per received chunk.** Noise's length decoder signals "not enough bytes for a
  *    length prefix" by constructing a `RangeError`, which the decoder catches; it does so at the
  *    end of every chunk received, so each `data` event paid for a stack trace. The encrypted
  *    stream's decoder gets a length decoder that throws one `RangeError` made once instead.
- * 3. **Window updates when half the window is used, not after every frame.** js-yamux answers
- *    every data frame it receives with a window update: a second frame, encrypted, written and
- *    decrypted, for each one carrying data. A receiving stream here sends its update once the
- *    window it has not yet given back reaches half the window, the rule of hashicorp/yamux
- *    (`sendWindowUpdate`) and go-yamux; the sender still has at least half a window (2 MiB here)
- *    to send meanwhile, so nothing stalls.
+ * 3. **Window updates once 128 KiB is owed, not after every frame.** js-yamux answers every data
+ *    frame it receives with a window update: a second frame, encrypted, written and decrypted, for
+ *    each one carrying data. A receiving stream here sends its update once the window it has not
+ *    yet given back reaches `WINDOW_UPDATE_BYTES_MIN` (128 KiB) or half its window, whichever is
+ *    less, as hashicorp/yamux and go-yamux wait for half theirs. js-yamux starts a sender from its
+ *    own configured window, not the receiver's; with 128 KiB any sender starting from at least
+ *    yamux's standard 256 KiB is given bytes back before it runs out, so nothing stalls even when
+ *    two nodes are configured with different windows.
  *
  * All three reach into the shapes of `@libp2p/tcp`, `@chainsafe/libp2p-noise` and
  * `@chainsafe/libp2p-yamux` (pinned in `package-lock.json`): the raw connection's `socket` and
@@ -25,10 +27,12 @@
  * `sendWindowUpdate`. When a shape is not found the connection works as before, untuned, and
  * `onUntuned` says which part was missing (the transport logs it once and counts it), so an
  * upgrade that moves them costs speed, never correctness. `test/cluster/transport-libp2p.test.ts`
- * checks that frames sent in separate turns take one write each, on tuned connections only.
+ * checks that frames sent in separate turns take one write each, that 16 MiB (four windows) goes
+ * through one link, and that no connection or stream was left untuned.
  */
 import { Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
+import { StreamState, YamuxStream } from '@chainsafe/libp2p-yamux/stream'
 import type { ConnectionEncrypter, MessageStream, SecuredConnection } from '@libp2p/interface'
 import type { Uint8ArrayList } from 'uint8arraylist'
 
@@ -97,41 +101,44 @@ export function tunedNoise (onUntuned: (part: UntunedPart) => void = () => {}): 
     const cork = (raw: MessageStream): void => {
       if (!corkSends(raw)) onUntuned('socket')
     }
-    return {
-      protocol: encrypter.protocol,
-      secureOutbound: async (connection, options) => {
-        cork(connection)
-        return tune(await encrypter.secureOutbound(connection, options))
-      },
-      secureInbound: async (connection, options) => {
-        cork(connection)
-        return tune(await encrypter.secureInbound(connection, options))
-      }
+    // Noise's own properties (protocol, service capabilities, tag) stay, through the prototype.
+    const tuned: ConnectionEncrypter = Object.create(encrypter)
+    tuned.secureOutbound = async (connection, options) => {
+      cork(connection)
+      return tune(await encrypter.secureOutbound(connection, options))
     }
+    tuned.secureInbound = async (connection, options) => {
+      cork(connection)
+      return tune(await encrypter.secureInbound(connection, options))
+    }
+    return tuned
   }
 }
 
-/** Yamux's stream states (`StreamState` of `@chainsafe/libp2p-yamux`): only an established stream defers its updates. */
-const YAMUX_ESTABLISHED = 3
+/** A receiving stream gives window back once it owes this much (or half its window, if less). */
+export const WINDOW_UPDATE_BYTES_MIN = 128 * 1_024
 
-interface YamuxWindow { state: number, recvWindow: number, recvWindowCapacity: number, sendWindowUpdate: () => void }
+/** The window fields of js-yamux's stream, private in its types. */
+interface YamuxWindow { state: StreamState, recvWindow: number, recvWindowCapacity: number, sendWindowUpdate: () => void }
 
 function hasYamuxWindow (stream: object): stream is YamuxWindow {
-  const candidate = stream as Partial<Record<keyof YamuxWindow, unknown>>
-  return typeof candidate.state === 'number' && typeof candidate.recvWindow === 'number' &&
-    typeof candidate.recvWindowCapacity === 'number' && typeof candidate.sendWindowUpdate === 'function'
+  if (!(stream instanceof YamuxStream)) return false
+  const candidate = stream as unknown as Partial<Record<keyof YamuxWindow, unknown>>
+  return typeof candidate.recvWindow === 'number' && typeof candidate.recvWindowCapacity === 'number' && typeof candidate.sendWindowUpdate === 'function'
 }
 
 /**
- * Makes a receiving Yamux stream send its window update only once half its window is used (or
- * when the update carries a flag, as on a stream not yet established); false when `stream` is not
- * a Yamux stream of the expected shape.
+ * Makes a receiving Yamux stream send its window update only once it owes
+ * `WINDOW_UPDATE_BYTES_MIN` or half its window, whichever is less; a stream not established (whose
+ * update carries a flag), paused or finished goes through js-yamux's own rule. False when `stream`
+ * is not a js-yamux stream of the expected shape.
  */
 export function lazyWindowUpdates (stream: object): boolean {
   if (!hasYamuxWindow(stream)) return false
   const update = stream.sendWindowUpdate.bind(stream)
   stream.sendWindowUpdate = () => {
-    if (stream.state === YAMUX_ESTABLISHED && stream.recvWindow - stream.recvWindowCapacity < stream.recvWindow / 2) return
+    const owedBytes = stream.recvWindow - stream.recvWindowCapacity
+    if (stream.state === StreamState.Established && owedBytes < Math.min(WINDOW_UPDATE_BYTES_MIN, stream.recvWindow / 2)) return
     update()
   }
   return true

@@ -1,4 +1,4 @@
-import { describe, it, after } from 'node:test'
+import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { setImmediate as nextTurn } from 'node:timers/promises'
@@ -15,12 +15,12 @@ function writeSyscalls (): number {
   return Number(match[1])
 }
 
-describe('libp2p transport: the Noise tunings (src/node/libp2p-tuning.ts)', () => {
+describe('libp2p transport: the tunings of the stack below (src/node/libp2p-tuning.ts)', () => {
   const world = new Libp2pWorld()
+  before(async () => { await world.createNodes(2) })
   after(async () => { await world.close() })
 
   it('sends each frame of its own turn as one write, and tunes every connection', async () => {
-    await world.createNodes(2)
     const [sender, receiver] = [world.transport(0), world.transport(1)]
     const [from, to] = [world.nodeId(0), world.nodeId(1)]
     const received = (): number => world.recorder(1).received.filter((entry) => entry.from === from).length
@@ -35,15 +35,47 @@ describe('libp2p transport: the Noise tunings (src/node/libp2p-tuning.ts)', () =
     for (let seq = 1; seq <= frames; seq++) {
       sender.send(to, { type: 'test.ping', seq, body: new Uint8Array(64).fill(seq & 0xff) } satisfies TestPing)
       // The transport flushes once per turn: wait for the frame to arrive, so each is its own send.
-      while (received() < seq + 1) await nextTurn()
+      const deadline = Date.now() + 5_000
+      while (received() < seq + 1) {
+        if (Date.now() > deadline) assert.fail(`frame ${seq} did not arrive within 5 s`)
+        await nextTurn()
+      }
     }
     const writes = writeSyscalls() - before
-    // A frame is a Yamux header and body under Noise: four buffers or more. Untuned, each was its
-    // own write (about 4 per frame); corked, the list is one writev. The receiver writes nothing back
-    // for so few bytes (Yamux's window update comes after half its 4 MiB window).
+    // A frame under Noise is a list of two buffers or more (length prefix, ciphertext and tag).
+    // Untuned, each was its own write (2 per frame here), and each data frame received was answered
+    // with a window update (another); tuned, the list is one writev, and the receiver owes too few
+    // bytes (under 128 KiB) to send an update.
     assert.ok(writes <= frames * 1.25, `${writes} write syscalls for ${frames} frames sent one per turn`)
     assert.ok(writes >= frames, `${writes} write syscalls for ${frames} frames: fewer than one each means the count is not of this path`)
     for (const transport of [sender, receiver]) {
+      assert.ok(transport instanceof Libp2pTransport)
+      assert.equal(transport.untunedConnections(), 0)
+    }
+  })
+  it('keeps a link moving past its window: 16 MiB, four windows, arrive in order', async () => {
+    const [sender, from, to] = [world.transport(0), world.nodeId(0), world.nodeId(1)]
+    await world.waitFor(() => sender.links().some((link) => link.peer === to && link.state === 'connected'), 10_000, 'the link up')
+    const recorder = world.recorder(1)
+    const start = recorder.received.length
+    // Frames of 3 KiB, 1 MiB a step: were window updates never sent, the sender would stop after
+    // its 4 MiB window and the fifth step would never arrive.
+    const bodyBytes = 3_072
+    const framesPerStep = Math.ceil(1_048_576 / bodyBytes)
+    const steps = 16
+    for (let step = 0; step < steps; step++) {
+      for (let index = 0; index < framesPerStep; index++) {
+        const seq = 1_000_000 + step * framesPerStep + index
+        sender.send(to, { type: 'test.ping', seq, body: new Uint8Array(bodyBytes).fill(seq & 0xff) } satisfies TestPing)
+      }
+      const expected = start + (step + 1) * framesPerStep
+      await world.waitFor(() => recorder.received.length >= expected, 10_000, `step ${step + 1} of ${steps} (${(step + 1)} MiB) delivered`)
+    }
+    const seqs = recorder.received.slice(start).filter((entry) => entry.from === from).map((entry) => (entry.message as TestPing).seq)
+    assert.equal(seqs.length, steps * framesPerStep)
+    assert.ok(seqs.every((seq, index) => seq === 1_000_000 + index), 'in order, none lost')
+    assert.equal(sender.stats().droppedFrames, 0)
+    for (const transport of [world.transport(0), world.transport(1)]) {
       assert.ok(transport instanceof Libp2pTransport)
       assert.equal(transport.untunedConnections(), 0)
     }
