@@ -261,7 +261,7 @@ export class Libp2pTransport implements Transport {
     })
   }
 
-  /** Connections left untuned since start: a dependency upgrade moved what the tunings reach into. */
+  /** Connections and streams left untuned since start: a dependency upgrade moved what the tunings reach into. */
   untunedConnections (): number {
     let total = 0
     for (const count of this.untunedCounts.values()) total += count

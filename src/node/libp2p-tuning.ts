@@ -25,10 +25,11 @@
  * `@chainsafe/libp2p-yamux` (pinned in `package-lock.json`): the raw connection's `socket` and
  * `sendData`, the encrypted stream's `decoder.lengthDecoder`, the Yamux stream's window fields and
  * `sendWindowUpdate`. When a shape is not found the connection works as before, untuned, and
- * `onUntuned` says which part was missing (the transport logs it once and counts it), so an
- * upgrade that moves them costs speed, never correctness. `test/cluster/transport-libp2p.test.ts`
- * checks that frames sent in separate turns take one write each, that 16 MiB (four windows) goes
- * through one link, and that no connection or stream was left untuned.
+ * `onUntuned` says which part was missing (the transport logs the first of each part and counts
+ * every one), so an upgrade that moves them costs speed, never correctness.
+ * `test/cluster/transport-libp2p.test.ts` checks that frames sent in separate turns take one write
+ * each, that 16 MiB (four windows) goes through one link, and that no connection or stream was left
+ * untuned.
  */
 import { Socket } from 'node:net'
 import { noise } from '@chainsafe/libp2p-noise'
