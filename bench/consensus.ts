@@ -18,8 +18,8 @@
  *   every figure, and the verdict says so).
  *
  * The load is pre-signed before it is measured, from 200 senders funded first, submitted in
- * batches of 50 (`POST /v1/txs`) over keep-alive HTTP (undici) to the four nodes in turn at a
- * steady offered rate. A warm-up phase at half the first rate (30 s, not judged) comes first;
+ * batches of 50 (`POST /v1/txs`, each a CBOR array of the transactions' canonical bytes) over
+ * keep-alive HTTP (undici) to the four nodes in turn at a steady offered rate. A warm-up phase at half the first rate (30 s, not judged) comes first;
  * the rates then run in order on the same cluster.
  * Targets (issue 6): >= 1 000 finalized tx/s, p99 finality <= 3 s, >= 50% of the limit.
  */
@@ -28,8 +28,9 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool } from 'undici'
-import { fromHex, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../src/core/index.js'
-import { addressFromPublicKey, signTx, txToJson, type Address } from '../src/ledger/index.js'
+import { encodeCanonical, fromHex, keyPairFromSeed, sha256, type Ed25519KeyPair } from '../src/core/index.js'
+import { addressFromPublicKey, encodeTx, signTx, txHash, txToJson, type Address } from '../src/ledger/index.js'
+import { CBOR_CONTENT_TYPE } from '../src/node/ledger-api.js'
 import { freeBasePort, getJson, runSynodUp, stopAllUpRuns } from '../test/support/cluster.js'
 import { cpuSeconds, envSeconds, machineCpu, otherProcessesSeconds, parentPid, percentile, type BenchResult } from './util.js'
 import { verificationsPerSecond, verificationsPerSecondAllCores } from './verify-rate.js'
@@ -55,6 +56,12 @@ const FOREIGN_CORES_MAX = 0.15
 const FUNDING_TIMEOUT_MS = 60_000
 /** Transactions per `POST /v1/txs` request, as a wallet or an exchange batches them; `SYNOD_BENCH_BATCH` changes it. */
 const BATCH_TXS = Number(process.env.SYNOD_BENCH_BATCH ?? 50)
+/**
+ * How the load is submitted: `cbor` (the default) posts each batch as a CBOR array of the
+ * transactions' canonical bytes (`Content-Type: application/cbor`), as a wallet sends raw signed
+ * transactions; `json` posts their JSON forms. `SYNOD_BENCH_TX_FORMAT` chooses.
+ */
+const TX_FORMAT = process.env.SYNOD_BENCH_TX_FORMAT === 'json' ? 'json' : 'cbor'
 const TARGET_TPS = 1_000
 const TARGET_P99_MS = 3_000
 const TARGET_SHARE = 0.5
@@ -179,8 +186,8 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
     }
 
     /** Each transaction's outcome in order: null when pooled, else the refusal's code. */
-    const postBatch = async (node: number, body: string, count: number): Promise<Array<string | null>> => {
-      const response = await (pools[node] as Pool).request({ path: '/v1/txs', method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const postBatch = async (node: number, body: string | Uint8Array, count: number): Promise<Array<string | null>> => {
+      const response = await (pools[node] as Pool).request({ path: '/v1/txs', method: 'POST', headers: { 'content-type': typeof body === 'string' ? 'application/json' : CBOR_CONTENT_TYPE }, body })
       const text = await response.body.text()
       if (response.statusCode !== 202) {
         let code = `HTTP ${response.statusCode}`
@@ -222,10 +229,12 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
         const address = addressFromPublicKey(sender.publicKey)
         const nonce = nonces.get(address) ?? 0
         nonces.set(address, nonce + 1)
-        const { hash, ...json } = txToJson(signTx({ chainId, publicKey: sender.publicKey, nonce, fee: 1n, body: { kind: 'transfer', to: addressFromPublicKey(senders[(index * 7 + 1) % SENDERS]?.publicKey as Uint8Array), amount: 1n } }, sender))
+        const tx = signTx({ chainId, publicKey: sender.publicKey, nonce, fee: 1n, body: { kind: 'transfer', to: addressFromPublicKey(senders[(index * 7 + 1) % SENDERS]?.publicKey as Uint8Array), amount: 1n } }, sender)
+        if (TX_FORMAT === 'cbor') return { hash: txHash(tx), body: encodeTx(tx) }
+        const { hash, ...json } = txToJson(tx)
         return { hash, body: JSON.stringify(json) }
       })
-      progress(`${engine}: ${warmup ? 'warm-up (not judged): ' : ''}offering ${offered} tx/s for ${ms / 1000} s (${count} pre-signed transfers, ${BATCH_TXS} a request)`)
+      progress(`${engine}: ${warmup ? 'warm-up (not judged): ' : ''}offering ${offered} tx/s for ${ms / 1000} s (${count} pre-signed transfers, ${BATCH_TXS} a request, as ${TX_FORMAT})`)
       const submittedAt = new Map<string, number>()
       const refusedBy: Record<string, number> = {}
       const refuse = (code: string, count: number): void => { refusedBy[code] = (refusedBy[code] ?? 0) + count }
@@ -248,7 +257,8 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
         inFlight++
         const at = performance.now()
         const node = (first / BATCH_TXS) % NODES
-        void postBatch(node, `[${batch.map((item) => item.body).join(',')}]`, batch.length).then((outcomes) => {
+        const body = TX_FORMAT === 'json' ? `[${batch.map((item) => item.body as string).join(',')}]` : encodeCanonical(batch.map((item) => item.body))
+        void postBatch(node, body, batch.length).then((outcomes) => {
           for (const [index, code] of outcomes.entries()) {
             if (code === null) submittedAt.set((batch[index] as { hash: string }).hash, at)
             else refuse(code, 1)

@@ -5,7 +5,7 @@
  * (`sealingHash`), so a seal can never cover itself.
  */
 import { z } from 'zod'
-import { encodeCanonical, sha256, toHex } from '../core/index.js'
+import { CBOR_MAJOR, cborText, encodeCanonical, sha256, toHex, writeCbor } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { merkleLeafHash, merkleRoot } from './merkle.js'
 import type { StakingParams } from './staking.js'
@@ -63,8 +63,49 @@ export function txRootOf (txs: readonly SignedTx[]): string {
   return root
 }
 
+/** Map keys as encoded, in RFC 8949 order (shorter first, then by byte): txs, header, weight. */
+const BLOCK_KEY = Object.freeze({ txs: cborText('txs'), header: cborText('header'), weight: cborText('weight') })
+
+/**
+ * A block's canonical bytes: the map of its header and its transactions' canonical bytes, as
+ * blocks travel. The transactions are copied in as they are instead of going through cborg's
+ * general encoder, a token each (a block is encoded once to broadcast and once to store, on every
+ * node); `encodeBlockGeneric` is the reference it must match byte for byte
+ * (test/unit/ledger-block.test.ts).
+ */
 export function encodeBlock (block: Block): Uint8Array {
-  return encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx) })
+  return writeBlock(block, undefined)
+}
+
+/** A block as the chain store keeps it: `encodeBlock`'s map with the branch's `weight` beside header and transactions (the chain store reads it back). */
+export function encodeBlockRecord (block: Block, weight: bigint): Uint8Array {
+  return writeBlock(block, weight)
+}
+
+function writeBlock (block: Block, weight: bigint | undefined): Uint8Array {
+  const header = encodeCanonical(block.header)
+  const txs = block.txs.map(encodeTx)
+  let bytes = header.length + 32
+  for (const tx of txs) bytes += tx.length + 5
+  return writeCbor((out) => {
+    out.head(CBOR_MAJOR.map, weight === undefined ? 2 : 3)
+    out.raw(BLOCK_KEY.txs)
+    out.head(CBOR_MAJOR.array, txs.length)
+    for (const tx of txs) out.byteString(tx)
+    out.raw(BLOCK_KEY.header)
+    out.raw(header)
+    if (weight === undefined) return true
+    out.raw(BLOCK_KEY.weight)
+    return weight <= CBOR_UINT_MAX ? out.bigUint(weight) : out.text(weight.toString())
+  }, bytes) ?? encodeBlockGeneric(block, weight)
+}
+
+/** CBOR's largest unsigned integer; a greater weight (proof of work at Bitcoin's difficulty passes 2^64) is stored as decimal text. */
+const CBOR_UINT_MAX = (1n << 64n) - 1n
+
+/** `encodeBlock` (and, with a weight, `encodeBlockRecord`) through cborg's general encoder: the reference. */
+export function encodeBlockGeneric (block: Block, weight?: bigint): Uint8Array {
+  return encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx), ...(weight === undefined ? {} : { weight: weight <= CBOR_UINT_MAX ? weight : weight.toString() }) })
 }
 
 /** What a caller already knows of a block it checks with `checkBlockBody`. */

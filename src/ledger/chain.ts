@@ -11,12 +11,12 @@
  * progress), so only blocks and the head pointer need to be durable. A block whose parent is not
  * stored waits in a bounded orphan pool until the parent arrives.
  */
-import { decodeCanonical, encodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
-import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
+import { decodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
+import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, encodeBlockRecord, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
 import { blockContext, type ConsensusEngine, type HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
 import { LedgerState, type BlockUndo } from './state.js'
-import { checkTx, encodeTx } from './tx.js'
+import { checkTx } from './tx.js'
 
 export interface ChainLimits {
   /** The deepest reorganisation the store performs; a heavier branch forking deeper is refused. */
@@ -366,7 +366,7 @@ export class ChainStore implements HeaderLookup {
   }
 
   private persist (block: Block, stored: StoredHeader): void {
-    this.disk.put(BLOCK_KEY + stored.hash, encodeCanonical({ header: block.header, txs: block.txs.map(encodeTx), weight: stored.weight }))
+    this.disk.put(BLOCK_KEY + stored.hash, encodeBlockRecord(block, stored.weight))
   }
 
   private setHead (hash: string): void {
@@ -424,7 +424,7 @@ export function genesisHeader (genesis: GenesisSpec, stateRoot: string): BlockHe
 }
 
 function decodeStored (bytes: Uint8Array): { block: Block, weight: bigint } {
-  const record = decodeCanonical(bytes) as { header: BlockHeader, txs: Uint8Array[], weight: bigint | number }
+  const record = decodeCanonical(bytes) as { header: BlockHeader, txs: Uint8Array[], weight: bigint | number | string }
   // Stored blocks were checked, signatures included, before they were stored: their shape is
   // checked again, their signatures are not (a restart or a served block costs no verification).
   const txs = record.txs.map((tx) => checkTx(decodeCanonical(tx), record.header.chainId, { signatureVerified: true }))

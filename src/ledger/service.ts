@@ -33,6 +33,8 @@ function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
 }
 
 export const TX_TOPIC = 'ledger/tx'
+/** Disk keys of the transaction index: this prefix and the transaction's hash. */
+const TX_INDEX_KEY = 'ledger/tx-index/'
 export const BLOCK_TOPIC = 'ledger/block'
 
 /** What the ledger needs from the overlay. */
@@ -181,8 +183,6 @@ export class LedgerService implements Service {
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
   private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, signaturesVerified: 0, intakeDropped: 0 }
-  /** Where each main-chain transaction is: tx hash -> block hash. */
-  private readonly included = new Map<string, string>()
   private syncTimer: TimerId | null = null
   private refreshTimer: TimerId | null = null
   private mining = false
@@ -217,7 +217,7 @@ export class LedgerService implements Service {
   start (env: Env): void {
     this.env = env
     const chain = new ChainStore({ genesis: this.init.genesis, engine: this.init.engine, disk: env.disk, limits: this.limits })
-    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block) => { this.indexIncluded(block, true) })
+    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block) => { this.indexReplayed(block) })
     this.chainStore = chain
     env.log.info({ height, head: chain.head().hash, engine: this.init.engine.name, mining: this.init.sealer !== null }, 'ledger started')
     this.scheduleSync(env.random.int(0, this.limits.syncIntervalMs))
@@ -291,8 +291,21 @@ export class LedgerService implements Service {
 
   /** Accepts a transaction from a client: checked, pooled, broadcast. Throws a LedgerError. */
   submit (candidate: unknown): { hash: string } {
+    return this.accept({ value: candidate })
+  }
+
+  /**
+   * Accepts a transaction as its canonical bytes (what gossip and blocks carry; a wallet's raw
+   * transaction): decoded and then checked as `submit` checks it. Throws a LedgerError
+   * (LEDGER_MALFORMED for bytes that are not a transaction).
+   */
+  submitBytes (bytes: Uint8Array): { hash: string } {
+    return this.accept({ bytes })
+  }
+
+  private accept (source: { bytes: Uint8Array } | { value: unknown }): { hash: string } {
     const env = this.requireEnv()
-    const tx = this.receiveTx({ value: candidate })
+    const tx = this.receiveTx(source)
     const pending = txHash(tx)
     env.log.debug({ hash: pending }, 'transaction submitted')
     this.gossipTx(tx)
@@ -350,8 +363,11 @@ export class LedgerService implements Service {
 
   txStatus (hash: string): TxStatus {
     const chain = this.chain()
-    const blockHashOf = this.included.get(hash)
-    if (blockHashOf !== undefined) {
+    const indexed = this.requireEnv().disk.get(TX_INDEX_KEY + hash)
+    if (indexed !== undefined) {
+      // An entry names the block that included the transaction last; it counts only while that
+      // block is on the main chain (an entry of a reverted block may outlive a crash).
+      const blockHashOf = toHex(indexed)
       const stored = chain.stored(blockHashOf)
       if (stored !== undefined && chain.isOnMainChain(blockHashOf)) {
         return { status: 'included', height: stored.header.height, block: blockHashOf, confirmations: chain.head().header.height - stored.header.height + 1 }
@@ -657,10 +673,13 @@ export class LedgerService implements Service {
     for (const block of outcome.reverted) this.indexIncluded(block, false)
     for (const block of outcome.applied) this.indexIncluded(block, true)
     const accounts = (address: Address): Account => chain.state().get(address)
-    // Transactions of abandoned blocks go back to the pool, unless the new chain has them.
+    // Transactions of abandoned blocks go back to the pool, unless the new branch has them (the
+    // blocks below the fork point cannot: each nonce runs once).
+    const reincluded = new Set<string>()
+    if (outcome.reverted.length > 0) for (const block of outcome.applied) for (const tx of block.txs) reincluded.add(txHash(tx))
     for (const block of outcome.reverted) {
       for (const tx of block.txs) {
-        if (this.included.has(txHash(tx))) continue
+        if (reincluded.has(txHash(tx))) continue
         try { this.mempool.add(tx, encodeTx(tx).length, env.now(), accounts) } catch { /* nonce used or unaffordable on the new chain */ }
       }
     }
@@ -669,12 +688,32 @@ export class LedgerService implements Service {
     for (const listener of this.headListeners) listener(outcome)
   }
 
+  /**
+   * The transaction index on disk (as CometBFT's kv indexer or Ethereum's transaction lookup):
+   * tx hash -> the main-chain block that holds it, written when a block joins the main chain and
+   * removed when it leaves, so `txStatus` answers for any transaction ever included while memory
+   * stays flat (it was a map in memory, a hundred bytes and more per transaction for the node's
+   * whole life). Writes go with the block's own, in order.
+   */
   private indexIncluded (block: Block, included: boolean): void {
-    const hash = blockHash(block.header)
+    const disk = this.requireEnv().disk
+    const hash = included ? fromHex(blockHash(block.header)) : null
     for (const tx of block.txs) {
-      if (included) this.included.set(txHash(tx), hash)
-      else this.included.delete(txHash(tx))
+      if (hash !== null) disk.put(TX_INDEX_KEY + txHash(tx), hash)
+      else disk.delete(TX_INDEX_KEY + txHash(tx))
     }
+  }
+
+  /**
+   * A block replayed from disk at start: indexed again only if a crash cut its entries short. A
+   * block's entries are written in order and the disk keeps a prefix of its writes, so the last
+   * entry present means all are.
+   */
+  private indexReplayed (block: Block): void {
+    const last = block.txs[block.txs.length - 1]
+    if (last === undefined) return
+    const indexed = this.requireEnv().disk.get(TX_INDEX_KEY + txHash(last))
+    if (indexed === undefined || toHex(indexed) !== blockHash(block.header)) this.indexIncluded(block, true)
   }
 
   // --- mining -------------------------------------------------------------------------------------

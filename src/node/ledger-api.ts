@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { SynodError, toHex } from '../core/index.js'
+import { SynodError, decodeCanonical, toHex } from '../core/index.js'
 import {
   ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, toJsonValue, txFromJson,
   type Block, type ChainStore, type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord, type StoredHeader
@@ -14,6 +14,18 @@ import type { MinerPool } from './miner.js'
 import { collectedCounter, collectedGauge } from './metrics.js'
 
 class LedgerNotFound extends SynodError<'LEDGER_NOT_FOUND'> {}
+
+/** The content type of a transaction, or a batch of them, as canonical CBOR bytes. */
+export const CBOR_CONTENT_TYPE = 'application/cbor'
+
+/** A CBOR batch's items; LEDGER_MALFORMED when the body is not CBOR. */
+function cborBatch (body: Uint8Array): unknown {
+  try {
+    return decodeCanonical(body)
+  } catch (error) {
+    throw new LedgerError('LEDGER_MALFORMED', `a CBOR batch: ${(error as Error).message}`)
+  }
+}
 
 /** Transactions one `POST /v1/txs` may carry (the body limit of 1 MiB holds about 2 500 transfers). */
 export const TXS_PER_REQUEST_MAX = 1_000
@@ -83,26 +95,37 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     return validatorsToJson(ledger)
   })
 
-  api.post('/v1/tx', async (request, reply) => {
-    const result = ledger.submit(txFromJson(request.body))
-    await reply.code(202).send({ hash: result.hash, status: 'pending' })
-  })
+  // Transactions come as JSON (amounts as decimal strings, bytes as hex) or, with
+  // `Content-Type: application/cbor`, as their canonical bytes: what a wallet signs, gossip and
+  // blocks carry (a raw transaction, as Ethereum's eth_sendRawTransaction or CometBFT's
+  // broadcast_tx take one). A batch in CBOR is an array of those byte strings.
+  void api.register(async (scope) => {
+    scope.addContentTypeParser(CBOR_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
 
-  // A batch of transactions in one request (as JSON-RPC batches): each is checked and pooled on
-  // its own; the answer lists, in order, each one's hash or its refusal.
-  api.post('/v1/txs', async (request, reply) => {
-    const body = request.body
-    if (!Array.isArray(body) || body.length === 0) throw new LedgerError('LEDGER_MALFORMED', 'a batch is a non-empty JSON array of transactions')
-    if (body.length > TXS_PER_REQUEST_MAX) throw new LedgerError('LEDGER_MALFORMED', `a batch of ${body.length} transactions, limit ${TXS_PER_REQUEST_MAX}`)
-    const results = body.map((candidate: unknown) => {
-      try {
-        return { hash: ledger.submit(txFromJson(candidate)).hash, status: 'pending' }
-      } catch (error) {
-        if (!(error instanceof SynodError)) throw error
-        return { status: 'refused', code: error.code, message: error.message }
-      }
+    scope.post('/v1/tx', async (request, reply) => {
+      const body = request.body
+      const result = body instanceof Uint8Array ? ledger.submitBytes(body) : ledger.submit(txFromJson(body))
+      await reply.code(202).send({ hash: result.hash, status: 'pending' })
     })
-    await reply.code(202).send({ results, accepted: results.filter((result) => result.status === 'pending').length })
+
+    // A batch of transactions in one request (as JSON-RPC batches): each is checked and pooled on
+    // its own; the answer lists, in order, each one's hash or its refusal.
+    scope.post('/v1/txs', async (request, reply) => {
+      const body = request.body
+      const batch = body instanceof Uint8Array ? cborBatch(body) : body
+      if (!Array.isArray(batch) || batch.length === 0) throw new LedgerError('LEDGER_MALFORMED', 'a batch is a non-empty array of transactions (JSON objects, or CBOR byte strings)')
+      if (batch.length > TXS_PER_REQUEST_MAX) throw new LedgerError('LEDGER_MALFORMED', `a batch of ${batch.length} transactions, limit ${TXS_PER_REQUEST_MAX}`)
+      const results = batch.map((candidate: unknown) => {
+        try {
+          if (body instanceof Uint8Array && !(candidate instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a CBOR batch holds byte strings, each a transaction\'s canonical bytes')
+          return { hash: (candidate instanceof Uint8Array ? ledger.submitBytes(candidate) : ledger.submit(txFromJson(candidate))).hash, status: 'pending' }
+        } catch (error) {
+          if (!(error instanceof SynodError)) throw error
+          return { status: 'refused', code: error.code, message: error.message }
+        }
+      })
+      await reply.code(202).send({ results, accepted: results.filter((result) => result.status === 'pending').length })
+    })
   })
 
   api.get<{ Params: { hash: string } }>('/v1/tx/:hash', async (request) => {

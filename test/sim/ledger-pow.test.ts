@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCanonical } from '../../src/core/index.js'
+import { encodeCanonical, toHex } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import { OverlayService } from '../../src/net/index.js'
 import {
@@ -78,6 +78,32 @@ describe('PoW network in the simulator', () => {
       assert.ok(sim.runUntil(() => sim.converged(), 30_000), `caught up: ${sim.heads().join(' ')}`)
       const caughtUp = sim.ledger(victim).chain().head().header.height
       assert.ok(caughtUp > heightAtCrash && sim.ledger(victim).stats().blocksAccepted >= caughtUp - restarted, `took the blocks mined while it was down from its peers (${restarted} -> ${caughtUp})`)
+    })
+  })
+
+  it('keeps its transaction index on disk: a restarted node answers for an included transaction, and a crash that cut the entries short is repaired', () => {
+    forSeeds(SEEDS.slice(0, 2), (seed) => {
+      const sim = makeLedgerSim({ nodes: 3, seed })
+      sim.kernel.runFor(5_000)
+      const [a, , victim] = sim.members as [string, string, string]
+      const tx = transfer(0, 0, 1, 100n)
+      sim.ledger(a).submit(tx)
+      const hash = txHash(tx)
+      assert.ok(sim.runUntil(() => sim.members.every((id) => sim.ledger(id).txStatus(hash).status === 'included'), 60_000), 'included everywhere')
+      const status = sim.ledger(victim).txStatus(hash) as { block: string }
+      const disk = sim.cluster.node(victim).disk
+      const key = `ledger/tx-index/${hash}`
+      assert.equal(toHex(disk.get(key) as Uint8Array), status.block, 'the index names the block on disk')
+      // The entry lost (as a crash between the block's write and its index's would lose it), durably.
+      disk.delete(key)
+      let synced = false
+      disk.sync(() => { synced = true })
+      assert.ok(sim.runUntil(() => synced, 5_000))
+      sim.cluster.crash(victim)
+      sim.cluster.restart(victim)
+      assert.equal(toHex(disk.get(key) as Uint8Array), status.block, 'indexed again while the chain was replayed')
+      const after = sim.ledger(victim).txStatus(hash)
+      assert.deepEqual([after.status, (after as { block?: string }).block], ['included', status.block])
     })
   })
 })

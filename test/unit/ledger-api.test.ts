@@ -1,10 +1,10 @@
 /** The ledger's HTTP routes over a one-node simulated PoW chain: answers, typed refusals, proofs a client checks. */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { fromHex, silentLogger, emptyTransportStats, type Transport } from '../../src/core/index.js'
-import { addressFromPublicKey, txToJson, verifyAccountProof, type AccountProof } from '../../src/ledger/index.js'
+import { encodeCanonical, fromHex, silentLogger, emptyTransportStats, type Transport } from '../../src/core/index.js'
+import { addressFromPublicKey, encodeTx, txHash, txToJson, verifyAccountProof, type AccountProof, type SignedTx } from '../../src/ledger/index.js'
 import { createApiServer, createMetrics } from '../../src/node/index.js'
-import { registerLedgerMetrics, registerLedgerRoutes } from '../../src/node/ledger-api.js'
+import { CBOR_CONTENT_TYPE, registerLedgerMetrics, registerLedgerRoutes } from '../../src/node/ledger-api.js'
 import { makeLedgerSim } from '../support/ledger-sim.js'
 import { testKeys, transfer } from '../support/pow-chain.js'
 
@@ -89,6 +89,31 @@ describe('ledger HTTP API', () => {
       const refused = await app.inject({ method: 'POST', url: '/v1/txs', payload })
       assert.deepEqual([refused.statusCode, refused.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
     }
+  })
+
+  it('accepts transactions as canonical CBOR bytes, alone or in a batch, and refuses bad bytes with their codes', async () => {
+    const cbor = { 'content-type': CBOR_CONTENT_TYPE }
+    const single = transfer(3, 0, 1, 7n, 2n)
+    const posted = await app.inject({ method: 'POST', url: '/v1/tx', headers: cbor, payload: Buffer.from(encodeTx(single)) })
+    assert.deepEqual([posted.statusCode, posted.json<{ hash: string }>().hash], [202, txHash(single)])
+    assert.equal((await app.inject({ method: 'GET', url: `/v1/tx/${txHash(single)}` })).json<{ status: string }>().status, 'pending')
+    const again = await app.inject({ method: 'POST', url: '/v1/tx', headers: cbor, payload: Buffer.from(encodeTx(single)) })
+    assert.deepEqual([again.statusCode, again.json<{ code: string }>().code], [409, 'LEDGER_TX_DUPLICATE'])
+    const good = [transfer(3, 1, 1, 7n, 2n), transfer(3, 2, 1, 7n, 2n)]
+    const forged = encodeTx({ ...transfer(2, 0, 1, 1n), fee: 77n })
+    const batch = encodeCanonical([encodeTx(good[0] as SignedTx), forged, 'not bytes', encodeTx(good[1] as SignedTx), Uint8Array.of(0xff, 0x00)])
+    const answer = await app.inject({ method: 'POST', url: '/v1/txs', headers: cbor, payload: Buffer.from(batch) })
+    assert.equal(answer.statusCode, 202)
+    const { results, accepted } = answer.json<{ results: Array<{ status: string, hash?: string, code?: string }>, accepted: number }>()
+    assert.equal(accepted, 2)
+    assert.deepEqual(results.map((result) => result.status === 'pending' ? result.hash : result.code), [txHash(good[0] as SignedTx), 'LEDGER_BAD_SIGNATURE', 'LEDGER_MALFORMED', txHash(good[1] as SignedTx), 'LEDGER_MALFORMED'])
+    // Not CBOR, not an array, empty, over the limit: the whole request is refused.
+    for (const payload of [Uint8Array.of(0xff, 0x00), encodeCanonical({ txs: [] }), encodeCanonical([]), encodeCanonical(Array.from({ length: 1_001 }, () => forged))]) {
+      const refused = await app.inject({ method: 'POST', url: '/v1/txs', headers: cbor, payload: Buffer.from(payload) })
+      assert.deepEqual([refused.statusCode, refused.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+    }
+    const junk = await app.inject({ method: 'POST', url: '/v1/tx', headers: cbor, payload: Buffer.from([0x01, 0x02]) })
+    assert.deepEqual([junk.statusCode, junk.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
   })
 
   it('exports the ledger metrics', async () => {
