@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { decodeCanonical, encodeCanonical, keyPairFromSeed, sha256, toHex, type Ed25519KeyPair } from '../../src/core/index.js'
 import {
-  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, everydayTx, senderOf, signTx, signedTxSchema, txHash, txSigningBytes, txSigningBytesGeneric,
+  LedgerError, Mempool, addressFromPublicKey, checkTx, encodeTx, everydayTx, senderOf, signTx, signedTxSchema, signedTxSigningBytes, txHash, txSigningBytes, txSigningBytesGeneric,
   type Account, type MempoolLimits, type SignedTx, type TxBody
 } from '../../src/ledger/index.js'
 import { mutate, mutations } from '../support/mutations.js'
@@ -49,6 +49,7 @@ describe('transactions', () => {
       assert.equal(toHex(encodeTx(tx)), toHex(encodeCanonical(tx)))
       const { signature: _signature, ...unsigned } = tx
       assert.equal(toHex(txSigningBytes(unsigned)), toHex(txSigningBytesGeneric(unsigned)))
+      assert.equal(toHex(signedTxSigningBytes(tx)), toHex(txSigningBytesGeneric(unsigned)), 'the signing bytes of the signed transaction, its signature left out')
       const feeAsNumber = { ...unsigned, fee: unsigned.fee > BigInt(Number.MAX_SAFE_INTEGER) ? unsigned.fee : Number(unsigned.fee) } as unknown as typeof unsigned
       assert.equal(toHex(txSigningBytes(feeAsNumber)), toHex(txSigningBytesGeneric(unsigned)), 'a fee given as a number encodes as the same integer')
     }), { numRuns: 1_000 })
