@@ -19,8 +19,9 @@
  *
  * The load is pre-signed before it is measured, from 200 senders funded first, submitted in
  * batches of 50 (`POST /v1/txs`, each a CBOR array of the transactions' canonical bytes) over
- * keep-alive HTTP (undici) to the four nodes in turn at a steady offered rate. A warm-up phase at half the first rate (30 s, not judged) comes first;
- * the rates then run in order on the same cluster.
+ * keep-alive HTTP (undici) to the four nodes in turn at a steady offered rate. A warm-up phase
+ * at half the first rate (30 s, not judged) comes first; the rates then run in order on the same
+ * cluster.
  * Targets (issue 6): >= 1 000 finalized tx/s, p99 finality <= 3 s, >= 50% of the limit.
  */
 import { availableParallelism } from 'node:os'
@@ -61,7 +62,12 @@ const BATCH_TXS = Number(process.env.SYNOD_BENCH_BATCH ?? 50)
  * transactions' canonical bytes (`Content-Type: application/cbor`), as a wallet sends raw signed
  * transactions; `json` posts their JSON forms. `SYNOD_BENCH_TX_FORMAT` chooses.
  */
-const TX_FORMAT = process.env.SYNOD_BENCH_TX_FORMAT === 'json' ? 'json' : 'cbor'
+const TX_FORMAT = txFormat(process.env.SYNOD_BENCH_TX_FORMAT)
+
+function txFormat (value: string | undefined): 'cbor' | 'json' {
+  if (value === undefined || value === 'cbor' || value === 'json') return value ?? 'cbor'
+  throw new Error(`SYNOD_BENCH_TX_FORMAT is cbor or json, not ${JSON.stringify(value)}`)
+}
 const TARGET_TPS = 1_000
 const TARGET_P99_MS = 3_000
 const TARGET_SHARE = 0.5
@@ -429,7 +435,7 @@ export async function consensusBenchmark (progress: (line: string) => void): Pro
   }
   return {
     name: 'consensus',
-    title: `finalized transfers on 4 local processes, submitted ${BATCH_TXS} a request; ` +
+    title: `finalized transfers on 4 local processes, submitted ${BATCH_TXS} a request (${TX_FORMAT === 'cbor' ? 'CBOR: the transactions\' canonical bytes' : 'JSON'}); ` +
       `${WARMUP_PHASE_MS > 0 ? `a ${WARMUP_PHASE_MS / 1000} s warm-up at ${WARMUP_PHASE_SHARE * 100}% of the first rate, not judged, then each rate for ${PHASE_MS / 1000} s on the same cluster; ` : ''}finalized tx/s in the steady window (${WARMUP_MS / 1000} s after the first submission to the last); ` +
       `finality = first seen final on node 0 - submitted; limit = ${perCore.toFixed(0)} Ed25519 verifications/s per core with all ${cores} verifying x ${cores} cores / ${NODES} nodes = ${limitTps.toFixed(0)} tx/s ` +
       `(one core alone: ${singleCore.toFixed(0)}/s, x ${cores} / ${NODES} = ${(singleCore * cores / NODES).toFixed(0)} tx/s); ` +

@@ -88,7 +88,7 @@ export class ChainStore implements HeaderLookup {
    * every `progressEveryBlocks` blocks replayed; `onReplayed` gets each replayed block, so the
    * caller can index it without reading it again. Returns the head height.
    */
-  load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000, onReplayed: (block: Block) => void = () => {}): number {
+  load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000, onReplayed: (block: Block, hash: string) => void = () => {}): number {
     const stored = new Map<string, { block: Block, weight: bigint }>()
     for (const [, bytes] of this.disk.entries(BLOCK_KEY)) {
       const record = decodeStored(bytes)
@@ -108,7 +108,7 @@ export class ChainStore implements HeaderLookup {
       const block = (stored.get(hash) as { block: Block }).block
       this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
       this.mainChain.push(hash)
-      onReplayed(block)
+      onReplayed(block, hash)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
     }
     this.pruneUndos()

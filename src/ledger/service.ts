@@ -8,7 +8,7 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { decodeCanonical, fromHex, sha256, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { bytesEqual, decodeCanonical, fromHex, sha256, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
 import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
@@ -33,8 +33,6 @@ function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
 }
 
 export const TX_TOPIC = 'ledger/tx'
-/** Disk keys of the transaction index: this prefix and the transaction's hash. */
-const TX_INDEX_KEY = 'ledger/tx-index/'
 export const BLOCK_TOPIC = 'ledger/block'
 
 /** What the ledger needs from the overlay. */
@@ -89,6 +87,12 @@ export interface LedgerLimits extends BlockLimits, ChainLimits, MempoolLimits {
    * go first, as CometBFT's channel priorities put them).
    */
   intakeSliceTxs: number
+  /**
+   * Included transactions the index behind `txStatus` (`GET /v1/tx/{hash}`) keeps, the most
+   * recent blocks' (whole blocks, the oldest forgotten first): older ones answer `unknown`, as
+   * geth's `txlookuplimit` bounds its index. About 150 bytes of memory each.
+   */
+  txIndexTxsMax: number
 }
 
 export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
@@ -104,7 +108,8 @@ export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
   txBatchTxsMax: 256,
   txBatchBytesMax: 128 * 1024,
   intakeQueueTxsMax: 20_000,
-  intakeSliceTxs: 32
+  intakeSliceTxs: 32,
+  txIndexTxsMax: 1_000_000
 })
 
 export interface LedgerInit {
@@ -170,6 +175,9 @@ class BoundedSet<T> {
   }
 }
 
+/** A block's entry in the transaction index. */
+interface IndexedBlock { block: string, txs: string[] }
+
 export type TxStatus =
   | { status: 'pending' }
   | { status: 'included', height: number, block: string, confirmations: number }
@@ -201,6 +209,12 @@ export class LedgerService implements Service {
   private intake: Array<{ bytes: Uint8Array, from: Delivery }> = []
   private intakeHead = 0
   private intakeTimer: TimerId | null = null
+  /** Where each recently included main-chain transaction is: tx hash -> block hash (`txIndexTxsMax` of them). */
+  private readonly included = new Map<string, IndexedBlock>()
+  /** The indexed blocks, oldest first, with their transactions' hashes: the order they are forgotten in. */
+  private indexedBlocks: IndexedBlock[] = []
+  private indexedHead = 0
+  private indexedTxs = 0
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -217,7 +231,7 @@ export class LedgerService implements Service {
   start (env: Env): void {
     this.env = env
     const chain = new ChainStore({ genesis: this.init.genesis, engine: this.init.engine, disk: env.disk, limits: this.limits })
-    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block) => { this.indexReplayed(block) })
+    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block, hash) => { this.indexIncluded(block, true, hash) })
     this.chainStore = chain
     env.log.info({ height, head: chain.head().hash, engine: this.init.engine.name, mining: this.init.sealer !== null }, 'ledger started')
     this.scheduleSync(env.random.int(0, this.limits.syncIntervalMs))
@@ -363,11 +377,8 @@ export class LedgerService implements Service {
 
   txStatus (hash: string): TxStatus {
     const chain = this.chain()
-    const indexed = this.requireEnv().disk.get(TX_INDEX_KEY + hash)
-    if (indexed !== undefined) {
-      // An entry names the block that included the transaction last; it counts only while that
-      // block is on the main chain (an entry of a reverted block may outlive a crash).
-      const blockHashOf = toHex(indexed)
+    const blockHashOf = this.included.get(hash)?.block
+    if (blockHashOf !== undefined) {
       const stored = chain.stored(blockHashOf)
       if (stored !== undefined && chain.isOnMainChain(blockHashOf)) {
         return { status: 'included', height: stored.header.height, block: blockHashOf, confirmations: chain.head().header.height - stored.header.height + 1 }
@@ -635,7 +646,11 @@ export class LedgerService implements Service {
     const chain = this.chain()
     try {
       const tx = parseTx('bytes' in source ? decodeLedgerBytes(source.bytes, 'transaction') : source.value, chainId)
-      const checked = this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
+      const canonical = encodeTx(tx)
+      // Bytes are a transaction only in their canonical form: the decoder takes map keys in any
+      // order, and the same transaction in other bytes would hash to another name than its own.
+      if ('bytes' in source && !bytesEqual(canonical, source.bytes)) throw new LedgerError('LEDGER_MALFORMED', 'transaction bytes not in canonical CBOR (RFC 8949 deterministic encoding)')
+      const checked = this.mempool.check(tx, canonical.length, (address) => chain.state().get(address))
       // The hash is of the canonical bytes: one in the set names this very transaction, verified.
       if (this.verified.has(txHash(tx))) this.counters.signaturesSkipped++
       else {
@@ -689,31 +704,32 @@ export class LedgerService implements Service {
   }
 
   /**
-   * The transaction index on disk (as CometBFT's kv indexer or Ethereum's transaction lookup):
-   * tx hash -> the main-chain block that holds it, written when a block joins the main chain and
-   * removed when it leaves, so `txStatus` answers for any transaction ever included while memory
-   * stays flat (it was a map in memory, a hundred bytes and more per transaction for the node's
-   * whole life). Writes go with the block's own, in order.
+   * The index behind `txStatus`: an included transaction's hash -> its main-chain block, for the
+   * most recent `txIndexTxsMax` transactions (whole blocks; the oldest block's entries go first),
+   * so memory stays bounded however long the node runs (it grew by about 150 bytes a transaction
+   * before: half a GiB an hour at 1 000 a second). Rebuilt from the chain's replay at start.
    */
-  private indexIncluded (block: Block, included: boolean): void {
-    const disk = this.requireEnv().disk
-    const hash = included ? fromHex(blockHash(block.header)) : null
-    for (const tx of block.txs) {
-      if (hash !== null) disk.put(TX_INDEX_KEY + txHash(tx), hash)
-      else disk.delete(TX_INDEX_KEY + txHash(tx))
+  private indexIncluded (block: Block, included: boolean, hash = blockHash(block.header)): void {
+    if (!included) {
+      for (const tx of block.txs) if (this.included.get(txHash(tx))?.block === hash) this.included.delete(txHash(tx))
+      return
     }
-  }
-
-  /**
-   * A block replayed from disk at start: indexed again only if a crash cut its entries short. A
-   * block's entries are written in order and the disk keeps a prefix of its writes, so the last
-   * entry present means all are.
-   */
-  private indexReplayed (block: Block): void {
-    const last = block.txs[block.txs.length - 1]
-    if (last === undefined) return
-    const indexed = this.requireEnv().disk.get(TX_INDEX_KEY + txHash(last))
-    if (indexed === undefined || toHex(indexed) !== blockHash(block.header)) this.indexIncluded(block, true)
+    if (block.txs.length === 0) return
+    // Each indexing of a block is an entry of its own: a block reverted and applied again is
+    // forgotten by its latest entry, not by the first.
+    const entry: IndexedBlock = { block: hash, txs: block.txs.map(txHash) }
+    for (const tx of entry.txs) this.included.set(tx, entry)
+    this.indexedBlocks.push(entry)
+    this.indexedTxs += entry.txs.length
+    while (this.indexedTxs > this.limits.txIndexTxsMax && this.indexedHead < this.indexedBlocks.length - 1) {
+      const oldest = this.indexedBlocks[this.indexedHead++] as IndexedBlock
+      this.indexedTxs -= oldest.txs.length
+      for (const tx of oldest.txs) if (this.included.get(tx) === oldest) this.included.delete(tx)
+    }
+    if (this.indexedHead >= 1_024 && this.indexedHead * 2 >= this.indexedBlocks.length) {
+      this.indexedBlocks = this.indexedBlocks.slice(this.indexedHead)
+      this.indexedHead = 0
+    }
   }
 
   // --- mining -------------------------------------------------------------------------------------

@@ -5,12 +5,12 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCanonical, toHex } from '../../src/core/index.js'
+import { encodeCanonical } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import { OverlayService } from '../../src/net/index.js'
 import {
   BLOCK_TOPIC, TX_TOPIC, LedgerError, addressFromPublicKey, encodeBlock, encodeTx, meetsTarget, sealOf, txHash, txRootOf, workHash, workHeaderOf,
-  type Block, type PowEngine
+  type Block, type PowEngine, type SignedTx
 } from '../../src/ledger/index.js'
 import { forSeeds } from '../support/membership-sim.js'
 import { makeLedgerSim, replayedRoot } from '../support/ledger-sim.js'
@@ -50,13 +50,28 @@ describe('PoW network in the simulator', () => {
       sim.network.partition([[a, sim.members[1] as string], [c, sim.members[3] as string, sim.members[4] as string]])
       const toBob = transfer(0, 0, 1, 6_000n)
       const toCarol = transfer(0, 0, 2, 6_000n)
+      // One transaction submitted on both sides: each side's chain includes it, in different blocks.
+      const onBothSides = transfer(1, 0, 3, 10n)
       sim.ledger(a).submit(toBob)
       sim.ledger(c).submit(toCarol)
+      sim.ledger(a).submit(onBothSides)
+      sim.ledger(c).submit(onBothSides)
       sim.kernel.runFor(15_000)
       sim.network.heal()
-      assert.ok(sim.runUntil(() => sim.converged() && [toBob, toCarol].some((tx) => sim.ledger(a).txStatus(txHash(tx)).status === 'included'), 40_000))
+      assert.ok(sim.runUntil(() => sim.converged() && [toBob, toCarol].some((tx) => sim.ledger(a).txStatus(txHash(tx)).status === 'included') && sim.ledger(a).txStatus(txHash(onBothSides)).status === 'included', 40_000))
       const statuses = [toBob, toCarol].map((tx) => sim.ledger(a).txStatus(txHash(tx)).status)
       assert.equal(statuses.filter((status) => status === 'included').length, 1, `exactly one spend is included: ${statuses.join(', ')}`)
+      // Every node answers from main-chain blocks only: the losing spend is not included, the
+      // transaction on both sides is named by the winning side's block, which holds it.
+      const loser = [toBob, toCarol].find((tx) => sim.ledger(a).txStatus(txHash(tx)).status !== 'included') as SignedTx
+      for (const id of sim.members) {
+        const chain = sim.ledger(id).chain()
+        assert.notEqual(sim.ledger(id).txStatus(txHash(loser)).status, 'included', `node ${id}: the spend that lost is not included`)
+        for (const tx of [toBob, toCarol, onBothSides].filter((each) => each !== loser)) {
+          const answer = sim.ledger(id).txStatus(txHash(tx)) as { status: string, block?: string }
+          assert.ok(answer.status === 'included' && chain.isOnMainChain(answer.block as string) && (chain.block(answer.block as string) as Block).txs.some((held) => txHash(held) === txHash(tx)), `node ${id}: named by the main-chain block holding it`)
+        }
+      }
       const alice = sim.ledger(a).chain().state().get(addressFromPublicKey((testKeys[0] as { publicKey: Uint8Array }).publicKey))
       assert.deepEqual(alice, { balance: 10_000n - 6_001n, nonce: 1 })
       assert.throws(() => sim.ledger(c).submit(toBob), (error) => error instanceof LedgerError && (error.code === 'LEDGER_TX_NONCE_TOO_LOW' || error.code === 'LEDGER_TX_DUPLICATE'))
@@ -81,29 +96,31 @@ describe('PoW network in the simulator', () => {
     })
   })
 
-  it('keeps its transaction index on disk: a restarted node answers for an included transaction, and a crash that cut the entries short is repaired', () => {
+  it('keeps the transaction index bounded: the oldest blocks\' transactions are forgotten, the recent ones answered, also after a restart', () => {
     forSeeds(SEEDS.slice(0, 2), (seed) => {
-      const sim = makeLedgerSim({ nodes: 3, seed })
+      const sim = makeLedgerSim({ nodes: 3, seed, limits: { txIndexTxsMax: 3 } })
       sim.kernel.runFor(5_000)
       const [a, , victim] = sim.members as [string, string, string]
-      const tx = transfer(0, 0, 1, 100n)
-      sim.ledger(a).submit(tx)
-      const hash = txHash(tx)
-      assert.ok(sim.runUntil(() => sim.members.every((id) => sim.ledger(id).txStatus(hash).status === 'included'), 60_000), 'included everywhere')
-      const status = sim.ledger(victim).txStatus(hash) as { block: string }
-      const disk = sim.cluster.node(victim).disk
-      const key = `ledger/tx-index/${hash}`
-      assert.equal(toHex(disk.get(key) as Uint8Array), status.block, 'the index names the block on disk')
-      // The entry lost (as a crash between the block's write and its index's would lose it), durably.
-      disk.delete(key)
+      const status = (id: string, tx: SignedTx): string => sim.ledger(id).txStatus(txHash(tx)).status
+      const first = [0, 1, 2].map((nonce) => transfer(0, nonce, 1, 10n))
+      for (const tx of first) sim.ledger(a).submit(tx)
+      assert.ok(sim.runUntil(() => sim.members.every((id) => first.every((tx) => status(id, tx) === 'included')), 60_000), 'the first three included everywhere')
+      // Four more: more than the index keeps, all newer than the first three.
+      const second = [0, 1, 2, 3].map((nonce) => transfer(1, nonce, 2, 10n))
+      for (const tx of second) sim.ledger(a).submit(tx)
+      const last = second[3] as SignedTx
+      assert.ok(sim.runUntil(() => sim.members.every((id) => status(id, last) === 'included'), 60_000), 'the last one included everywhere')
+      const forgotten = (id: string): boolean => first.every((tx) => status(id, tx) === 'unknown')
+      for (const id of sim.members) assert.ok(forgotten(id), `node ${id} forgot the oldest transactions: ${first.map((tx) => status(id, tx)).join(', ')}`)
+      // The balances show they ran: the index forgets, the chain does not.
+      assert.equal(sim.ledger(a).chain().state().get(addressFromPublicKey((testKeys[0] as { publicKey: Uint8Array }).publicKey)).nonce, 3)
       let synced = false
-      disk.sync(() => { synced = true })
+      sim.cluster.node(victim).disk.sync(() => { synced = true })
       assert.ok(sim.runUntil(() => synced, 5_000))
       sim.cluster.crash(victim)
       sim.cluster.restart(victim)
-      assert.equal(toHex(disk.get(key) as Uint8Array), status.block, 'indexed again while the chain was replayed')
-      const after = sim.ledger(victim).txStatus(hash)
-      assert.deepEqual([after.status, (after as { block?: string }).block], ['included', status.block])
+      assert.ok(sim.runUntil(() => status(victim, last) === 'included', 30_000), 'rebuilt from the replayed chain')
+      assert.ok(forgotten(victim), 'and bounded the same way')
     })
   })
 })

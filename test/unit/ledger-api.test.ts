@@ -1,7 +1,8 @@
 /** The ledger's HTTP routes over a one-node simulated PoW chain: answers, typed refusals, proofs a client checks. */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { encodeCanonical, fromHex, silentLogger, emptyTransportStats, type Transport } from '../../src/core/index.js'
+import { encode as cborEncode } from 'cborg'
+import { decodeCanonical, encodeCanonical, fromHex, silentLogger, emptyTransportStats, type Transport } from '../../src/core/index.js'
 import { addressFromPublicKey, encodeTx, txHash, txToJson, verifyAccountProof, type AccountProof, type SignedTx } from '../../src/ledger/index.js'
 import { createApiServer, createMetrics } from '../../src/node/index.js'
 import { CBOR_CONTENT_TYPE, registerLedgerMetrics, registerLedgerRoutes } from '../../src/node/ledger-api.js'
@@ -114,6 +115,17 @@ describe('ledger HTTP API', () => {
     }
     const junk = await app.inject({ method: 'POST', url: '/v1/tx', headers: cbor, payload: Buffer.from([0x01, 0x02]) })
     assert.deepEqual([junk.statusCode, junk.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+    // The same transaction with its map keys out of RFC 8949 order: not its canonical bytes, refused
+    // (it would be named by a hash of other bytes than these).
+    const next = transfer(3, 3, 1, 7n, 2n)
+    const reordered = cborEncode({ signature: next.signature, body: next.body, chainId: next.chainId, fee: next.fee, nonce: next.nonce, publicKey: next.publicKey }, { mapSorter: () => 0 })
+    assert.notDeepEqual(reordered, encodeTx(next))
+    assert.deepEqual(decodeCanonical(reordered), decodeCanonical(encodeTx(next)), 'the same transaction')
+    const unordered = await app.inject({ method: 'POST', url: '/v1/tx', headers: cbor, payload: Buffer.from(reordered) })
+    assert.deepEqual([unordered.statusCode, unordered.json<{ code: string }>().code], [400, 'LEDGER_MALFORMED'])
+    // A parameter on the content type is still CBOR.
+    const withCharset = await app.inject({ method: 'POST', url: '/v1/tx', headers: { 'content-type': `${CBOR_CONTENT_TYPE}; charset=binary` }, payload: Buffer.from(encodeTx(next)) })
+    assert.deepEqual([withCharset.statusCode, withCharset.json<{ hash: string }>().hash], [202, txHash(next)])
   })
 
   it('exports the ledger metrics', async () => {
