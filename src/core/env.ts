@@ -40,8 +40,12 @@ export interface Disk {
   get (key: string): Uint8Array | undefined
   put (key: string, value: Uint8Array): void
   delete (key: string): void
-  /** Entries whose key starts with prefix, in key order, at most limit of them. */
-  entries (prefix: string, limit?: number): Array<[string, Uint8Array]>
+  /**
+   * Entries whose key starts with prefix, in key order, at most limit of them, and only keys after
+   * `after` when it is given: a caller pages through a long range with the last key of each page,
+   * holding one page at a time.
+   */
+  entries (prefix: string, limit?: number, after?: string): Array<[string, Uint8Array]>
   /** Calls onDurable once every write issued before this call is durable. */
   sync (onDurable: () => void): void
 }

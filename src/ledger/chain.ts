@@ -51,6 +51,8 @@ export interface ChainInit {
 
 const BLOCK_KEY = 'ledger/block/'
 const HEAD_KEY = 'ledger/head'
+/** Stored blocks read per page while a start loads their headers. */
+const LOAD_PAGE_BLOCKS = 64
 
 export class ChainStore implements HeaderLookup {
   readonly engine: ConsensusEngine
@@ -87,17 +89,23 @@ export class ChainStore implements HeaderLookup {
    * Loads stored blocks and replays the main chain up to the stored head. `progress` hears of
    * every `progressEveryBlocks` blocks replayed; `onReplayed` gets each replayed block, so the
    * caller can index it without reading it again. Returns the head height.
+   *
+   * Memory is the headers' and one page of blocks at a time, however long the chain: a first pass
+   * pages through the stored blocks (`LOAD_PAGE_BLOCKS` a read) keeping only header and weight,
+   * and the replay then reads the main chain's blocks one by one.
    */
   load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000, onReplayed: (block: Block, hash: string) => void = () => {}): number {
-    const stored = new Map<string, { block: Block, weight: bigint }>()
-    for (const [, bytes] of this.disk.entries(BLOCK_KEY)) {
-      const record = decodeStored(bytes)
-      stored.set(blockHash(record.block.header), record)
+    const headers: Array<{ hash: string, header: BlockHeader, weight: bigint }> = []
+    for (let page = this.disk.entries(BLOCK_KEY, LOAD_PAGE_BLOCKS); page.length > 0; page = this.disk.entries(BLOCK_KEY, LOAD_PAGE_BLOCKS, (page[page.length - 1] as [string, Uint8Array])[0])) {
+      for (const [, bytes] of page) {
+        const { header, weight } = decodeStoredHeader(bytes)
+        headers.push({ hash: blockHash(header), header, weight })
+      }
     }
     // Index every stored block, parents before children.
-    const pending = [...stored.entries()].sort(([, a], [, b]) => a.block.header.height - b.block.header.height)
-    for (const [hash, record] of pending) {
-      if (this.headers.has(record.block.header.parent)) this.remember({ hash, header: record.block.header, weight: record.weight, invalid: false })
+    headers.sort((a, b) => a.header.height - b.header.height)
+    for (const { hash, header, weight } of headers) {
+      if (this.headers.has(header.parent)) this.remember({ hash, header, weight, invalid: false })
     }
     const headBytes = this.disk.get(HEAD_KEY)
     const headHash = headBytes === undefined ? this.genesisHash : new TextDecoder().decode(headBytes)
@@ -105,7 +113,7 @@ export class ChainStore implements HeaderLookup {
     for (let at = this.headers.get(headHash); at !== undefined && at.hash !== this.genesisHash; at = this.headers.get(at.header.parent)) path.push(at.hash)
     path.reverse()
     for (const [index, hash] of path.entries()) {
-      const block = (stored.get(hash) as { block: Block }).block
+      const block = this.block(hash) as Block
       this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
       this.mainChain.push(hash)
       onReplayed(block, hash)
@@ -421,6 +429,12 @@ function mergeHeadOutcomes (first: AddOutcome & { status: 'head' }, second: AddO
 
 export function genesisHeader (genesis: GenesisSpec, stateRoot: string): BlockHeader {
   return { chainId: genesis.chainId, height: 0, parent: ZERO_HASH, timeMs: genesis.timeMs, txRoot: txRootOf([]), stateRoot, proposer: ZERO_ADDRESS, seal: null }
+}
+
+/** A stored block's header and weight (its transactions are not parsed, and not kept). */
+function decodeStoredHeader (bytes: Uint8Array): { header: BlockHeader, weight: bigint } {
+  const record = decodeCanonical(bytes) as { header: BlockHeader, weight: bigint | number | string }
+  return { header: record.header, weight: BigInt(record.weight) }
 }
 
 function decodeStored (bytes: Uint8Array): { block: Block, weight: bigint } {

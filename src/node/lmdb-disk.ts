@@ -219,13 +219,19 @@ export class LmdbDisk implements Disk {
     this.write(key, DELETED)
   }
 
-  entries (prefix: string, limit = Number.MAX_SAFE_INTEGER): Array<[string, Uint8Array]> {
+  entries (prefix: string, limit = Number.MAX_SAFE_INTEGER, after?: string): Array<[string, Uint8Array]> {
     const merged = new Map<string, Uint8Array | null>()
-    for (const { key, value } of this.db.getRange({ start: prefix })) {
-      if (!key.startsWith(prefix)) break
-      if (key !== CHECKPOINT_KEY) merged.set(key, value)
+    // LMDB's first `limit` live keys (those the overlay has not deleted) and every overlay key in
+    // range: the first `limit` of their union are the range's first `limit`, and only a page of
+    // LMDB's is read, however long the range.
+    let fromLmdb = 0
+    for (const { key, value } of this.db.getRange({ start: after !== undefined && after > prefix ? after : prefix })) {
+      if (!key.startsWith(prefix) || fromLmdb >= limit) break
+      if (key === CHECKPOINT_KEY || (after !== undefined && key <= after) || this.overlay.get(key) === null) continue
+      merged.set(key, value)
+      fromLmdb++
     }
-    for (const [key, value] of this.overlay) if (key.startsWith(prefix)) merged.set(key, value)
+    for (const [key, value] of this.overlay) if (key.startsWith(prefix) && (after === undefined || key > after)) merged.set(key, value)
     const live: Array<[string, Uint8Array]> = []
     for (const [key, value] of merged) if (value !== null) live.push([key, value])
     live.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

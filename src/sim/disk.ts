@@ -81,8 +81,8 @@ export class SimDisk implements Disk {
     this.write(key, null)
   }
 
-  entries (prefix: string, limit = Number.POSITIVE_INFINITY): Array<[string, Uint8Array]> {
-    const keys = [...this.visible.keys()].filter((key) => key.startsWith(prefix)).sort()
+  entries (prefix: string, limit = Number.POSITIVE_INFINITY, after?: string): Array<[string, Uint8Array]> {
+    const keys = [...this.visible.keys()].filter((key) => key.startsWith(prefix) && (after === undefined || key > after)).sort()
     return keys.slice(0, limit).map((key) => [key, (this.visible.get(key) as Uint8Array).slice()])
   }
 

@@ -36,6 +36,16 @@ async function crashedDisk (path: string, write: (disk: LmdbDisk) => void): Prom
   await disk.abandon()
 }
 
+/** Every entry of a range, read `limit` at a time with `after`; each page checked for its length. */
+function paged (disk: LmdbDisk, prefix: string, limit: number): Array<[string, string | undefined]> {
+  const all: Array<[string, string | undefined]> = []
+  for (let page = disk.entries(prefix, limit); page.length > 0; page = disk.entries(prefix, limit, (page[page.length - 1] as [string, Uint8Array])[0])) {
+    assert.ok(page.length <= limit, `a page of ${page.length}, asked for ${limit}`)
+    all.push(...page.map(([key, value]): [string, string | undefined] => [key, text(value)]))
+  }
+  return all
+}
+
 describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
   it('reads its writes at once, syncs, and keeps them across close and reopen', async () => {
     await withDir(async (dir) => {
@@ -218,6 +228,9 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
         let since = new Map<string, Array<string | undefined>>()
         const wrote = (key: string, value: string | undefined): void => { since.set(key, [...(since.get(key) ?? []), value]) }
         let disk = new LmdbDisk(path, silentLogger, limits)
+        // Neighbours of the range on both sides, which no page may hold.
+        disk.put('l/x', bytes('before'))
+        disk.put('m0', bytes('after'))
         for (const step of operations) {
           if (step.op === 'put') { disk.put(step.key, bytes(step.value)); model.set(step.key, step.value); wrote(step.key, step.value) }
           if (step.op === 'delete') { disk.delete(step.key); model.delete(step.key); wrote(step.key, undefined) }
@@ -247,9 +260,13 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
         }
         const expected = [...model].sort(([a], [b]) => (a < b ? -1 : 1))
         assert.deepEqual(disk.entries('m/').map(([key, value]) => [key, text(value)]), expected)
+        // Paged (the last key of each page starts the next), with deletes and puts still in the
+        // log over keys LMDB holds: the same entries, and no page longer than asked.
+        for (const limit of [1, 2, 4]) assert.deepEqual(paged(disk, 'm/', limit), expected, `pages of ${limit}`)
         await disk.close()
         const reopened = new LmdbDisk(path, silentLogger, limits)
         assert.deepEqual(reopened.entries('m/').map(([key, value]) => [key, text(value)]), expected)
+        for (const limit of [1, 3]) assert.deepEqual(paged(reopened, 'm/', limit), expected, `pages of ${limit} after a reopen`)
         await reopened.close()
       })
     }), { numRuns: 40 })

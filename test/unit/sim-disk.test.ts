@@ -69,6 +69,16 @@ describe('SimDisk', () => {
     assert.deepEqual(disk.durableKeys(), [])
   })
 
+  it('pages through a range in key order with `after`, never past the prefix', () => {
+    const { disk } = setup()
+    for (const key of ['p/c', 'p/a', 'q/a', 'p/b', 'o/z', 'p/d']) disk.put(key, Uint8Array.of(key.charCodeAt(2)))
+    disk.delete('p/b')
+    assert.deepEqual(disk.entries('p/', 2).map(([key]) => key), ['p/a', 'p/c'])
+    assert.deepEqual(disk.entries('p/', 2, 'p/c').map(([key]) => key), ['p/d'])
+    assert.deepEqual(disk.entries('p/', 2, 'p/d'), [])
+    assert.deepEqual(disk.entries('p/', undefined, 'p/a').map(([key]) => key), ['p/c', 'p/d'])
+  })
+
   it('a synced delete is durable too', () => {
     const { kernel, disk, crash } = setup()
     disk.put('k', bytes('v'))
