@@ -43,7 +43,8 @@ export interface Disk {
   /**
    * Entries whose key starts with prefix, in key order, at most limit of them, and only keys after
    * `after` when it is given: a caller pages through a long range with the last key of each page,
-   * holding one page at a time.
+   * holding one page at a time. Keys are ordered as JavaScript compares strings, which is LMDB's
+   * order for printable ASCII: page only ranges of such keys.
    */
   entries (prefix: string, limit?: number, after?: string): Array<[string, Uint8Array]>
   /** Calls onDurable once every write issued before this call is durable. */

@@ -11,7 +11,7 @@
  * progress), so only blocks and the head pointer need to be durable. A block whose parent is not
  * stored waits in a bounded orphan pool until the parent arrives.
  */
-import { decodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
+import { CoreError, decodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
 import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, encodeBlockRecord, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
 import { blockContext, type ConsensusEngine, type HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
@@ -90,9 +90,10 @@ export class ChainStore implements HeaderLookup {
    * every `progressEveryBlocks` blocks replayed; `onReplayed` gets each replayed block, so the
    * caller can index it without reading it again. Returns the head height.
    *
-   * Memory is the headers' and one page of blocks at a time, however long the chain: a first pass
-   * pages through the stored blocks (`LOAD_PAGE_BLOCKS` a read) keeping only header and weight,
-   * and the replay then reads the main chain's blocks one by one.
+   * Memory is the headers', the undo records a reorganisation may use and one page of blocks at a
+   * time, however long the chain: a first pass pages through the stored blocks
+   * (`LOAD_PAGE_BLOCKS` a read) keeping only header and weight, and the replay then reads the
+   * main chain's blocks one by one.
    */
   load (progress: (replayed: number, total: number) => void = () => {}, progressEveryBlocks = 1_000, onReplayed: (block: Block, hash: string) => void = () => {}): number {
     const headers: Array<{ hash: string, header: BlockHeader, weight: bigint }> = []
@@ -113,9 +114,12 @@ export class ChainStore implements HeaderLookup {
     for (let at = this.headers.get(headHash); at !== undefined && at.hash !== this.genesisHash; at = this.headers.get(at.header.parent)) path.push(at.hash)
     path.reverse()
     for (const [index, hash] of path.entries()) {
-      const block = this.block(hash) as Block
+      const block = this.block(hash)
+      if (block === undefined) throw new CoreError('CORE_DISK_CORRUPT', `the main chain's block ${hash} is not stored under its hash`, { hash })
       this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
       this.mainChain.push(hash)
+      // Only the undo records a reorganisation may use are kept, during the replay as after it.
+      this.pruneUndos()
       onReplayed(block, hash)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
     }
@@ -324,8 +328,12 @@ export class ChainStore implements HeaderLookup {
     const reverted = this.rollBackTo(fork.header.height)
     const applied: Block[] = []
     for (const entry of branch) {
-      const block = this.block(entry.hash) as Block
+      let block: Block | undefined
       try {
+        // Read inside the guard: a stored block that no longer decodes is invalid like one that
+        // does not execute, and the old chain comes back.
+        block = this.block(entry.hash)
+        if (block === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${entry.hash} is not on disk`, { reason: 'missing' })
         this.undos.set(entry.hash, this.execute(block))
       } catch (error) {
         this.markInvalid(entry.hash)

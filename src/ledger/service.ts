@@ -176,7 +176,7 @@ class BoundedSet<T> {
 }
 
 /** A block's entry in the transaction index. */
-interface IndexedBlock { block: string, txs: string[] }
+interface IndexedBlock { readonly block: string, txs: string[] }
 
 export type TxStatus =
   | { status: 'pending' }
@@ -711,7 +711,13 @@ export class LedgerService implements Service {
    */
   private indexIncluded (block: Block, included: boolean, hash = blockHash(block.header)): void {
     if (!included) {
-      for (const tx of block.txs) if (this.included.get(txHash(tx))?.block === hash) this.included.delete(txHash(tx))
+      // The block's entry leaves the count too (a reverted block is no longer a recent one).
+      const first = block.txs[0]
+      const entry = first === undefined ? undefined : this.included.get(txHash(first))
+      if (entry?.block !== hash) return
+      for (const tx of entry.txs) if (this.included.get(tx) === entry) this.included.delete(tx)
+      this.indexedTxs -= entry.txs.length
+      entry.txs = []
       return
     }
     if (block.txs.length === 0) return
@@ -725,6 +731,8 @@ export class LedgerService implements Service {
       const oldest = this.indexedBlocks[this.indexedHead++] as IndexedBlock
       this.indexedTxs -= oldest.txs.length
       for (const tx of oldest.txs) if (this.included.get(tx) === oldest) this.included.delete(tx)
+      // Released now, not when the array is compacted: forgotten hashes hold no memory.
+      oldest.txs = []
     }
     if (this.indexedHead >= 1_024 && this.indexedHead * 2 >= this.indexedBlocks.length) {
       this.indexedBlocks = this.indexedBlocks.slice(this.indexedHead)

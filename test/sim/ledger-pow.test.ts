@@ -57,6 +57,8 @@ describe('PoW network in the simulator', () => {
       sim.ledger(a).submit(onBothSides)
       sim.ledger(c).submit(onBothSides)
       sim.kernel.runFor(15_000)
+      const sides = [a, c].map((id) => sim.ledger(id).txStatus(txHash(onBothSides)) as { status: string, block?: string })
+      assert.ok(sides.every((side) => side.status === 'included') && sides[0]?.block !== sides[1]?.block, `mined on both sides, in different blocks: ${JSON.stringify(sides)}`)
       sim.network.heal()
       assert.ok(sim.runUntil(() => sim.converged() && [toBob, toCarol].some((tx) => sim.ledger(a).txStatus(txHash(tx)).status === 'included') && sim.ledger(a).txStatus(txHash(onBothSides)).status === 'included', 40_000))
       const statuses = [toBob, toCarol].map((tx) => sim.ledger(a).txStatus(txHash(tx)).status)
