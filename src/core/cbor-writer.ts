@@ -14,7 +14,8 @@ export const CBOR_FALSE = 0xf4
 export const CBOR_TRUE = 0xf5
 const TEXT_ENCODER = new TextEncoder()
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const UINT64_MAX = (1n << 64n) - 1n
+/** CBOR's largest unsigned integer (2^64 - 1). */
+export const CBOR_UINT_MAX = (1n << 64n) - 1n
 
 /** The encoded bytes of a text string: a map key written once, copied on every use. */
 export function cborText (text: string): Uint8Array {
@@ -101,7 +102,7 @@ export class CborWriter {
 
   /** An unsigned integer given as a bigint: false unless 0 <= value < 2^64 (cborg writes it as an integer then). */
   bigUint (value: bigint): boolean {
-    if (value < 0n || value > UINT64_MAX) return false
+    if (value < 0n || value > CBOR_UINT_MAX) return false
     if (value <= BigInt(Number.MAX_SAFE_INTEGER)) {
       this.head(CBOR_MAJOR.uint, Number(value))
       return true

@@ -5,7 +5,7 @@
  * (`sealingHash`), so a seal can never cover itself.
  */
 import { z } from 'zod'
-import { CBOR_MAJOR, cborText, encodeCanonical, sha256, toHex, writeCbor } from '../core/index.js'
+import { CBOR_MAJOR, CBOR_UINT_MAX, cborText, encodeCanonical, sha256, toHex, writeCbor } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { merkleLeafHash, merkleRoot } from './merkle.js'
 import type { StakingParams } from './staking.js'
@@ -96,12 +96,10 @@ function writeBlock (block: Block, weight: bigint | undefined): Uint8Array {
     out.raw(header)
     if (weight === undefined) return true
     out.raw(BLOCK_KEY.weight)
+    // Past CBOR's integers (proof of work at Bitcoin's difficulty passes 2^64), decimal text.
     return weight <= CBOR_UINT_MAX ? out.bigUint(weight) : out.text(weight.toString())
   }, bytes) ?? encodeBlockGeneric(block, weight)
 }
-
-/** CBOR's largest unsigned integer; a greater weight (proof of work at Bitcoin's difficulty passes 2^64) is stored as decimal text. */
-const CBOR_UINT_MAX = (1n << 64n) - 1n
 
 /** `encodeBlock` (and, with a weight, `encodeBlockRecord`) through cborg's general encoder: the reference. */
 export function encodeBlockGeneric (block: Block, weight?: bigint): Uint8Array {

@@ -123,7 +123,6 @@ export class ChainStore implements HeaderLookup {
       onReplayed(block, hash)
       if ((index + 1) % progressEveryBlocks === 0 || index + 1 === path.length) progress(index + 1, path.length)
     }
-    this.pruneUndos()
     return this.mainChain.length - 1
   }
 

@@ -6,7 +6,7 @@ import { fromHex, toHex } from '../core/index.js'
 import type { Account } from './account-tree.js'
 import type { Block } from './block.js'
 import { LedgerError } from './errors.js'
-import { everydayTx, signedTxSchema, txHash, type SignedTx } from './tx.js'
+import { parseTxShape, txHash, type SignedTx } from './tx.js'
 
 /** Fields that carry amounts (decimal strings in JSON) and bytes (hex in JSON), wherever they sit in a body. */
 const AMOUNT_FIELDS = new Set(['fee', 'amount'])
@@ -39,13 +39,7 @@ export type TxJson = Record<string, unknown> & { hash: string }
 export function txFromJson (json: unknown): SignedTx {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new LedgerError('LEDGER_MALFORMED', 'a transaction is a JSON object')
   const { hash: _hash, ...rest } = json as Record<string, unknown>
-  const value = fromJsonValue(rest, null)
-  // The everyday shapes without zod's general walk (the same object; zod still names what is wrong).
-  const everyday = everydayTx(value)
-  if (everyday !== null) return everyday
-  const parsed = signedTxSchema.safeParse(value)
-  if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
-  return parsed.data
+  return parseTxShape(fromJsonValue(rest, null))
 }
 
 export function txToJson (tx: SignedTx): TxJson {

@@ -23,8 +23,8 @@ import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
 import { encodeTx, parseTx, senderOf, signTx, txHash, verifyTxSignatures, type Address, type SignedTx } from './tx.js'
 
-/** Canonical CBOR from a peer, or LEDGER_MALFORMED: a peer's bad bytes are the ledger's typed error. */
-function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
+/** Canonical CBOR from a peer or a client, or LEDGER_MALFORMED: bad bytes are the ledger's typed error. */
+export function decodeLedgerBytes (bytes: Uint8Array, what: string): unknown {
   try {
     return decodeCanonical(bytes)
   } catch (error) {
@@ -231,7 +231,7 @@ export class LedgerService implements Service {
   start (env: Env): void {
     this.env = env
     const chain = new ChainStore({ genesis: this.init.genesis, engine: this.init.engine, disk: env.disk, limits: this.limits })
-    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block, hash) => { this.indexIncluded(block, true, hash) })
+    const height = chain.load((replayed, total) => { env.log.info({ replayed, total }, 'replaying the chain') }, undefined, (block, hash) => { this.indexBlock(block, hash) })
     this.chainStore = chain
     env.log.info({ height, head: chain.head().hash, engine: this.init.engine.name, mining: this.init.sealer !== null }, 'ledger started')
     this.scheduleSync(env.random.int(0, this.limits.syncIntervalMs))
@@ -685,8 +685,8 @@ export class LedgerService implements Service {
       this.counters.deepestReorg = Math.max(this.counters.deepestReorg, outcome.reverted.length)
       env.log.warn({ from: previousHead, to: outcome.hash, reverted: outcome.reverted.length, applied: outcome.applied.length }, 'chain reorganised')
     }
-    for (const block of outcome.reverted) this.indexIncluded(block, false)
-    for (const block of outcome.applied) this.indexIncluded(block, true)
+    for (const block of outcome.reverted) this.unindexBlock(block)
+    for (const block of outcome.applied) this.indexBlock(block)
     const accounts = (address: Address): Account => chain.state().get(address)
     // Transactions of abandoned blocks go back to the pool, unless the new branch has them (the
     // blocks below the fork point cannot: each nonce runs once).
@@ -709,17 +709,7 @@ export class LedgerService implements Service {
    * so memory stays bounded however long the node runs (it grew by about 150 bytes a transaction
    * before: half a GiB an hour at 1 000 a second). Rebuilt from the chain's replay at start.
    */
-  private indexIncluded (block: Block, included: boolean, hash = blockHash(block.header)): void {
-    if (!included) {
-      // The block's entry leaves the count too (a reverted block is no longer a recent one).
-      const first = block.txs[0]
-      const entry = first === undefined ? undefined : this.included.get(txHash(first))
-      if (entry?.block !== hash) return
-      for (const tx of entry.txs) if (this.included.get(tx) === entry) this.included.delete(tx)
-      this.indexedTxs -= entry.txs.length
-      entry.txs = []
-      return
-    }
+  private indexBlock (block: Block, hash = blockHash(block.header)): void {
     if (block.txs.length === 0) return
     // Each indexing of a block is an entry of its own: a block reverted and applied again is
     // forgotten by its latest entry, not by the first.
@@ -728,16 +718,26 @@ export class LedgerService implements Service {
     this.indexedBlocks.push(entry)
     this.indexedTxs += entry.txs.length
     while (this.indexedTxs > this.limits.txIndexTxsMax && this.indexedHead < this.indexedBlocks.length - 1) {
-      const oldest = this.indexedBlocks[this.indexedHead++] as IndexedBlock
-      this.indexedTxs -= oldest.txs.length
-      for (const tx of oldest.txs) if (this.included.get(tx) === oldest) this.included.delete(tx)
-      // Released now, not when the array is compacted: forgotten hashes hold no memory.
-      oldest.txs = []
+      this.forget(this.indexedBlocks[this.indexedHead++] as IndexedBlock)
     }
     if (this.indexedHead >= 1_024 && this.indexedHead * 2 >= this.indexedBlocks.length) {
       this.indexedBlocks = this.indexedBlocks.slice(this.indexedHead)
       this.indexedHead = 0
     }
+  }
+
+  /** A reverted block leaves the index and its count (it is no longer a recent one). */
+  private unindexBlock (block: Block): void {
+    const first = block.txs[0]
+    const entry = first === undefined ? undefined : this.included.get(txHash(first))
+    if (entry?.block === blockHash(block.header)) this.forget(entry)
+  }
+
+  /** Drops an entry's transactions from the index, releasing its hashes at once. */
+  private forget (entry: IndexedBlock): void {
+    for (const tx of entry.txs) if (this.included.get(tx) === entry) this.included.delete(tx)
+    this.indexedTxs -= entry.txs.length
+    entry.txs = []
   }
 
   // --- mining -------------------------------------------------------------------------------------

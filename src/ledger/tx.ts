@@ -274,14 +274,18 @@ export function checkTx (candidate: unknown, chainId: string, options: { signatu
  * runs them, and the mempool's own cheap checks, before it pays for the signatures.
  */
 export function parseTx (candidate: unknown, chainId: string): SignedTx {
-  let tx = everydayTx(candidate)
-  if (tx === null) {
-    const parsed = signedTxSchema.safeParse(candidate)
-    if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
-    tx = parsed.data
-  }
+  const tx = parseTxShape(candidate)
   if (tx.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `transaction for chain ${tx.chainId}, this is ${chainId}`)
   return tx
+}
+
+/** A transaction's shape: the everyday shapes without zod's general walk, the rest through zod (which names what is wrong); LEDGER_MALFORMED. */
+export function parseTxShape (candidate: unknown): SignedTx {
+  const tx = everydayTx(candidate)
+  if (tx !== null) return tx
+  const parsed = signedTxSchema.safeParse(candidate)
+  if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a transaction: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
+  return parsed.data
 }
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

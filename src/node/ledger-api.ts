@@ -5,9 +5,9 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Registry } from 'prom-client'
-import { SynodError, decodeCanonical, toHex } from '../core/index.js'
+import { SynodError, toHex } from '../core/index.js'
 import {
-  ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, toJsonValue, txFromJson,
+  ADDRESS_PATTERN, HASH_HEX_PATTERN, LedgerError, accountToJson, blockToJson, decodeLedgerBytes, toJsonValue, txFromJson,
   type Block, type ChainStore, type DposService, type LedgerService, type LedgerStats, type PosService, type PosStats, type StakeRecord, type StoredHeader
 } from '../ledger/index.js'
 import type { MinerPool } from './miner.js'
@@ -17,15 +17,6 @@ class LedgerNotFound extends SynodError<'LEDGER_NOT_FOUND'> {}
 
 /** The content type of a transaction, or a batch of them, as canonical CBOR bytes. */
 export const CBOR_CONTENT_TYPE = 'application/cbor'
-
-/** A CBOR batch's items; LEDGER_MALFORMED when the body is not CBOR. */
-function cborBatch (body: Uint8Array): unknown {
-  try {
-    return decodeCanonical(body)
-  } catch (error) {
-    throw new LedgerError('LEDGER_MALFORMED', `a CBOR batch: ${(error as Error).message}`)
-  }
-}
 
 /** Transactions one `POST /v1/txs` may carry (the body limit of 1 MiB holds about 2 500 transfers). */
 export const TXS_PER_REQUEST_MAX = 1_000
@@ -99,12 +90,17 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
   // `Content-Type: application/cbor`, as their canonical bytes: what a wallet signs, gossip and
   // blocks carry (a raw transaction, as Ethereum's eth_sendRawTransaction or CometBFT's
   // broadcast_tx take one). A batch in CBOR is an array of those byte strings.
+  const submitJson = (candidate: unknown): { hash: string } => ledger.submit(txFromJson(candidate))
+  const submitCbor = (candidate: unknown): { hash: string } => {
+    if (!(candidate instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a CBOR batch holds byte strings, each a transaction\'s canonical bytes')
+    return ledger.submitBytes(candidate)
+  }
   void api.register(async (scope) => {
     scope.addContentTypeParser(CBOR_CONTENT_TYPE, { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
 
     scope.post('/v1/tx', async (request, reply) => {
       const body = request.body
-      const result = body instanceof Uint8Array ? ledger.submitBytes(body) : ledger.submit(txFromJson(body))
+      const result = (body instanceof Uint8Array ? submitCbor : submitJson)(body)
       await reply.code(202).send({ hash: result.hash, status: 'pending' })
     })
 
@@ -112,13 +108,13 @@ export function registerLedgerRoutes (api: FastifyInstance, ledger: LedgerServic
     // its own; the answer lists, in order, each one's hash or its refusal.
     scope.post('/v1/txs', async (request, reply) => {
       const body = request.body
-      const batch = body instanceof Uint8Array ? cborBatch(body) : body
+      const batch = body instanceof Uint8Array ? decodeLedgerBytes(body, 'a CBOR batch\'s') : body
+      const submitOne = body instanceof Uint8Array ? submitCbor : submitJson
       if (!Array.isArray(batch) || batch.length === 0) throw new LedgerError('LEDGER_MALFORMED', 'a batch is a non-empty array of transactions (JSON objects, or CBOR byte strings)')
       if (batch.length > TXS_PER_REQUEST_MAX) throw new LedgerError('LEDGER_MALFORMED', `a batch of ${batch.length} transactions, limit ${TXS_PER_REQUEST_MAX}`)
       const results = batch.map((candidate: unknown) => {
         try {
-          if (body instanceof Uint8Array && !(candidate instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a CBOR batch holds byte strings, each a transaction\'s canonical bytes')
-          return { hash: (candidate instanceof Uint8Array ? ledger.submitBytes(candidate) : ledger.submit(txFromJson(candidate))).hash, status: 'pending' }
+          return { hash: submitOne(candidate).hash, status: 'pending' }
         } catch (error) {
           if (!(error instanceof SynodError)) throw error
           return { status: 'refused', code: error.code, message: error.message }
