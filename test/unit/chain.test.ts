@@ -1,6 +1,7 @@
 /** The chain store with the PoW engine: extension, fork choice, reorganisation, invalid blocks, restart. */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { CoreError } from '../../src/core/index.js'
 import { LedgerError, blockHash, meetsTarget, sealOf, workHash, workHeaderOf, type Block } from '../../src/ledger/index.js'
 import { simPowParams } from '../support/ledger-sim.js'
 import { MemoryDisk } from '../support/memory-disk.js'
@@ -8,9 +9,14 @@ import { extend, newChain, produce, testAddresses, testPowParams, transfer } fro
 
 const isCode = (code: string) => (error: unknown): boolean => error instanceof LedgerError && error.code === code
 
-/** A memory disk that records how many entries each range read returned. */
+/** A memory disk that records how many entries each range read returned, and whose `get` can miss chosen keys (a damaged disk). */
 class PagedDisk extends MemoryDisk {
   pages: number[] = []
+  readonly unreadable = new Set<string>()
+  override get (key: string): Uint8Array | undefined {
+    return this.unreadable.has(key) ? undefined : super.get(key)
+  }
+
   override entries (prefix: string, limit?: number, after?: string): Array<[string, Uint8Array]> {
     const page = super.entries(prefix, limit, after)
     this.pages.push(page.length)
@@ -54,6 +60,31 @@ describe('chain store (PoW)', () => {
     for (const block of sideBlocks) assert.ok(restarted.stored(blockHash(block.header)) !== undefined, 'a side block is known again')
     // 162 stored blocks: never all at once.
     assert.ok(disk.pages.length >= 3 && disk.pages.every((size) => size <= 64), `read ${disk.pages.join(', ')} blocks a page`)
+  })
+
+  it('refuses to start on a main chain whose stored block cannot be read (CORE_DISK_CORRUPT)', () => {
+    const disk = new PagedDisk()
+    const { chain, engine } = newChain(testPowParams, disk)
+    extend(chain, engine, 3)
+    disk.unreadable.add(`ledger/block/${chain.hashAt(2) as string}`)
+    assert.throws(() => newChain(testPowParams, disk).chain.load(), (error) => error instanceof CoreError && error.code === 'CORE_DISK_CORRUPT')
+  })
+
+  it('keeps its chain when a heavier branch\'s stored block cannot be read, and marks that branch invalid', () => {
+    const disk = new PagedDisk()
+    const a = newChain(testPowParams, disk)
+    const b = newChain()
+    for (const block of extend(a.chain, a.engine, 2)) b.chain.add(block, block.header.timeMs)
+    extend(a.chain, a.engine, 1)
+    const head = a.chain.head().hash
+    const root = a.chain.state().root()
+    const branch = extend(b.chain, b.engine, 2, { proposer: testAddresses[3] })
+    const [first, second] = branch as [Block, Block]
+    assert.equal(a.chain.add(first, first.header.timeMs + 1).status, 'side')
+    disk.unreadable.add(`ledger/block/${blockHash(first.header)}`)
+    assert.throws(() => a.chain.add(second, second.header.timeMs + 1), isCode('LEDGER_BAD_BLOCK'))
+    assert.deepEqual([a.chain.head().hash, a.chain.state().root()], [head, root], 'the old chain and its state are back')
+    assert.equal(a.chain.isOnMainChain(blockHash(first.header)), false)
   })
 
   it('follows the heaviest branch: reorganises, and hands back the abandoned and adopted blocks', () => {
