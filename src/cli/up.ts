@@ -48,11 +48,24 @@ function nodeConfigFiles (dir: string): string[] {
     .map((name) => join(dir, name))
 }
 
-function startChild (configFile: string, logDir: string, extraArgs: string[], adminToken: string): Child {
+/**
+ * V8 flags for node processes that share this machine's cores. By default V8 marks and sweeps the
+ * heap on background threads while JavaScript runs, and scavenges with several threads at once:
+ * with cores to spare that shortens a node's pauses. When the nodes are at least as many as the
+ * cores, no core is spare under load: a node's collector threads take the CPU from the other
+ * nodes' main threads, and the concurrency's own costs (write barriers, hand-offs between
+ * threads) buy nothing. So each node then collects on its own thread (`--single-threaded-gc`),
+ * as the JVM picks its serial collector on a machine with fewer than two processors. Measured
+ * with `npm run bench -- consensus` (docs/consensus.md). Flags in SYNOD_NODE_EXEC_ARGV come
+ * after these: `--no-single-threaded-gc` there undoes it.
+ */
+export function colocatedNodeFlags (nodes: number, cores: number): string[] {
+  return nodes >= cores ? ['--single-threaded-gc'] : []
+}
+
+function startChild (configFile: string, logDir: string, extraArgs: string[], adminToken: string, execArgv: string[]): Child {
   const config = loadNodeConfig(configFile)
   const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
-  // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`).
-  const execArgv = (process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)
   const child = spawn(process.execPath, [...execArgv, MAIN_SCRIPT, 'node', '--config', configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SYNOD_ADMIN_TOKEN: adminToken } })
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
@@ -127,12 +140,15 @@ export async function up (options: UpOptions): Promise<void> {
   print(consensus === undefined
     ? 'ledger: none (start a new data directory with --consensus pos, dpos or pow for one)'
     : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} ${consensus === 'dpos' ? 'producer candidates' : 'validators'}`}`)
+  // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`), after ours.
+  const nodeFlags = [...colocatedNodeFlags(files.length, availableParallelism()), ...(process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)]
+  if (nodeFlags.lastIndexOf('--single-threaded-gc') > nodeFlags.lastIndexOf('--no-single-threaded-gc')) print(`V8: single-threaded garbage collection in each node (${files.length} nodes share ${availableParallelism()} cores)`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   // The admin token guards fault injection (the dashboard's Faults view, /v1/admin/*) on this
   // local cluster only: a fresh one per run, handed to the nodes and printed for the user.
   const adminToken = newAdminToken()
-  const children = files.map((file) => startChild(file, logDir, extraArgs, adminToken))
+  const children = files.map((file) => startChild(file, logDir, extraArgs, adminToken, nodeFlags))
   const killed = new Set<string>()
   let stopping = false
   let gateway: Gateway | null = null
@@ -178,7 +194,7 @@ export async function up (options: UpOptions): Promise<void> {
       const { child, index } = childOf(id)
       if (running(child)) return
       killed.delete(id)
-      const next = startChild(files[index] as string, logDir, extraArgs, adminToken)
+      const next = startChild(files[index] as string, logDir, extraArgs, adminToken, nodeFlags)
       children[index] = next
       reportExit(next)
       print(`node ${id} restarted from the dashboard`)

@@ -89,6 +89,13 @@ export function txCost (tx: SignedTx): bigint {
 /** a pays a better fee per byte than b. */
 const betterRate = (a: PendingTx, b: PendingTx): boolean => a.tx.fee * BigInt(b.bytes) > b.tx.fee * BigInt(a.bytes)
 
+/**
+ * A copy of `pending` added at `nowMs`, built field by field in the order `evaluate` builds one: a
+ * spread (`{ ...pending }`) gives the object another hidden class, and V8's optimized code over
+ * the pool's entries then deoptimizes on it ("wrong map").
+ */
+const pendingAt = (pending: PendingTx, nowMs: number): PendingTx => ({ tx: pending.tx, hash: pending.hash, sender: pending.sender, bytes: pending.bytes, cost: pending.cost, addedMs: nowMs })
+
 /** Block order: the better fee per byte first; among equals, by sender, so every run picks alike. */
 const comesFirst = (a: PendingTx, b: PendingTx): boolean => betterRate(a, b) || (!betterRate(b, a) && a.sender < b.sender)
 
@@ -307,7 +314,7 @@ export class Mempool {
   private admit (tx: SignedTx, bytes: number, nowMs: number, accounts: AccountView, checked: MempoolCheck | undefined): PendingTx {
     // A check made on this very pool (nothing changed since) and this very transaction holds.
     const { pending, held } = checked !== undefined && checked.version === this.version && checked.pending.tx === tx && checked.pending.bytes === bytes
-      ? { pending: { ...checked.pending, addedMs: nowMs }, held: checked.held }
+      ? { pending: pendingAt(checked.pending, nowMs), held: checked.held }
       : this.evaluate(tx, bytes, nowMs, accounts)
     const { hash, sender } = pending
     this.makeRoom(pending, held, accounts)

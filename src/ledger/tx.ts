@@ -211,14 +211,20 @@ export function signTx (tx: UnsignedTx, keyPair: Ed25519KeyPair): SignedTx {
  * size, its hash, gossip, the transaction root and every block that carries it, and its sender is
  * asked for at every check. Transaction objects are never changed after signing (a change makes a
  * new object), so the cache holds. One weak entry per transaction, not one per derived value: each
- * is an ephemeron the garbage collector must trace specially.
+ * is an ephemeron the garbage collector must trace specially. Every field is there from the start,
+ * in one order: objects that gain their fields in different orders have different hidden classes,
+ * and V8's optimized readers of them deoptimize ("wrong map").
  */
-interface Derived { bytes?: Uint8Array, hash?: string, sender?: Address }
+class Derived {
+  bytes: Uint8Array | undefined = undefined
+  hash: string | undefined = undefined
+  sender: Address | undefined = undefined
+}
 const derived = new WeakMap<UnsignedTx, Derived>()
 
 function derivedOf (tx: UnsignedTx): Derived {
   let values = derived.get(tx)
-  if (values === undefined) derived.set(tx, values = {})
+  if (values === undefined) derived.set(tx, values = new Derived())
   return values
 }
 

@@ -4,9 +4,10 @@
  */
 import { it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { colocatedNodeFlags } from '../../src/cli/up.js'
 import { freeBasePort, runSynodUp, stopAllUpRuns, type NodeStatusBody } from '../support/cluster.js'
 import { waitUntil } from '../support/ports.js'
 
@@ -41,7 +42,14 @@ it('synod up brings up a linked cluster, stops it on SIGINT, and restarts it on 
     for (const api of apis) {
       const body = await status(api)
       assert.equal(body?.peers.filter((peer) => peer.state === 'connected').length, 2, `${api} linked to both others`)
+      // Each node process gets the V8 flags for nodes sharing this machine's cores (3 nodes: on a
+      // machine with up to 3 cores, single-threaded GC), before the script.
+      const argv = readFileSync(`/proc/${String(body?.pid)}/cmdline`, 'utf8').split('\0')
+      const script = argv.findIndex((arg) => arg.endsWith('main.js'))
+      const fromEnv = (process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)
+      assert.deepEqual(argv.slice(1, script), [...colocatedNodeFlags(3, availableParallelism()), ...fromEnv], `${api}'s V8 flags`)
     }
+    assert.equal(/V8: single-threaded garbage collection in each node \(3 nodes share \d+ cores\)/.test(first.output()), colocatedNodeFlags(3, availableParallelism()).length > 0)
     // The gateway in front: it follows the cluster (ring and members) and routes each key to a replica.
     const gateway = /gateway (http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1]
     assert.ok(gateway !== undefined, 'prints the gateway address')

@@ -53,6 +53,8 @@ export const HEALTHY_TIMEOUT_MS = 20_000
 export interface PeerLinkStatus { peer: string, state: string }
 export interface NodeStatusBody {
   nodeId: string
+  /** The node's process id. */
+  pid: number
   peers: PeerLinkStatus[]
   transport: { refusedPeers: number, badFrames: number, reconnects: number }
   services: { hello?: { boots: number, bootDurable: boolean, reachable: string[] } }

@@ -1,0 +1,15 @@
+/**
+ * `synod up`'s V8 flags for nodes that share the machine's cores (`colocatedNodeFlags`); the
+ * cluster test (test/cluster/up.test.ts) checks that the node processes get them.
+ */
+import { it } from 'node:test'
+import assert from 'node:assert/strict'
+import { colocatedNodeFlags } from '../../src/cli/up.js'
+
+it('nodes at least as many as the cores collect garbage on one thread each; fewer keep V8\'s concurrent collector', () => {
+  assert.deepEqual(colocatedNodeFlags(4, 2), ['--single-threaded-gc'])
+  assert.deepEqual(colocatedNodeFlags(2, 2), ['--single-threaded-gc'])
+  assert.deepEqual(colocatedNodeFlags(1, 1), ['--single-threaded-gc'])
+  assert.deepEqual(colocatedNodeFlags(3, 4), [])
+  assert.deepEqual(colocatedNodeFlags(4, 16), [])
+})
