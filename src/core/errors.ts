@@ -32,6 +32,8 @@ export type CoreErrorCode =
   | 'CORE_DISK_CORRUPT'
   | 'CORE_DISK_CLOSED'
   | 'CORE_DISK_KEY_TOO_LARGE'
+  /** A value whose record would not fit a write-ahead log frame (a 32-bit length). */
+  | 'CORE_DISK_VALUE_TOO_LARGE'
 
 export class CoreError extends SynodError<CoreErrorCode> {}
 

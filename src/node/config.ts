@@ -162,7 +162,8 @@ export const nodeConfigSchema = z.strictObject({
   /** The write-ahead log in front of LMDB (`docs/node.md`); defaults when absent. */
   disk: z.strictObject({
     walCheckpointIntervalMs: z.number().int().min(100).max(3_600_000),
-    walCheckpointBytes: z.number().int().min(4_096).max(1_073_741_824)
+    walCheckpointBytes: z.number().int().min(4_096).max(1_073_741_824),
+    walFrameBytesMax: z.number().int().min(4_096).max(1_073_741_824)
   }).partial().optional()
 })
 

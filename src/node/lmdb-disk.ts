@@ -30,12 +30,22 @@ export interface DiskLimits {
   walCheckpointIntervalMs: number
   /** ...and as soon as this many bytes of log were written since the last checkpoint. */
   walCheckpointBytes: number
+  /**
+   * A batch's frame holds at most this many bytes of records (more than this waits for the next
+   * frame; a single larger record has a frame of its own). The frame's length field is 32 bits:
+   * without a bound, a burst of writes between two flushes past 4 GiB would wrap it.
+   */
+  walFrameBytesMax: number
 }
 
 export const defaultDiskLimits: Readonly<DiskLimits> = Object.freeze({
   walCheckpointIntervalMs: 10_000,
-  walCheckpointBytes: 32 * 1_048_576
+  walCheckpointBytes: 32 * 1_048_576,
+  walFrameBytesMax: 64 * 1_048_576
 })
+
+/** What a frame's 32-bit length field can say. */
+const FRAME_PAYLOAD_BYTES_LIMIT = 0xffff_ffff
 
 export interface DiskStats {
   /** Batches written to the log and made durable. */
@@ -309,6 +319,9 @@ export class LmdbDisk implements Disk {
     if (this.closed) throw new CoreError('CORE_DISK_CLOSED', `disk write after close: ${key}`)
     // Refused here, as LMDB would refuse it at the checkpoint (and block every later one).
     if (Buffer.byteLength(key, 'utf8') > this.keyBytesMax) throw new CoreError('CORE_DISK_KEY_TOO_LARGE', `a disk key of ${Buffer.byteLength(key, 'utf8')} bytes, LMDB's limit is ${this.keyBytesMax}`, { keyBytesMax: this.keyBytesMax })
+    // A record is at most one frame, whose length field is 32 bits.
+    const recordBytes = 1 + 4 + Buffer.byteLength(key, 'utf8') + (value === null ? 0 : 4 + value.length)
+    if (recordBytes > FRAME_PAYLOAD_BYTES_LIMIT) throw new CoreError('CORE_DISK_VALUE_TOO_LARGE', `a disk record of ${recordBytes} bytes, the log's frame holds at most ${FRAME_PAYLOAD_BYTES_LIMIT}`, { recordBytesMax: FRAME_PAYLOAD_BYTES_LIMIT })
     const { record, stored } = encodeRecord(key, value)
     this.overlay.set(key, stored)
     // A failed disk acknowledges nothing more: reads still see the write, the log never gets it.
@@ -323,11 +336,29 @@ export class LmdbDisk implements Disk {
     }
   }
 
-  /** Writes the pending batch as one frame and makes it durable; the next waits for it. */
+  /**
+   * The records of the next frame: the whole pending batch, or, past `walFrameBytesMax`, its first
+   * records up to it (at least one) while the rest, with the batch's waiters, stays pending for the
+   * frame after (written when this one is durable: a waiter hears once every record before it is).
+   */
+  private takeFrame (): Batch {
+    const pending = this.pending
+    if (pending.bytes <= this.limits.walFrameBytesMax) {
+      this.pending = emptyBatch()
+      return pending
+    }
+    let count = 1
+    let bytes = (pending.records[0] as Uint8Array).length
+    while (count < pending.records.length && bytes + (pending.records[count] as Uint8Array).length <= this.limits.walFrameBytesMax) bytes += (pending.records[count++] as Uint8Array).length
+    const frame: Batch = { records: pending.records.slice(0, count), keys: pending.keys.slice(0, count), values: pending.values.slice(0, count), bytes, waiters: [] }
+    this.pending = { records: pending.records.slice(count), keys: pending.keys.slice(count), values: pending.values.slice(count), bytes: pending.bytes - bytes, waiters: pending.waiters }
+    return frame
+  }
+
+  /** Writes the pending batch (or its first `walFrameBytesMax`) as one frame and makes it durable; the next waits for it. */
   private flush (): void {
     if (this.inFlight !== null || this.pending.records.length === 0 || this.failed || this.closed) return
-    const batch = this.pending
-    this.pending = emptyBatch()
+    const batch = this.takeFrame()
     this.inFlight = batch
     const frame = new Uint8Array(FRAME_HEADER_BYTES + batch.bytes)
     new DataView(frame.buffer).setUint32(0, batch.bytes)

@@ -47,6 +47,19 @@ describe('config loading', () => {
     try { rejects(nodeFile(), 'listen.apiPort') } finally { restore() }
   })
 
+  it('loads a disk section, and names a disk limit out of its range', () => {
+    let restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 8_192 } })
+    try {
+      assert.deepEqual(loadNodeConfig(nodeFile()).node.disk, { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 8_192 })
+    } finally { restore() }
+    restore = edit(nodeFile(), (value) => { value.disk = { walFrameBytesMax: 100 } })
+    try { rejects(nodeFile(), 'disk.walFrameBytesMax') } finally { restore() }
+    restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointBytes: 2 ** 40 } })
+    try { rejects(nodeFile(), 'disk.walCheckpointBytes') } finally { restore() }
+    restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointMs: 1_000 } })
+    try { rejects(nodeFile(), 'disk') } finally { restore() }
+  })
+
   it('names a missing field', () => {
     const restore = edit(nodeFile(), (value) => { delete value.dataDir })
     try { rejects(nodeFile(), 'dataDir') } finally { restore() }

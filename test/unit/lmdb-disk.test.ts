@@ -89,6 +89,45 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
     })
   })
 
+  it('writes a burst past walFrameBytesMax as several frames, calls a sync back once all are durable, and replays them all after a crash', async () => {
+    await withDir(async (dir) => {
+      const path = join(dir, 'db')
+      // One 64-byte value per record (1 + 4 + 5-byte key + 4 + 64 = 78 bytes): 4 096-byte frames hold 52.
+      const value = (i: number): Uint8Array => bytes(`value-${String(i).padStart(4, '0')}`.padEnd(64, '.'))
+      const disk = new LmdbDisk(path, silentLogger, { walCheckpointIntervalMs: 3_600_000, walFrameBytesMax: 4_096 })
+      for (let i = 0; i < 500; i++) disk.put(`b/${String(i).padStart(3, '0')}`, value(i))
+      let heard = false
+      disk.sync(() => { heard = true })
+      // The first frame goes out after the current turn; later frames wait for the one before.
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(heard, false, 'not durable before its frames are written')
+      await synced(disk)
+      assert.ok(heard)
+      assert.equal(disk.stats.walBatches, Math.ceil(500 / Math.floor(4_096 / 78)), 'frames of at most walFrameBytesMax')
+      assert.ok(disk.stats.walBytes <= 500 * 78 + disk.stats.walBatches * 36)
+      await disk.abandon()
+      const reopened = new LmdbDisk(path, silentLogger)
+      assert.equal(reopened.stats.replayedBatches, disk.stats.walBatches)
+      assert.equal(reopened.entries('b/').length, 500)
+      assert.equal(text(reopened.get('b/499')), text(value(499)))
+      await reopened.close()
+    })
+  })
+
+  it('refuses a record too large for a log frame\'s 32-bit length with CORE_DISK_VALUE_TOO_LARGE', async () => {
+    await withDir(async (dir) => {
+      const disk = new LmdbDisk(join(dir, 'db'), silentLogger)
+      // Only the length is read before the refusal: no 4 GiB value is allocated.
+      const huge = { length: 2 ** 32 } as unknown as Uint8Array
+      assert.throws(() => { disk.put('too/large', huge) }, (error: unknown) => error instanceof CoreError && error.code === 'CORE_DISK_VALUE_TOO_LARGE')
+      assert.equal(disk.get('too/large'), undefined)
+      disk.put('ok', bytes('fine'))
+      await synced(disk)
+      assert.equal(text(disk.get('ok')), 'fine')
+      await disk.close()
+    })
+  })
+
   it('replays the log of a disk that was never closed', async () => {
     await withDir(async (dir) => {
       const path = join(dir, 'db')
@@ -218,7 +257,7 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
       fc.record({ op: fc.constant('delete' as const), key: fc.constantFrom(...keys) }),
       fc.record({ op: fc.constantFrom('sync' as const, 'pause' as const, 'reopen' as const, 'crash' as const) })
     )
-    const limits: Partial<DiskLimits> = { walCheckpointBytes: 300 }
+    const limits: Partial<DiskLimits> = { walCheckpointBytes: 300, walFrameBytesMax: 120 }
     await fc.assert(fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 60 }), async (operations) => {
       await withDir(async (dir) => {
         const path = join(dir, 'db')
