@@ -55,9 +55,9 @@ function nodeConfigFiles (dir: string): string[] {
  * cores, no core is spare under load: a node's collector threads take the CPU from the other
  * nodes' main threads, and the concurrency's own costs (write barriers, hand-offs between
  * threads) buy nothing. So each node then collects on its own thread (`--single-threaded-gc`),
- * as the JVM picks its serial collector on a machine with fewer than two processors. Measured
- * with `npm run bench -- consensus` (docs/consensus.md). Flags in SYNOD_NODE_EXEC_ARGV come
- * after these: `--no-single-threaded-gc` there undoes it.
+ * as the JVM picks its serial collector on a machine with fewer than two processors. What the
+ * consensus bench measured of it (a gain within this host's noise): docs/consensus.md. Flags in
+ * SYNOD_NODE_EXEC_ARGV come after these: `--no-single-threaded-gc` there undoes it.
  */
 export function colocatedNodeFlags (nodes: number, cores: number): string[] {
   return nodes >= cores ? ['--single-threaded-gc'] : []
