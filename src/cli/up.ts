@@ -63,6 +63,11 @@ export function colocatedNodeFlags (nodes: number, cores: number): string[] {
   return nodes >= cores ? ['--single-threaded-gc'] : []
 }
 
+/** Whether node flags leave V8's single-threaded collector on (the last of the flag and its `--no-` form wins). */
+export function singleThreadedGc (flags: readonly string[]): boolean {
+  return flags.lastIndexOf('--single-threaded-gc') > flags.lastIndexOf('--no-single-threaded-gc')
+}
+
 function startChild (configFile: string, logDir: string, extraArgs: string[], adminToken: string, execArgv: string[]): Child {
   const config = loadNodeConfig(configFile)
   const log = createWriteStream(join(logDir, `${config.node.nodeId}.log`), { flags: 'a' })
@@ -142,7 +147,7 @@ export async function up (options: UpOptions): Promise<void> {
     : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} ${consensus === 'dpos' ? 'producer candidates' : 'validators'}`}`)
   // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`), after ours.
   const nodeFlags = [...colocatedNodeFlags(files.length, availableParallelism()), ...(process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)]
-  if (nodeFlags.lastIndexOf('--single-threaded-gc') > nodeFlags.lastIndexOf('--no-single-threaded-gc')) print(`V8: single-threaded garbage collection in each node (${files.length} nodes share ${availableParallelism()} cores)`)
+  if (singleThreadedGc(nodeFlags)) print(`V8: single-threaded garbage collection in each node (${files.length} nodes share ${availableParallelism()} cores)`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   // The admin token guards fault injection (the dashboard's Faults view, /v1/admin/*) on this

@@ -163,7 +163,7 @@ export const nodeConfigSchema = z.strictObject({
   disk: z.strictObject({
     walCheckpointIntervalMs: z.number().int().min(100).max(3_600_000),
     walCheckpointBytes: z.number().int().min(4_096).max(1_073_741_824),
-    walFrameBytesMax: z.number().int().min(4_096).max(1_073_741_824)
+    walFrameBytesMax: z.number().int().min(1_048_576).max(1_073_741_824)
   }).partial().optional()
 })
 

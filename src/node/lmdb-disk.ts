@@ -4,8 +4,8 @@
  * - A write goes into an in-memory overlay (reads see it at once) and into the log's next batch.
  *   Every write of one event-loop turn, and every write made while the previous batch is being
  *   made durable, goes out as one batch: one `write` of a few kilobytes to a segment opened with
- *   `O_DSYNC`, so durable when it returns (group commit). `sync` calls back once the batch holding
- *   every earlier write is durable.
+ *   `O_DSYNC`, so durable when it returns (group commit). A batch past `walFrameBytesMax` goes out
+ *   as several frames, one after another. `sync` calls back once every earlier write is durable.
  * - LMDB is the checkpoint. Every `walCheckpointIntervalMs`, or once `walCheckpointBytes` of log
  *   were written since the last checkpoint, the log moves to a new segment and every write that
  *   is in the log (never one still waiting for its batch) goes to LMDB, in key-ordered slices,
@@ -32,8 +32,9 @@ export interface DiskLimits {
   walCheckpointBytes: number
   /**
    * A batch's frame holds at most this many bytes of records (more than this waits for the next
-   * frame; a single larger record has a frame of its own). The frame's length field is 32 bits:
-   * without a bound, a burst of writes between two flushes past 4 GiB would wrap it.
+   * frame; a single larger record has a frame of its own). A frame is written with one `write`:
+   * without a bound, a burst of writes between two flushes past 2 GiB would be more than Node.js
+   * writes at once (and past 4 GiB would wrap the frame's 32-bit length).
    */
   walFrameBytesMax: number
 }
@@ -44,17 +45,14 @@ export const defaultDiskLimits: Readonly<DiskLimits> = Object.freeze({
   walFrameBytesMax: 64 * 1_048_576
 })
 
-/** What a frame's 32-bit length field can say. */
-const FRAME_PAYLOAD_BYTES_LIMIT = 0xffff_ffff
-
 export interface DiskStats {
-  /** Batches written to the log and made durable. */
+  /** Frames written to the log and made durable (a batch past `walFrameBytesMax` is several). */
   walBatches: number
   walBytes: number
   checkpoints: number
   /** Keys written to LMDB by checkpoints. */
   checkpointKeys: number
-  /** Batches replayed from the log at open. */
+  /** Frames replayed from the log at open. */
   replayedBatches: number
   /** Bytes cut off the end of the last segment at open: a write a crash cut short. */
   tornTailBytes: number
@@ -70,6 +68,11 @@ const SEGMENT_NAME = /^(\d{16})\.wal$/
 const SEGMENT_OPEN_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DSYNC
 /** A batch's frame: payload length (u32), SHA-256 of the payload, the payload. */
 const FRAME_HEADER_BYTES = 4 + 32
+/**
+ * The largest record: its frame must fit one `write`, and Linux writes at most 0x7ffff000 bytes
+ * at once (Node.js refuses more than 2^31 - 1).
+ */
+const RECORD_BYTES_LIMIT = 0x7fff_f000 - FRAME_HEADER_BYTES
 /** Keys a checkpoint writes to LMDB per transaction (a few milliseconds of the event loop). */
 const CHECKPOINT_SLICE_KEYS = 256
 /** LMDB's key limit as lmdb-js builds it, if the database does not say. */
@@ -87,14 +90,22 @@ interface Batch {
   values: Array<Uint8Array | null>
   bytes: number
   waiters: Array<() => void>
+  /** For each waiter, how many of the batch's first records it waits for (a frame takes those whose records it holds). */
+  waitFor: number[]
 }
 
 function segmentName (segment: number): string {
   return `${String(segment).padStart(16, '0')}.wal`
 }
 
+/** Calls `waiter` once every record `batch` holds now is durable. */
+function waitOn (batch: Batch, waiter: () => void): void {
+  batch.waiters.push(waiter)
+  batch.waitFor.push(batch.records.length)
+}
+
 function emptyBatch (): Batch {
-  return { records: [], keys: [], values: [], bytes: 0, waiters: [] }
+  return { records: [], keys: [], values: [], bytes: 0, waiters: [], waitFor: [] }
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
@@ -249,8 +260,8 @@ export class LmdbDisk implements Disk {
   }
 
   sync (onDurable: () => void): void {
-    if (this.pending.records.length > 0) this.pending.waiters.push(onDurable)
-    else if (this.inFlight !== null) this.inFlight.waiters.push(onDurable)
+    if (this.pending.records.length > 0) waitOn(this.pending, onDurable)
+    else if (this.inFlight !== null) waitOn(this.inFlight, onDurable)
     else if (!this.failed) queueMicrotask(onDurable)
   }
 
@@ -306,7 +317,7 @@ export class LmdbDisk implements Disk {
     this.closed = true
     this.pending = emptyBatch()
     for (let batch = this.inFlight; batch !== null; batch = this.inFlight) {
-      await new Promise<void>((resolve) => { batch.waiters.push(resolve); this.failureWatchers.push(resolve) })
+      await new Promise<void>((resolve) => { waitOn(batch, resolve); this.failureWatchers.push(resolve) })
     }
     await this.checkpointing
     await this.segmentSettled()
@@ -319,9 +330,9 @@ export class LmdbDisk implements Disk {
     if (this.closed) throw new CoreError('CORE_DISK_CLOSED', `disk write after close: ${key}`)
     // Refused here, as LMDB would refuse it at the checkpoint (and block every later one).
     if (Buffer.byteLength(key, 'utf8') > this.keyBytesMax) throw new CoreError('CORE_DISK_KEY_TOO_LARGE', `a disk key of ${Buffer.byteLength(key, 'utf8')} bytes, LMDB's limit is ${this.keyBytesMax}`, { keyBytesMax: this.keyBytesMax })
-    // A record is at most one frame, whose length field is 32 bits.
+    // A record's frame must fit one write.
     const recordBytes = 1 + 4 + Buffer.byteLength(key, 'utf8') + (value === null ? 0 : 4 + value.length)
-    if (recordBytes > FRAME_PAYLOAD_BYTES_LIMIT) throw new CoreError('CORE_DISK_VALUE_TOO_LARGE', `a disk record of ${recordBytes} bytes, the log's frame holds at most ${FRAME_PAYLOAD_BYTES_LIMIT}`, { recordBytesMax: FRAME_PAYLOAD_BYTES_LIMIT })
+    if (recordBytes > RECORD_BYTES_LIMIT) throw new CoreError('CORE_DISK_VALUE_TOO_LARGE', `a disk record of ${recordBytes} bytes; the log writes one of at most ${RECORD_BYTES_LIMIT}`, { recordBytesMax: RECORD_BYTES_LIMIT })
     const { record, stored } = encodeRecord(key, value)
     this.overlay.set(key, stored)
     // A failed disk acknowledges nothing more: reads still see the write, the log never gets it.
@@ -338,8 +349,9 @@ export class LmdbDisk implements Disk {
 
   /**
    * The records of the next frame: the whole pending batch, or, past `walFrameBytesMax`, its first
-   * records up to it (at least one) while the rest, with the batch's waiters, stays pending for the
-   * frame after (written when this one is durable: a waiter hears once every record before it is).
+   * records up to it (at least one) while the rest stays pending for the frame after (written when
+   * this one is durable). Each waiter goes with the frame that holds the last record written before
+   * its `sync`: writes that keep coming after it never hold it back.
    */
   private takeFrame (): Batch {
     const pending = this.pending
@@ -350,8 +362,13 @@ export class LmdbDisk implements Disk {
     let count = 1
     let bytes = (pending.records[0] as Uint8Array).length
     while (count < pending.records.length && bytes + (pending.records[count] as Uint8Array).length <= this.limits.walFrameBytesMax) bytes += (pending.records[count++] as Uint8Array).length
-    const frame: Batch = { records: pending.records.slice(0, count), keys: pending.keys.slice(0, count), values: pending.values.slice(0, count), bytes, waiters: [] }
-    this.pending = { records: pending.records.slice(count), keys: pending.keys.slice(count), values: pending.values.slice(count), bytes: pending.bytes - bytes, waiters: pending.waiters }
+    const frame: Batch = { records: pending.records.slice(0, count), keys: pending.keys.slice(0, count), values: pending.values.slice(0, count), bytes, waiters: [], waitFor: [] }
+    this.pending = { records: pending.records.slice(count), keys: pending.keys.slice(count), values: pending.values.slice(count), bytes: pending.bytes - bytes, waiters: [], waitFor: [] }
+    pending.waiters.forEach((waiter, index) => {
+      const records = pending.waitFor[index] as number
+      if (records <= count) waitOn(frame, waiter)
+      else { this.pending.waiters.push(waiter); this.pending.waitFor.push(records - count) }
+    })
     return frame
   }
 

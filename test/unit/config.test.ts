@@ -48,11 +48,11 @@ describe('config loading', () => {
   })
 
   it('loads a disk section, and names a disk limit out of its range', () => {
-    let restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 8_192 } })
+    let restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 2_097_152 } })
     try {
-      assert.deepEqual(loadNodeConfig(nodeFile()).node.disk, { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 8_192 })
+      assert.deepEqual(loadNodeConfig(nodeFile()).node.disk, { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 2_097_152 })
     } finally { restore() }
-    restore = edit(nodeFile(), (value) => { value.disk = { walFrameBytesMax: 100 } })
+    restore = edit(nodeFile(), (value) => { value.disk = { walFrameBytesMax: 65_536 } })
     try { rejects(nodeFile(), 'disk.walFrameBytesMax') } finally { restore() }
     restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointBytes: 2 ** 40 } })
     try { rejects(nodeFile(), 'disk.walCheckpointBytes') } finally { restore() }

@@ -96,14 +96,11 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
       const value = (i: number): Uint8Array => bytes(`value-${String(i).padStart(4, '0')}`.padEnd(64, '.'))
       const disk = new LmdbDisk(path, silentLogger, { walCheckpointIntervalMs: 3_600_000, walFrameBytesMax: 4_096 })
       for (let i = 0; i < 500; i++) disk.put(`b/${String(i).padStart(3, '0')}`, value(i))
-      let heard = false
-      disk.sync(() => { heard = true })
-      // The first frame goes out after the current turn; later frames wait for the one before.
-      await new Promise((resolve) => setImmediate(resolve))
-      assert.equal(heard, false, 'not durable before its frames are written')
+      let heardAfter: number | null = null
+      disk.sync(() => { heardAfter = disk.stats.walBatches })
       await synced(disk)
-      assert.ok(heard)
       assert.equal(disk.stats.walBatches, Math.ceil(500 / Math.floor(4_096 / 78)), 'frames of at most walFrameBytesMax')
+      assert.equal(heardAfter, disk.stats.walBatches, 'the sync called back once the last of its frames was durable')
       assert.ok(disk.stats.walBytes <= 500 * 78 + disk.stats.walBatches * 36)
       await disk.abandon()
       const reopened = new LmdbDisk(path, silentLogger)
@@ -114,11 +111,28 @@ describe('LmdbDisk (write-ahead log in front of LMDB)', () => {
     })
   })
 
-  it('refuses a record too large for a log frame\'s 32-bit length with CORE_DISK_VALUE_TOO_LARGE', async () => {
+  it('calls a sync back once its own writes are durable while later writes keep the log busy', async () => {
+    await withDir(async (dir) => {
+      const disk = new LmdbDisk(join(dir, 'db'), silentLogger, { walCheckpointIntervalMs: 3_600_000, walFrameBytesMax: 4_096 })
+      const value = bytes(''.padEnd(64, '.'))
+      for (let i = 0; i < 500; i++) disk.put(`s/${String(i).padStart(3, '0')}`, value)
+      let heardAfter: number | null = null
+      disk.sync(() => { heardAfter = disk.stats.walBatches })
+      // More writes every turn than a frame holds: the backlog never fits one frame again.
+      for (let turn = 0, next = 500; heardAfter === null && turn < 5_000; turn++) {
+        for (let i = 0; i < 60; i++) disk.put(`s/${String(next++).padStart(6, '0')}`, value)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      assert.equal(heardAfter, Math.ceil(500 / Math.floor(4_096 / 78)), 'called back with the frame that held the last write before it')
+      await disk.close()
+    })
+  })
+
+  it('refuses a record too large for one log write with CORE_DISK_VALUE_TOO_LARGE', async () => {
     await withDir(async (dir) => {
       const disk = new LmdbDisk(join(dir, 'db'), silentLogger)
-      // Only the length is read before the refusal: no 4 GiB value is allocated.
-      const huge = { length: 2 ** 32 } as unknown as Uint8Array
+      // Only the length is read before the refusal: no 2 GiB value is allocated.
+      const huge = { length: 2 ** 31 } as unknown as Uint8Array
       assert.throws(() => { disk.put('too/large', huge) }, (error: unknown) => error instanceof CoreError && error.code === 'CORE_DISK_VALUE_TOO_LARGE')
       assert.equal(disk.get('too/large'), undefined)
       disk.put('ok', bytes('fine'))
