@@ -140,14 +140,15 @@ export async function up (options: UpOptions): Promise<void> {
   if (options.consensus !== undefined && options.consensus !== (consensus ?? 'none')) {
     print(`note: ${dir} already holds a network with ${consensus ?? 'no ledger'}; --consensus ${options.consensus} applies only to a new data directory`)
   }
-  const minerThreads = options.minerThreads ?? Math.max(1, Math.floor(availableParallelism() / files.length))
+  const cores = availableParallelism()
+  const minerThreads = options.minerThreads ?? Math.max(1, Math.floor(cores / files.length))
   const extraArgs = consensus === 'pow' ? ['--miner-threads', String(minerThreads)] : []
   print(consensus === undefined
     ? 'ledger: none (start a new data directory with --consensus pos, dpos or pow for one)'
     : `ledger: ${consensus}, chain ${network.ledger?.chainId ?? ''}${consensus === 'pow' ? `, ${minerThreads} miner thread(s) per node` : `, ${network.ledger?.validators?.length ?? 0} ${consensus === 'dpos' ? 'producer candidates' : 'validators'}`}`)
   // SYNOD_NODE_EXEC_ARGV: Node.js flags for the node processes (profiling, say: `--cpu-prof`), after ours.
-  const nodeFlags = [...colocatedNodeFlags(files.length, availableParallelism()), ...(process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)]
-  if (singleThreadedGc(nodeFlags)) print(`V8: single-threaded garbage collection in each node (${files.length} nodes share ${availableParallelism()} cores)`)
+  const nodeFlags = [...colocatedNodeFlags(files.length, cores), ...(process.env.SYNOD_NODE_EXEC_ARGV ?? '').split(' ').filter((flag) => flag.length > 0)]
+  if (singleThreadedGc(nodeFlags)) print(`V8: single-threaded garbage collection in each node (${files.length} nodes share ${cores} cores)`)
   const logDir = join(dir, 'logs')
   mkdirSync(logDir, { recursive: true })
   // The admin token guards fault injection (the dashboard's Faults view, /v1/admin/*) on this

@@ -89,9 +89,8 @@ interface Batch {
   keys: string[]
   values: Array<Uint8Array | null>
   bytes: number
-  waiters: Array<() => void>
-  /** For each waiter, how many of the batch's first records it waits for (a frame takes those whose records it holds). */
-  waitFor: number[]
+  /** Each with how many of the batch's first records it waits for (a frame takes those whose records it holds). */
+  waiters: Array<{ records: number, call: () => void }>
 }
 
 function segmentName (segment: number): string {
@@ -100,12 +99,11 @@ function segmentName (segment: number): string {
 
 /** Calls `waiter` once every record `batch` holds now is durable. */
 function waitOn (batch: Batch, waiter: () => void): void {
-  batch.waiters.push(waiter)
-  batch.waitFor.push(batch.records.length)
+  batch.waiters.push({ records: batch.records.length, call: waiter })
 }
 
 function emptyBatch (): Batch {
-  return { records: [], keys: [], values: [], bytes: 0, waiters: [], waitFor: [] }
+  return { records: [], keys: [], values: [], bytes: 0, waiters: [] }
 }
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
@@ -115,11 +113,15 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true })
  * Returns the record and, for a put, the value as a view into it (the overlay keeps that view, so
  * a write copies its value once).
  */
-function encodeRecord (key: string, value: Uint8Array | null): { record: Buffer, stored: Uint8Array | null } {
-  const keyLength = Buffer.byteLength(key, 'utf8')
+/** A record's length: op, key length and key, and for a put the value's length and value. */
+function recordBytesOf (keyLength: number, value: Uint8Array | null): number {
+  return 1 + 4 + keyLength + (value === null ? 0 : 4 + value.length)
+}
+
+function encodeRecord (key: string, keyLength: number, value: Uint8Array | null): { record: Buffer, stored: Uint8Array | null } {
   // Not from Buffer's shared pool: the overlay keeps a view into the record, which must not keep
   // an 8 KiB slab of other records alive.
-  const record = Buffer.allocUnsafeSlow(1 + 4 + keyLength + (value === null ? 0 : 4 + value.length))
+  const record = Buffer.allocUnsafeSlow(recordBytesOf(keyLength, value))
   record[0] = value === null ? OP_DELETE : OP_PUT
   record.writeUInt32BE(keyLength, 1)
   record.write(key, 5, 'utf8')
@@ -329,11 +331,12 @@ export class LmdbDisk implements Disk {
   private write (key: string, value: Uint8Array | null): void {
     if (this.closed) throw new CoreError('CORE_DISK_CLOSED', `disk write after close: ${key}`)
     // Refused here, as LMDB would refuse it at the checkpoint (and block every later one).
-    if (Buffer.byteLength(key, 'utf8') > this.keyBytesMax) throw new CoreError('CORE_DISK_KEY_TOO_LARGE', `a disk key of ${Buffer.byteLength(key, 'utf8')} bytes, LMDB's limit is ${this.keyBytesMax}`, { keyBytesMax: this.keyBytesMax })
+    const keyLength = Buffer.byteLength(key, 'utf8')
+    if (keyLength > this.keyBytesMax) throw new CoreError('CORE_DISK_KEY_TOO_LARGE', `a disk key of ${keyLength} bytes, LMDB's limit is ${this.keyBytesMax}`, { keyBytesMax: this.keyBytesMax })
     // A record's frame must fit one write.
-    const recordBytes = 1 + 4 + Buffer.byteLength(key, 'utf8') + (value === null ? 0 : 4 + value.length)
+    const recordBytes = recordBytesOf(keyLength, value)
     if (recordBytes > RECORD_BYTES_LIMIT) throw new CoreError('CORE_DISK_VALUE_TOO_LARGE', `a disk record of ${recordBytes} bytes; the log writes one of at most ${RECORD_BYTES_LIMIT}`, { recordBytesMax: RECORD_BYTES_LIMIT })
-    const { record, stored } = encodeRecord(key, value)
+    const { record, stored } = encodeRecord(key, keyLength, value)
     this.overlay.set(key, stored)
     // A failed disk acknowledges nothing more: reads still see the write, the log never gets it.
     if (this.failed) return
@@ -362,13 +365,12 @@ export class LmdbDisk implements Disk {
     let count = 1
     let bytes = (pending.records[0] as Uint8Array).length
     while (count < pending.records.length && bytes + (pending.records[count] as Uint8Array).length <= this.limits.walFrameBytesMax) bytes += (pending.records[count++] as Uint8Array).length
-    const frame: Batch = { records: pending.records.slice(0, count), keys: pending.keys.slice(0, count), values: pending.values.slice(0, count), bytes, waiters: [], waitFor: [] }
-    this.pending = { records: pending.records.slice(count), keys: pending.keys.slice(count), values: pending.values.slice(count), bytes: pending.bytes - bytes, waiters: [], waitFor: [] }
-    pending.waiters.forEach((waiter, index) => {
-      const records = pending.waitFor[index] as number
-      if (records <= count) waitOn(frame, waiter)
-      else { this.pending.waiters.push(waiter); this.pending.waitFor.push(records - count) }
-    })
+    const frame: Batch = { records: pending.records.slice(0, count), keys: pending.keys.slice(0, count), values: pending.values.slice(0, count), bytes, waiters: [] }
+    this.pending = { records: pending.records.slice(count), keys: pending.keys.slice(count), values: pending.values.slice(count), bytes: pending.bytes - bytes, waiters: [] }
+    for (const waiter of pending.waiters) {
+      if (waiter.records <= count) frame.waiters.push(waiter)
+      else this.pending.waiters.push({ records: waiter.records - count, call: waiter.call })
+    }
     return frame
   }
 
@@ -391,7 +393,7 @@ export class LmdbDisk implements Disk {
       this.stats.walBatches++
       this.stats.walBytes += frame.length
       this.inFlight = null
-      for (const waiter of batch.waiters) waiter()
+      for (const waiter of batch.waiters) waiter.call()
       this.maybeCheckpoint()
       this.flush()
     })
