@@ -97,6 +97,14 @@ export interface AccountProof {
   terminal: { kind: 'empty' } | { kind: 'leaf', address: Address, account: { balance: string, nonce: number } } | null
 }
 
+/** A tree's contents at one moment (`AccountTree.snapshot`); opaque to its holder. */
+export interface TreeSnapshot<V = Account> {
+  readonly root: unknown
+  readonly count: number
+  /** Only a tree of records of type V restores it. */
+  readonly __value?: V
+}
+
 /**
  * The tree over accounts; `valueBytes` lets the same tree hold other records keyed by address
  * (the staking records), each leaf hashing its record's canonical bytes.
@@ -108,6 +116,20 @@ export class AccountTree<V = Account> {
   constructor (private readonly valueBytes: (value: V) => Uint8Array = accountBytes as unknown as (value: V) => Uint8Array) {}
 
   get size (): number { return this.count }
+
+  /**
+   * The tree as it is now. Nodes are never changed once made (a write replaces the nodes on its
+   * path), so a snapshot stays valid whatever is written after it, and `restore` brings the tree
+   * back to it with every hash already computed.
+   */
+  snapshot (): TreeSnapshot<V> {
+    return { root: this.root, count: this.count }
+  }
+
+  restore (snapshot: TreeSnapshot<V>): void {
+    this.root = snapshot.root as TreeNode<V> | null
+    this.count = snapshot.count
+  }
 
   rootHash (): Uint8Array {
     return hashOf(this.root)

@@ -53,6 +53,11 @@ const BLOCK_KEY = 'ledger/block/'
 const HEAD_KEY = 'ledger/head'
 /** Stored blocks read per page while a start loads their headers. */
 const LOAD_PAGE_BLOCKS = 64
+/**
+ * Blocks `check` passed on the head whose result is kept until the head moves, for `add` to use
+ * (a PoS validator checks each round's proposal: one per round that reaches it at one height).
+ */
+export const PREPARED_BLOCKS_MAX = 4
 
 export class ChainStore implements HeaderLookup {
   readonly engine: ConsensusEngine
@@ -65,6 +70,8 @@ export class ChainStore implements HeaderLookup {
   /** Main chain hashes by height. */
   private readonly mainChain: string[] = []
   private readonly undos = new Map<string, BlockUndo>()
+  /** Results of `check`, by block hash: the block object, the head it was checked on, its undo record with its result. */
+  private readonly prepared = new Map<string, { block: Block, parent: string, undo: BlockUndo }>()
   private undosPrunedBelow = 1
   /** The last computed final height, and the head it was computed at. */
   private finality: { head: string, height: number } | null = null
@@ -116,7 +123,7 @@ export class ChainStore implements HeaderLookup {
     for (const [index, hash] of path.entries()) {
       const block = this.block(hash)
       if (block === undefined) throw new CoreError('CORE_DISK_CORRUPT', `the main chain's block ${hash} is not stored under its hash`, { hash })
-      this.undos.set(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
+      this.keepUndo(hash, this.ledger.apply(block, blockContext(this.engine, block.header, this.ledger)))
       this.mainChain.push(hash)
       // Only the undo records a reorganisation may use are kept, during the replay as after it.
       this.pruneUndos()
@@ -202,8 +209,12 @@ export class ChainStore implements HeaderLookup {
     return record.txs.map((tx) => toHex(sha256(tx)))
   }
 
-  /** Heavier branches not taken because they fork below the final height. */
-  readonly counters = { belowFinalRefused: 0 }
+  readonly counters = {
+    /** Heavier branches not taken because they fork below the final height. */
+    belowFinalRefused: 0,
+    /** Blocks added to the head from the result of their `check`, not checked and executed again. */
+    checkedReused: 0
+  }
 
   orphanCount (): number {
     return this.orphans.size
@@ -248,8 +259,30 @@ export class ChainStore implements HeaderLookup {
   check (block: Block, nowMs: number): void {
     const head = this.head()
     if (block.header.parent !== head.hash) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height} does not extend the head`, { reason: 'not_head' })
-    this.checkHeader(block, blockHash(block.header), head, nowMs)
-    this.ledger.revert(this.execute(block))
+    const hash = blockHash(block.header)
+    this.checkHeader(block, hash, head, nowMs)
+    const undo = this.execute(block)
+    this.ledger.revert(undo)
+    // Kept for `add`: a PoS validator commits the very proposal it checked, on the same head.
+    this.prepared.delete(hash)
+    if (this.prepared.size >= PREPARED_BLOCKS_MAX) this.prepared.delete(this.prepared.keys().next().value as string)
+    this.prepared.set(hash, { block, parent: head.hash, undo })
+  }
+
+  /**
+   * The result of `check` for this very block object on the current head, applied to the state
+   * (`LedgerState.redo`): undefined when there is none, or the state moved since. Its header was
+   * checked against the same parent at an earlier time (the only rule that depends on the clock
+   * bounds how far ahead of it a block may be, which a later time only relaxes), its
+   * transactions against its transaction root, and its execution produced its state root.
+   */
+  private redoChecked (block: Block, hash: string): BlockUndo | undefined {
+    const entry = this.prepared.get(hash)
+    if (entry === undefined || entry.block !== block || entry.parent !== this.head().hash) return undefined
+    this.prepared.delete(hash)
+    if (!this.ledger.redo(entry.undo)) return undefined
+    this.counters.checkedReused++
+    return entry.undo
   }
 
   private checkHeader (block: Block, hash: string, parent: StoredHeader, nowMs: number): void {
@@ -266,15 +299,16 @@ export class ChainStore implements HeaderLookup {
 
   private connect (block: Block, hash: string, parent: StoredHeader, nowMs: number): AddOutcome {
     const header = block.header
-    this.checkHeader(block, hash, parent, nowMs)
-    const stored: StoredHeader = { hash, header, weight: parent.weight + this.engine.weightOf(header), invalid: false }
     const head = this.head()
+    const redone = parent.hash === head.hash ? this.redoChecked(block, hash) : undefined
+    if (redone === undefined) this.checkHeader(block, hash, parent, nowMs)
+    const stored: StoredHeader = { hash, header, weight: parent.weight + this.engine.weightOf(header), invalid: false }
     if (parent.hash === head.hash) {
       // Extends the head: execute now, so an invalid block is refused before it is stored.
-      const undo = this.execute(block)
+      const undo = redone ?? this.execute(block)
       this.persist(block, stored)
       this.remember(stored)
-      this.undos.set(hash, undo)
+      this.keepUndo(hash, undo)
       this.mainChain.push(hash)
       this.setHead(hash)
       this.pruneUndos()
@@ -333,12 +367,12 @@ export class ChainStore implements HeaderLookup {
         // does not execute, and the old chain comes back.
         block = this.block(entry.hash)
         if (block === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${entry.hash} is not on disk`, { reason: 'missing' })
-        this.undos.set(entry.hash, this.execute(block))
+        this.keepUndo(entry.hash, this.execute(block))
       } catch (error) {
         this.markInvalid(entry.hash)
         this.rollBackTo(fork.header.height)
         for (const old of [...reverted].reverse()) {
-          this.undos.set(blockHash(old.header), this.ledger.apply(old, blockContext(this.engine, old.header, this.ledger)))
+          this.keepUndo(blockHash(old.header), this.ledger.apply(old, blockContext(this.engine, old.header, this.ledger)))
           this.mainChain.push(blockHash(old.header))
         }
         throw error
@@ -384,7 +418,14 @@ export class ChainStore implements HeaderLookup {
     this.disk.put(BLOCK_KEY + stored.hash, encodeBlockRecord(block, stored.weight))
   }
 
+  /** An undo record kept for reorganisations, without the trees it could restore whole (they would stay in memory with it). */
+  private keepUndo (hash: string, undo: BlockUndo): void {
+    this.undos.set(hash, LedgerState.settle(undo))
+  }
+
   private setHead (hash: string): void {
+    // Checked blocks wait for the head they were checked on, which is gone.
+    this.prepared.clear()
     this.disk.put(HEAD_KEY, new TextEncoder().encode(hash))
     this.requestSync()
   }

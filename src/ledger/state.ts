@@ -6,7 +6,7 @@
  */
 import { encodeCanonical, sha256, toHex } from '../core/index.js'
 import { addressFromPublicKey } from './address.js'
-import { AccountTree, type Account } from './account-tree.js'
+import { AccountTree, type Account, type TreeSnapshot } from './account-tree.js'
 import type { Block, GenesisSpec } from './block.js'
 import { LedgerError } from './errors.js'
 import { txCost } from './mempool.js'
@@ -20,6 +20,25 @@ export interface BlockUndo {
   previous: Array<[Address, Account | null]>
   previousStakes: Array<[Address, StakeRecord | null]>
   previousSets: ValidatorSets | null
+  /** The state just before the block: restored whole by `revert` while nothing else changed it. */
+  before?: StateVersion
+  /** The version the block made (`apply`, or `redo`). */
+  afterVersion?: number
+  /** The state just after the block, recorded when `revert` undid it: what `redo` puts back. */
+  after?: StateVersion & { accounts: Array<[Address, Account | null]>, stakes: Array<[Address, StakeRecord | null]> }
+}
+
+/**
+ * The state's trees and validator sets at one version. A version names the state's contents: it
+ * is new with each `apply` (and each `revert` that could not restore a recorded version), and
+ * comes back only when a `revert` or `redo` brings back exactly the contents it named.
+ */
+interface StateVersion {
+  version: number
+  tree: TreeSnapshot
+  stakeTree: TreeSnapshot<StakeRecord>
+  sets: ValidatorSets | null
+  setsHash: Uint8Array | null
 }
 
 /** What the consensus engine tells the state about a block besides its transactions. */
@@ -49,6 +68,9 @@ export class LedgerState {
   private readonly dirtyStakes = new Set<Address>()
   private sets: ValidatorSets | null = null
   private setsHash: Uint8Array | null = null
+  /** The version of the contents (see `StateVersion`); `versions` counts the versions made. */
+  private version = 0
+  private versions = 0
   /** Null on a chain without staking (PoW): staking transactions are refused. */
   readonly staking: StakingParams | null
 
@@ -157,7 +179,11 @@ export class LedgerState {
    */
   apply (block: Block, context: BlockContext | bigint): BlockUndo {
     const { reward, signersOfParent, schedule } = typeof context === 'bigint' ? { reward: context, signersOfParent: null, schedule: null } : context
+    // The version before is recorded when its trees are up to date (the root was read since the
+    // last change, as it is after every block a node checks or adds): `revert` can then restore
+    // it whole. A replay that reads no root between blocks records none, and hashes nothing more.
     const undo: BlockUndo = { height: block.header.height, previous: [], previousStakes: [], previousSets: this.sets }
+    if (this.dirtyAccounts.size === 0 && this.dirtyStakes.size === 0) undo.before = this.versionNow()
     this.undo = undo
     // The set that signed the parent, taken before this block's transactions can change the sets.
     const parentSigners = this.validatorsAt(block.header.height - 1)
@@ -183,19 +209,110 @@ export class LedgerState {
       if (paid > AMOUNT_MAX) throw new LedgerError('LEDGER_BAD_BLOCK', 'the proposer\'s balance would overflow')
       this.write(block.header.proposer, { ...proposer, balance: paid })
     } catch (error) {
-      this.revert(undo)
+      this.undo = null
+      if (undo.before !== undefined) this.restoreBefore(undo)
+      else this.writeBack(undo)
       throw error
     } finally {
       this.undo = null
     }
+    undo.afterVersion = this.version = ++this.versions
     return undo
   }
 
-  /** Restores what a block changed (the newest block first, when reverting several). */
+  /**
+   * Restores what a block changed (the newest block first, when reverting several). When nothing
+   * else changed the state since the block was applied (or redone), the trees as they were before
+   * it come back with their hashes, and the block's own result is recorded for `redo`.
+   */
   revert (undo: BlockUndo): void {
+    if (undo.before !== undefined && undo.afterVersion === this.version) {
+      // The result is kept only when its hashes are all computed (the root was read): recording
+      // it must never cost hashing that nothing asked for.
+      if (this.dirtyAccounts.size === 0 && this.dirtyStakes.size === 0) {
+        undo.after = {
+          ...this.versionNow(),
+          accounts: undo.previous.map(([address]) => [address, this.accounts.get(address) ?? null]),
+          stakes: undo.previousStakes.map(([address]) => [address, this.stakes.get(address) ?? null])
+        }
+      }
+      this.restoreBefore(undo)
+      return
+    }
+    this.writeBack(undo)
+  }
+
+  /** Writes back the records a block changed (the trees are updated when the root is next read): a new version. */
+  private writeBack (undo: BlockUndo): void {
     for (const [address, account] of [...undo.previous].reverse()) this.write(address, account)
     for (const [address, record] of [...undo.previousStakes].reverse()) this.writeStake(address, record)
     if (this.sets !== undo.previousSets) this.setSets(undo.previousSets)
+    this.version = ++this.versions
+  }
+
+  /**
+   * Applies again a block that was applied here and reverted, from its recorded result: no
+   * transaction runs and nothing is hashed. It does so only when the state is exactly as it was
+   * before that block (the same version), so the result is the one `apply` would give; false
+   * otherwise, and the caller applies the block.
+   */
+  redo (undo: BlockUndo): boolean {
+    const { before, after } = undo
+    if (before === undefined || after === undefined || undo.afterVersion === undefined || before.version !== this.version) return false
+    for (const [address, account] of after.accounts) {
+      if (account === null) this.accounts.delete(address)
+      else this.accounts.set(address, account)
+    }
+    for (const [address, record] of after.stakes) {
+      if (record === null) this.stakes.delete(address)
+      else this.stakes.set(address, record)
+    }
+    this.restoreVersion(after)
+    this.version = undo.afterVersion
+    return true
+  }
+
+  /**
+   * Drops from an undo record the trees it holds to restore versions whole (kept for long, they
+   * would keep every replaced tree node in memory): it still reverts, by writing its records back.
+   */
+  static settle (undo: BlockUndo): BlockUndo {
+    delete undo.before
+    delete undo.after
+    return undo
+  }
+
+  /** The trees and sets now (flushed: `apply` and `revert` take it only when nothing is dirty). */
+  private versionNow (): StateVersion {
+    return { version: this.version, tree: this.tree.snapshot(), stakeTree: this.stakeTree.snapshot(), sets: this.sets, setsHash: this.setsHash }
+  }
+
+  /** Puts back every record a block (applied since `undo.before`, and nothing else) changed, and the trees as they were. */
+  private restoreBefore (undo: BlockUndo): void {
+    const before = undo.before as StateVersion
+    for (const [address, account] of undo.previous) {
+      if (account === null) this.accounts.delete(address)
+      else this.accounts.set(address, account)
+    }
+    for (const [address, record] of undo.previousStakes) {
+      if (record === null) this.stakes.delete(address)
+      else this.stakes.set(address, record)
+    }
+    this.restoreVersion(before)
+  }
+
+  /**
+   * The trees and sets of a recorded version, whose records the maps now hold: the trees match
+   * the maps, so nothing is left to write into them.
+   */
+  private restoreVersion (recorded: StateVersion): void {
+    this.tree.restore(recorded.tree)
+    this.stakeTree.restore(recorded.stakeTree)
+    this.sets = recorded.sets
+    this.setsHash = recorded.setsHash
+    this.dirtyAccounts.clear()
+    this.dirtyStakes.clear()
+    this.version = recorded.version
   }
 
   // --- undo bookkeeping, during `apply` ---

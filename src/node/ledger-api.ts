@@ -239,6 +239,7 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     collectedCounter(metrics, 'synod_dpos_evidence_submitted_total', 'Evidence transactions this node submitted.', () => dpos.stats().evidenceSubmitted)
   }
   collectedCounter(metrics, 'synod_ledger_below_final_refused_total', 'Heavier branches not taken because they fork below the final height.', () => ledger.chain().counters.belowFinalRefused)
+  collectedCounter(metrics, 'synod_ledger_checked_blocks_reused_total', 'Blocks added to the head from the result of their check (PoS: the proposal a validator voted on), not checked and executed again.', () => ledger.chain().counters.checkedReused)
   if (miner !== null) {
     collectedCounter(metrics, 'synod_miner_hashes_total', 'Proof-of-work hashes tried, all miner threads together.', () => miner.stats().hashes)
     collectedGauge(metrics, { name: 'synod_miner_threads', help: 'Miner worker threads.', read: () => miner.threads })

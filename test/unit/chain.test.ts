@@ -105,6 +105,38 @@ describe('chain store (PoW)', () => {
     assert.equal(a.chain.isOnMainChain(blockHash((aBlocks[0] as Block).header)), false)
   })
 
+  it('adds a checked block from its check, only that very block on that head, and a reorganisation still undoes it', () => {
+    const a = newChain()
+    const b = newChain()
+    const shared = extend(a.chain, a.engine, 1)
+    for (const block of shared) b.chain.add(block, block.header.timeMs)
+    const checked = produce(a.chain, a.engine, { txs: [transfer(0, 0, 2, 1_000n)] })
+    const other = produce(a.chain, a.engine, { txs: [transfer(1, 0, 2, 5n)], timeMs: checked.header.timeMs + 1 })
+    a.chain.check(checked, checked.header.timeMs)
+    a.chain.check(other, other.header.timeMs)
+    // The same block in another object (as a peer's copy would be) is checked and executed again.
+    assert.equal(a.chain.add({ header: { ...checked.header }, txs: [...checked.txs] }, checked.header.timeMs).status, 'head')
+    assert.equal(a.chain.counters.checkedReused, 0)
+    const a2 = newChain()
+    for (const block of shared) a2.chain.add(block, block.header.timeMs)
+    a2.chain.check(other, other.header.timeMs)
+    a2.chain.check(checked, checked.header.timeMs)
+    assert.equal(a2.chain.add(checked, checked.header.timeMs).status, 'head')
+    assert.equal(a2.chain.counters.checkedReused, 1)
+    assert.equal(a2.chain.state().root(), checked.header.stateRoot)
+    assert.equal(a2.chain.state().root(), a.chain.state().root())
+    // `other` was checked on the head before: that head is gone, and the block goes to a side branch, unexecuted.
+    assert.equal(a2.chain.add(other, other.header.timeMs).status, 'side')
+    assert.equal(a2.chain.counters.checkedReused, 1)
+    // A heavier branch without the reused block: the reorganisation undoes it, to the state of a replay of that branch.
+    const bBlocks = extend(b.chain, b.engine, 2, { txs: [transfer(0, 0, 3, 7_000n)], proposer: testAddresses[3] })
+    let last
+    for (const block of bBlocks) last = a2.chain.add(block, block.header.timeMs + 1)
+    assert.equal(last?.status, 'head')
+    assert.equal(a2.chain.state().root(), b.chain.state().root())
+    assert.equal(a2.chain.state().get(testAddresses[2] as string).balance, 10_000n, 'the reused block\'s spend is undone')
+  })
+
   it('reports a reorganisation that completes through waiting orphans (the tip arrived first)', () => {
     const a = newChain()
     const b = newChain()

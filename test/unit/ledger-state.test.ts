@@ -84,3 +84,123 @@ describe('block bodies', () => {
     assert.throws(() => checkBlockBody({ header: { ...good.header, height: -1 }, txs: [] }, CHAIN, defaultBlockLimits, (tx) => tx), isCode('LEDGER_MALFORMED'))
   })
 })
+
+describe('reverting and redoing a block whole', () => {
+  const signed = new Map<string, SignedTx>()
+  const cachedTransfer = (from: number, nonce: number, to: number, amount: bigint): SignedTx => {
+    const key = `${from}/${nonce}/${to}/${amount}`
+    let tx = signed.get(key)
+    if (tx === undefined) signed.set(key, tx = transfer(from, nonce, to, amount))
+    return tx
+  }
+  const replay = (blocks: Block[]): LedgerState => {
+    const state = genesis()
+    for (const applied of blocks) state.apply(applied, 3n)
+    return state
+  }
+  const sorted = (state: LedgerState): Array<[string, unknown]> => state.entries().sort(([a], [b]) => a.localeCompare(b))
+
+  it('redoes a checked block from its result while the state is where it was checked, and only then', () => {
+    const state = genesis()
+    const a = block(1, [transfer(0, 0, 1, 10n)])
+    const b = block(1, [transfer(1, 0, 2, 20n)])
+    const start = state.root()
+    // Two proposals checked on one head (apply, root, revert), as a PoS validator checks two rounds' proposals.
+    const undoA = state.apply(a, 3n)
+    const rootA = state.root()
+    state.revert(undoA)
+    const undoB = state.apply(b, 3n)
+    state.root()
+    state.revert(undoB)
+    assert.equal(state.root(), start)
+    assert.equal(state.redo(undoA), true)
+    assert.equal(state.root(), rootA)
+    assert.deepEqual(sorted(state), sorted(replay([a])))
+    assert.equal(state.redo(undoB), false, 'B was checked on the state before A, which is gone')
+    assert.equal(state.root(), rootA)
+    // Reverting the redone block restores the start whole; it can be redone again.
+    state.revert(undoA)
+    assert.equal(state.root(), start)
+    assert.equal(state.redo(undoA), true)
+    // A block applied and reverted the long way (a settled record) makes a new version: nothing recorded before it is redone.
+    state.revert(LedgerState.settle(undoA))
+    assert.equal(state.root(), start)
+    assert.equal(state.redo(undoB), false)
+    assert.equal(state.root(), start)
+    assert.deepEqual(sorted(state), sorted(genesis()))
+  })
+
+  it('matches a replay from genesis after any sequence of applies, reverts, redos and settles', () => {
+    type Op =
+      | { kind: 'apply', transfers: Array<[number, number, bigint, number]>, readRoot: boolean }
+      | { kind: 'check', transfers: Array<[number, number, bigint, number]>, readRoot: boolean }
+      | { kind: 'revert', readRoot: boolean }
+      | { kind: 'redo', pick: number, readRoot: boolean }
+      | { kind: 'settle', pick: number }
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('apply' as const), transfers: fc.array(fc.tuple(fc.nat(3), fc.nat(3), fc.bigInt({ min: 0n, max: 400n }), fc.constantFrom(0, 0, 0, 0, 1)), { maxLength: 4 }), readRoot: fc.boolean() }) },
+      // What a chain store's `check` does: apply, read the root, revert.
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('check' as const), transfers: fc.array(fc.tuple(fc.nat(3), fc.nat(3), fc.bigInt({ min: 0n, max: 400n }), fc.constantFrom(0, 0, 0, 0, 1)), { maxLength: 4 }), readRoot: fc.boolean() }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('revert' as const), readRoot: fc.boolean() }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('redo' as const), pick: fc.nat(), readRoot: fc.boolean() }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('settle' as const), pick: fc.nat() }) }
+    )
+    let redone = 0
+    fc.assert(fc.property(fc.array(op, { maxLength: 20 }), fc.boolean(), (ops, rootFirst) => {
+      const state = genesis()
+      // A chain store reads the genesis root first; a bare state may not have.
+      if (rootFirst) state.root()
+      let nextId = 0
+      const stack: Array<{ id: number, block: Block, undo: ReturnType<LedgerState['apply']> }> = []
+      const reverted: Array<{ entry: (typeof stack)[number], below: string }> = []
+      const ids = (): string => stack.map((entry) => entry.id).join(',')
+      const check = (): void => {
+        const reference = replay(stack.map((entry) => entry.block))
+        assert.equal(state.root(), reference.root())
+        assert.deepEqual(sorted(state), sorted(reference))
+      }
+      for (const step of ops) {
+        if (step.kind === 'apply' || step.kind === 'check') {
+          const nonces = [0, 1, 2, 3].map((sender) => stack.reduce((sum, entry) => sum + entry.block.txs.filter((tx) => tx.publicKey === keys[sender]?.publicKey).length, 0))
+          const txs = step.transfers.map(([from, to, amount, skip]) => cachedTransfer(from, (nonces[from] as number)++ + skip, to, amount))
+          const next = block(stack.length + 1, txs)
+          try {
+            const entry = { id: nextId++, block: next, undo: state.apply(next, 3n) }
+            if (step.kind === 'apply') stack.push(entry)
+            else {
+              state.root()
+              state.revert(entry.undo)
+              reverted.push({ entry, below: ids() })
+            }
+          } catch (error) {
+            assert.ok(isCode('LEDGER_BAD_BLOCK')(error))
+          }
+        } else if (step.kind === 'revert') {
+          const top = stack.pop()
+          if (top !== undefined) {
+            state.revert(top.undo)
+            reverted.push({ entry: top, below: ids() })
+          }
+        } else if (step.kind === 'redo') {
+          // Mostly the last one reverted, the one a redo can still take; now and then an older one.
+          const chosen = reverted[reverted.length - 1 - (step.pick % 4 === 3 ? 1 + (step.pick % 3) : 0)]
+          if (chosen !== undefined && state.redo(chosen.entry.undo)) {
+            // Only on exactly the state it was applied to.
+            assert.equal(ids(), chosen.below)
+            stack.push(chosen.entry)
+            redone++
+          }
+        } else {
+          const chosen = stack[step.pick % Math.max(1, stack.length)]
+          if (chosen !== undefined) LedgerState.settle(chosen.undo)
+        }
+        if (step.kind !== 'settle' && step.readRoot) check()
+      }
+      check()
+      // Back to genesis whatever the records held.
+      for (const entry of [...stack].reverse()) state.revert(entry.undo)
+      assert.equal(state.root(), genesis().root())
+    }), { numRuns: 300 })
+    assert.ok(redone > 15, `only ${redone} redos happened: the property did not exercise them`)
+  })
+})
