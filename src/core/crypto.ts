@@ -75,6 +75,54 @@ export function verify (publicKey: Uint8Array, message: Uint8Array, signature: U
   return edVerify(null, message, publicKeyObject(publicKey), signature)
 }
 
+/**
+ * Signatures verified here, each remembered with its public key and message: the same signed
+ * statement met again (a copy of a message, one replayed after the node caught up, a vote met
+ * again inside a commit certificate) is not verified a second time. Only exact (key, message,
+ * signature) triples that verified are kept, so an answer from memory is the answer `verify`
+ * gives. Bounded: beyond `capacity` the oldest are forgotten.
+ */
+export class VerifiedSignatures {
+  private readonly seen = new Set<string>()
+  /** Verifications done, and answers given from memory instead. */
+  readonly counts = { verified: 0, remembered: 0 }
+
+  constructor (readonly capacity: number) {}
+
+  verify (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    const key = tripleKey(publicKey, message, signature)
+    if (this.seen.has(key)) {
+      this.counts.remembered++
+      return true
+    }
+    this.counts.verified++
+    if (!verify(publicKey, message, signature)) return false
+    this.keep(key)
+    return true
+  }
+
+  /** A signature this node made with its own key (`sign`'s result): met again, it is not verified. */
+  rememberOwn (keyPair: Ed25519KeyPair, message: Uint8Array, signature: Uint8Array): void {
+    this.keep(tripleKey(keyPair.publicKey, message, signature))
+  }
+
+  private keep (key: string): void {
+    this.seen.delete(key)
+    this.seen.add(key)
+    if (this.seen.size > this.capacity) this.seen.delete(this.seen.values().next().value as string)
+  }
+}
+
+/** A verified triple's key. The signature and the key have fixed lengths (`verify` refuses others), so the concatenation is unambiguous. */
+function tripleKey (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
+  return bytesKey(signature) + bytesKey(publicKey) + bytesKey(message)
+}
+
+/** `verify`, through `signatures` when there is one (a triple verified there before is not verified again). */
+export function verifyWith (signatures: VerifiedSignatures | undefined, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  return signatures === undefined ? verify(publicKey, message, signature) : signatures.verify(publicKey, message, signature)
+}
+
 /** The one-shot `crypto.hash` (Node 20.12 and later) costs about 2/3 of a `createHash` object for small inputs. */
 const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash
 

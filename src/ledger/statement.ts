@@ -6,7 +6,7 @@
  * evidence that any node can check with nothing but the two signed statements.
  */
 import { z } from 'zod'
-import { encodeCanonical, sign, toHex, verify, type Ed25519KeyPair } from '../core/index.js'
+import { encodeCanonical, sign, toHex, verifyWith, type Ed25519KeyPair, type VerifiedSignatures } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { addressFromPublicKey, type Address } from './address.js'
 
@@ -51,11 +51,15 @@ export function statementSigner (signed: SignedStatement): Address {
   return addressFromPublicKey(signed.publicKey)
 }
 
-/** Checks shape and signature; throws LEDGER_MALFORMED or LEDGER_BAD_SIGNATURE. */
-export function checkStatement (candidate: unknown): SignedStatement {
+/**
+ * Checks shape and signature; throws LEDGER_MALFORMED or LEDGER_BAD_SIGNATURE. With `signatures`,
+ * a signature verified there before is not verified again.
+ */
+export function checkStatement (candidate: unknown, signatures?: VerifiedSignatures): SignedStatement {
   const parsed = signedStatementSchema.safeParse(candidate)
   if (!parsed.success) throw new LedgerError('LEDGER_MALFORMED', `not a signed statement: ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
-  if (!verify(parsed.data.publicKey, statementBytes(parsed.data.statement), parsed.data.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the statement signature does not verify')
+  const message = statementBytes(parsed.data.statement)
+  if (!verifyWith(signatures, parsed.data.publicKey, message, parsed.data.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', 'the statement signature does not verify')
   return parsed.data
 }
 

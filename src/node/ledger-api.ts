@@ -219,7 +219,7 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
   collectedGauge(metrics, { name: 'synod_ledger_orphan_blocks', help: 'Blocks waiting for their parent.', read: () => ledger.chain().orphanCount() })
   collectedGauge(metrics, { name: 'synod_ledger_finalized_height', help: 'Height up to which the chain is final (-1 for an engine without finality).', read: () => ledger.chain().finalizedHeight() ?? -1 })
   if (pos !== null) {
-    const posCounters: Array<[keyof PosStats & ('proposalsMade' | 'votesSigned' | 'commits' | 'extraRounds' | 'signRefusals' | 'invalidProposals' | 'invalidMessages' | 'equivocationsSeen' | 'evidenceSubmitted'), string, string]> = [
+    const posCounters: Array<[keyof PosStats & ('proposalsMade' | 'votesSigned' | 'commits' | 'extraRounds' | 'signRefusals' | 'invalidProposals' | 'invalidMessages' | 'equivocationsSeen' | 'evidenceSubmitted' | 'statementSignaturesVerified' | 'statementSignaturesRemembered'), string, string]> = [
       ['proposalsMade', 'synod_pos_proposals_total', 'Proposals this validator signed.'],
       ['votesSigned', 'synod_pos_votes_signed_total', 'Prevotes and precommits this validator signed.'],
       ['commits', 'synod_pos_commits_total', 'Blocks this node committed from its own view of the votes.'],
@@ -228,7 +228,9 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
       ['invalidProposals', 'synod_pos_invalid_proposals_total', 'Proposals that failed validation (their proposer is scored down).'],
       ['invalidMessages', 'synod_pos_invalid_messages_total', 'Consensus messages refused: bad bytes, bad signature, not a validator, wrong proposer.'],
       ['equivocationsSeen', 'synod_pos_equivocations_total', 'Validators seen signing two values for one step.'],
-      ['evidenceSubmitted', 'synod_pos_evidence_submitted_total', 'Evidence transactions this node submitted.']
+      ['evidenceSubmitted', 'synod_pos_evidence_submitted_total', 'Evidence transactions this node submitted.'],
+      ['statementSignaturesVerified', 'synod_pos_signatures_verified_total', 'Validator signatures (votes, proposals, seals, certificates) this node verified.'],
+      ['statementSignaturesRemembered', 'synod_pos_signatures_remembered_total', 'Validator signatures met again after this node verified them (a copy, a replayed message, a vote inside a certificate): not verified twice.']
     ]
     for (const [field, name, help] of posCounters) collectedCounter(metrics, name, help, () => pos.stats()[field])
     collectedGauge(metrics, { name: 'synod_pos_round', help: 'The round of the height in progress.', read: () => pos.stats().round })

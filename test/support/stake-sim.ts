@@ -74,7 +74,8 @@ export function makePosSim (init: PosSimInit): PosSim {
       validators: keys.map((key, index) => ({ publicKey: key.publicKey, stake: init.stakes?.[index] ?? 10_000n }))
     }
   }
-  const engine = init.engine === 'dpos' ? new DposEngine({ ...defaultDposParams, ...init.dpos, genesisTimeMs: genesis.timeMs }) : new PosEngine()
+  // One engine per node, as each process has its own (the PoS engine remembers the signatures its node verified).
+  const newEngine = (): PosEngine | DposEngine => init.engine === 'dpos' ? new DposEngine({ ...defaultDposParams, ...init.dpos, genesisTimeMs: genesis.timeMs }) : new PosEngine()
   const events: FinalizedEvent[] = []
   const finalSeen = new Map<NodeId, number>()
   const reported = new Map<string, string>()
@@ -84,6 +85,7 @@ export function makePosSim (init: PosSimInit): PosSim {
     seed: init.seed,
     messageLossRate: init.messageLossRate,
     services: (context, overlay) => {
+      const engine = newEngine()
       const membership = new MembershipService({ net: overlay })
       let pos: PosService | null = null
       const penalize = (peer: NodeId, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string): void => { membership.penalize(peer, offence, reason) }

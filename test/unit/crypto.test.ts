@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { bytesEqual, bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify } from '../../src/core/index.js'
+import { bytesEqual, bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify, VerifiedSignatures } from '../../src/core/index.js'
 
 // RFC 8032 section 7.1, tests 1-3.
 const rfc8032 = [
@@ -58,6 +58,36 @@ describe('Ed25519 (RFC 8032 vectors)', () => {
     for (const id of ids) assert.match(id, /^[0-9a-f]{20}$/)
     assert.equal(new Set(ids).size, ids.length)
     assert.equal(ids[0], toHex(sha256(fromHex(rfc8032[0]!.publicKey))).slice(0, 20))
+  })
+})
+
+describe('VerifiedSignatures', () => {
+  it('answers from memory only for the exact key, message and signature that verified, and forgets the oldest past its capacity', () => {
+    const vectors = rfc8032.map((vector) => ({ publicKey: fromHex(vector.publicKey), message: fromHex(vector.message), signature: fromHex(vector.signature) }))
+    const signatures = new VerifiedSignatures(2)
+    const first = vectors[0]!
+    assert.equal(signatures.verify(first.publicKey, first.message, first.signature), true)
+    assert.equal(signatures.verify(first.publicKey, first.message, new Uint8Array(first.signature)), true)
+    assert.deepEqual(signatures.counts, { verified: 1, remembered: 1 })
+    // Another message, another key or a changed signature is verified, and fails.
+    assert.equal(signatures.verify(first.publicKey, Uint8Array.of(1), first.signature), false)
+    assert.equal(signatures.verify(vectors[1]!.publicKey, first.message, first.signature), false)
+    const flipped = new Uint8Array(first.signature)
+    flipped[63] = (flipped[63] ?? 0) ^ 1
+    assert.equal(signatures.verify(first.publicKey, first.message, flipped), false)
+    assert.equal(signatures.verify(first.publicKey, first.message, flipped), false, 'a failure is not remembered as a success')
+    assert.deepEqual(signatures.counts, { verified: 5, remembered: 1 })
+    // Two more fill the capacity of 2: the first is forgotten and verified again.
+    for (const vector of vectors.slice(1, 3)) assert.equal(signatures.verify(vector.publicKey, vector.message, vector.signature), true)
+    assert.equal(signatures.verify(first.publicKey, first.message, first.signature), true)
+    assert.deepEqual(signatures.counts, { verified: 8, remembered: 1 })
+    // A signature made here is remembered without a verification.
+    const own = keyPairFromSeed(sha256(Uint8Array.of(9)))
+    const message = Uint8Array.of(1, 2, 3)
+    const signature = sign(own, message)
+    signatures.rememberOwn(own, message, signature)
+    assert.equal(signatures.verify(own.publicKey, message, signature), true)
+    assert.deepEqual(signatures.counts, { verified: 8, remembered: 2 })
   })
 })
 

@@ -9,7 +9,7 @@
  * `verifyCommit` checks a certificate against a validator set alone, as a light client does.
  */
 import { z } from 'zod'
-import { toHex, verify } from '../../../core/index.js'
+import { VerifiedSignatures, toHex, verifyWith } from '../../../core/index.js'
 import { addressFromPublicKey, type Address } from '../../address.js'
 import { sealingHash, type BlockHeader } from '../../block.js'
 import type { ConsensusEngine, HeaderLookup } from '../../engine.js'
@@ -57,11 +57,18 @@ export function isOneThird (power: bigint, total: bigint): boolean {
 }
 
 /**
+ * Validator signatures (votes, proposals, seals) a PoS node remembers as verified: a few heights'
+ * worth with a hundred validators. About 250 bytes each.
+ */
+export const STATEMENT_SIGNATURES_KEPT_MAX = 4_096
+
+/**
  * Checks a commit certificate against the validator set that signed its height: every precommit
  * by a distinct member, a valid signature, and together more than 2/3 of the power. Returns the
- * signers' addresses; throws LEDGER_BAD_BLOCK or LEDGER_BAD_SIGNATURE.
+ * signers' addresses; throws LEDGER_BAD_BLOCK or LEDGER_BAD_SIGNATURE. With `signatures`, a
+ * precommit verified there before (as a vote, say) is not verified again.
  */
-export function verifyCommit (certificate: CommitCertificate, validators: readonly ValidatorEntry[], chainId: string): Set<Address> {
+export function verifyCommit (certificate: CommitCertificate, validators: readonly ValidatorEntry[], chainId: string, signatures?: VerifiedSignatures): Set<Address> {
   const byKey = new Map(validators.map((validator) => [toHex(validator.publicKey), validator]))
   let total = 0n
   for (const validator of validators) total += validator.power
@@ -72,7 +79,7 @@ export function verifyCommit (certificate: CommitCertificate, validators: readon
     const validator = byKey.get(toHex(precommit.publicKey))
     if (validator === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `a precommit by ${addressFromPublicKey(precommit.publicKey)}, who is not a validator at height ${certificate.height}`, { reason: 'commit' })
     if (signers.has(validator.address)) throw new LedgerError('LEDGER_BAD_BLOCK', `two precommits by ${validator.address}`, { reason: 'commit' })
-    if (!verify(precommit.publicKey, statement, precommit.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', `the precommit of ${validator.address} does not verify`)
+    if (!verifyWith(signatures, precommit.publicKey, statement, precommit.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', `the precommit of ${validator.address} does not verify`)
     signers.add(validator.address)
     power += validator.power
   }
@@ -88,6 +95,12 @@ export function checkCommitCertificate (candidate: unknown): CommitCertificate {
 
 export class PosEngine implements ConsensusEngine {
   readonly name = 'pos'
+  /**
+   * Validator signatures verified on this node, shared by the header checks and the consensus
+   * service: a precommit verified as a vote is not verified again in the next block's
+   * certificate, nor a proposal's seal when the proposal is checked again.
+   */
+  readonly signatures = new VerifiedSignatures(STATEMENT_SIGNATURES_KEPT_MAX)
 
   constructor (readonly params: PosParams = defaultPosParams) {}
 
@@ -101,14 +114,14 @@ export class PosEngine implements ConsensusEngine {
     if (state === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${header.height} does not extend the finalized head`, { reason: 'not_final_head' })
     const proposer = state.validators().find((validator) => validator.address === header.proposer)
     if (proposer === undefined) throw new LedgerError('LEDGER_BAD_BLOCK', `proposer ${header.proposer} is not a validator at height ${header.height}`, { reason: 'proposer' })
-    if (!verify(proposer.publicKey, sealingHash(header), seal.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', `the proposer's signature over block ${header.height} does not verify`)
+    if (!this.signatures.verify(proposer.publicKey, sealingHash(header), seal.signature)) throw new LedgerError('LEDGER_BAD_SIGNATURE', `the proposer's signature over block ${header.height} does not verify`)
     if (header.height === 1) {
       if (seal.lastCommit !== null) throw new LedgerError('LEDGER_BAD_BLOCK', 'the first block carries no commit', { reason: 'commit' })
       return
     }
     if (seal.lastCommit === null) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${header.height} lacks its parent's commit certificate`, { reason: 'commit' })
     if (seal.lastCommit.height !== parent.height || seal.lastCommit.block !== header.parent) throw new LedgerError('LEDGER_BAD_BLOCK', 'the commit certificate is not for the parent', { reason: 'commit' })
-    verifyCommit(seal.lastCommit, state.validatorsAt(parent.height), header.chainId)
+    verifyCommit(seal.lastCommit, state.validatorsAt(parent.height), header.chainId, this.signatures)
   }
 
   /** Every block the chain store holds on its main chain was committed: the head is final. */

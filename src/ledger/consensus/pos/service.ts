@@ -21,7 +21,7 @@
  */
 import { z } from 'zod'
 import {
-  bytesField, decodeCanonical, defineMessage, encodeCanonical, nodeIdFromPublicKey, sign, toHex,
+  VerifiedSignatures, bytesField, decodeCanonical, defineMessage, encodeCanonical, nodeIdFromPublicKey, sign, toHex,
   type Ed25519KeyPair, type Env, type Message, type MessageOf, type NodeId, type Service, type TimerId
 } from '../../../core/index.js'
 import { addressFromPublicKey, type Address } from '../../address.js'
@@ -29,8 +29,8 @@ import { blockHash, encodeBlock, sealingHash, type Block } from '../../block.js'
 import { LedgerError } from '../../errors.js'
 import type { FinalityProofs, LedgerNet, LedgerService } from '../../service.js'
 import type { ValidatorEntry } from '../../staking.js'
-import { STEP_ORDER, checkStatement, signStatement, statementSigner, type SignedStatement, type Statement, type StatementStep } from '../../statement.js'
-import { checkCommitCertificate, isOneThird, isSupermajority, verifyCommit, type CommitCertificate } from './engine.js'
+import { STEP_ORDER, checkStatement, signStatement, statementBytes, statementSigner, type SignedStatement, type Statement, type StatementStep } from '../../statement.js'
+import { PosEngine, STATEMENT_SIGNATURES_KEPT_MAX, checkCommitCertificate, isOneThird, isSupermajority, verifyCommit, type CommitCertificate } from './engine.js'
 import { ProposerSelector, proposerSeed } from './proposer.js'
 
 export const CONSENSUS_TOPIC = 'ledger/consensus'
@@ -124,6 +124,10 @@ export interface PosStats {
   invalidMessages: number
   equivocationsSeen: number
   evidenceSubmitted: number
+  /** Validator signatures (votes, proposals, seals, certificates) this node verified... */
+  statementSignaturesVerified: number
+  /** ...and those it had verified before, met again (a copy, a replayed message, a vote inside the next block's certificate), not verified twice. */
+  statementSignaturesRemembered: number
 }
 
 export interface PosInit {
@@ -168,8 +172,12 @@ export class PosService implements Service {
   private rebroadcastTimer: TimerId | null = null
   private readonly counters = { proposalsMade: 0, votesSigned: 0, commits: 0, extraRounds: 0, signRefusals: 0, invalidProposals: 0, invalidMessages: 0, equivocationsSeen: 0, evidenceSubmitted: 0 }
 
+  /** Validator signatures verified here: the engine's, so the header checks share them. */
+  private readonly signatures: VerifiedSignatures
+
   constructor (protected readonly init: PosInit) {
     this.ledger = init.ledger
+    this.signatures = init.ledger.engine instanceof PosEngine ? init.ledger.engine.signatures : new VerifiedSignatures(STATEMENT_SIGNATURES_KEPT_MAX)
     this.timeouts = { ...defaultPosTimeouts, ...init.timeouts }
     this.address = init.key === null ? null : addressFromPublicKey(init.key.publicKey)
     init.net.subscribe(CONSENSUS_TOPIC, (message, delivery) => { this.receive(message, delivery.origin, delivery.hops, false) })
@@ -218,7 +226,7 @@ export class PosService implements Service {
   }
 
   stats (): PosStats {
-    return { height: this.height, round: this.round, step: this.step, ...this.counters }
+    return { height: this.height, round: this.round, step: this.step, ...this.counters, statementSignaturesVerified: this.signatures.counts.verified, statementSignaturesRemembered: this.signatures.counts.remembered }
   }
 
   status (): object {
@@ -250,7 +258,7 @@ export class PosService implements Service {
     const hash = blockHash(block.header)
     if (block.header.height !== chain.head().header.height + 1) throw new LedgerError('LEDGER_BAD_BLOCK', `block ${block.header.height} is not the next one (head ${chain.head().header.height})`, { reason: 'not_head' })
     if (certificate.block !== hash || certificate.height !== block.header.height) throw new LedgerError('LEDGER_BAD_BLOCK', 'the certificate is for another block', { reason: 'commit' })
-    verifyCommit(certificate, chain.state().validators(), this.ledger.genesis.chainId)
+    verifyCommit(certificate, chain.state().validators(), this.ledger.genesis.chainId, this.signatures)
     env.disk.put(COMMIT_KEY + hash, proof)
   }
 
@@ -336,7 +344,11 @@ export class PosService implements Service {
     const lastCommit = head.header.height === 0 ? null : (this.certificate(head.hash) ?? null)
     const template = this.ledger.template(head.header, head.hash, this.address as Address, { lastCommit, signature: new Uint8Array(64) })
     const header = { ...template.header, seal: null }
-    return { header: { ...header, seal: { lastCommit, signature: sign(key, sealingHash(header)) } }, txs: template.txs }
+    const sealing = sealingHash(header)
+    const signature = sign(key, sealing)
+    // Its own seal: when the proposal is checked here, it is not verified.
+    this.signatures.rememberOwn(key, sealing, signature)
+    return { header: { ...header, seal: { lastCommit, signature } }, txs: template.txs }
   }
 
   /** Proposes the valid block if there is one, else a new block. */
@@ -425,7 +437,10 @@ export class PosService implements Service {
     env.disk.put(LAST_SIGNED_KEY, encodeCanonical(this.lastSigned))
     env.disk.sync(() => {
       if (this.env === null || statement.height !== this.height) return
-      then(signStatement(statement, key))
+      const signed = signStatement(statement, key)
+      // Its own vote, met again in the next block's certificate, is not verified there.
+      this.signatures.rememberOwn(key, statementBytes(statement), signed.signature)
+      then(signed)
     })
   }
 
@@ -451,7 +466,7 @@ export class PosService implements Service {
       const bytes = message.type === 'pos.proposal' ? (message as PosProposalMessage).proposal : (message as PosVoteMessage).vote
       let raw: unknown
       try { raw = decodeCanonical(bytes) } catch (error) { throw new LedgerError('LEDGER_MALFORMED', `statement bytes: ${(error as Error).message}`) }
-      signed = checkStatement(raw)
+      signed = checkStatement(raw, this.signatures)
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
       this.counters.invalidMessages++
