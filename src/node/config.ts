@@ -164,6 +164,11 @@ export const nodeConfigSchema = z.strictObject({
     walCheckpointIntervalMs: z.number().int().min(100).max(3_600_000),
     walCheckpointBytes: z.number().int().min(4_096).max(1_073_741_824),
     walFrameBytesMax: z.number().int().min(1_048_576).max(1_073_741_824)
+  }).partial().optional(),
+  /** This node's ledger limits (`docs/ledger.md`); defaults when absent. */
+  ledger: z.strictObject({
+    /** Included transactions `GET /v1/tx/{hash}` can find (the most recent blocks'); about 150 bytes of memory each. */
+    txIndexTxsMax: z.number().int().min(0).max(100_000_000)
   }).partial().optional()
 })
 

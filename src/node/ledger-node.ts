@@ -10,7 +10,7 @@ import type { MembershipService } from '../membership/index.js'
 import type { OverlayService } from '../net/index.js'
 import {
   DposEngine, DposService, LedgerError, LedgerService, PosEngine, defaultDposParams, PosService, PowEngine, addressFromPublicKey, checkStakingParams, defaultPosParams, defaultPosTimeouts, defaultPowParams, defaultStakingParams,
-  type DposParams, type GenesisSpec, type PosParams, type PosTimeouts, type PowParams, type Sealer, type SealJob, type StakingParams
+  type DposParams, type GenesisSpec, type LedgerLimits, type PosParams, type PosTimeouts, type PowParams, type Sealer, type SealJob, type StakingParams
 } from '../ledger/index.js'
 import type { LedgerConfig } from './config.js'
 import { MinerPool } from './miner.js'
@@ -88,7 +88,8 @@ export interface LedgerParts {
   dpos: DposService | null
 }
 
-export function createLedger (config: LedgerConfig, init: { overlay: OverlayService, membership: MembershipService, keySeed: string, minerThreads: number | undefined, log: Logger }): LedgerParts {
+export function createLedger (config: LedgerConfig, init: { overlay: OverlayService, membership: MembershipService, keySeed: string, minerThreads: number | undefined, limits?: Partial<LedgerLimits>, log: Logger }): LedgerParts {
+  const limits = init.limits ?? {}
   const keyPair = keyPairFromSeed(fromHex(init.keySeed))
   const penalize = (peer: string, offence: 'invalid_signature' | 'malformed_message' | 'protocol_violation', reason: string): void => { init.membership.penalize(peer, offence, reason) }
   let genesis: GenesisSpec
@@ -103,14 +104,14 @@ export function createLedger (config: LedgerConfig, init: { overlay: OverlayServ
   const coinbase = addressFromPublicKey(keyPair.publicKey)
   if (engine instanceof PosEngine) {
     let pos: PosService | null = null
-    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, finality: PosService.finality(() => pos), penalize })
+    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, finality: PosService.finality(() => pos), penalize, limits })
     const isValidator = (config.validators ?? []).some((validator) => validator.publicKey === toHex(keyPair.publicKey))
     pos = new PosService({ ledger, net: init.overlay, key: keyPair, timeouts: posParamsOf(config).timeouts, penalize })
     init.log.info({ validator: isValidator, address: coinbase }, 'proof of stake')
     return { ledger, miner: null, pos, dpos: null }
   }
   if (engine instanceof DposEngine) {
-    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, penalize })
+    const ledger = new LedgerService({ net: init.overlay, genesis, engine, sealer: null, coinbase, penalize, limits })
     const dpos = new DposService({ ledger, engine, key: keyPair })
     init.log.info({ address: coinbase }, 'delegated proof of stake')
     return { ledger, miner: null, pos: null, dpos }
@@ -123,7 +124,8 @@ export function createLedger (config: LedgerConfig, init: { overlay: OverlayServ
     engine,
     sealer: miner === null ? null : new MinerPoolSealer(miner, init.log.child({ component: 'miner' })),
     coinbase,
-    penalize
+    penalize,
+    limits
   })
   return { ledger, miner, pos: null, dpos: null }
 }

@@ -98,7 +98,7 @@ export async function startNode (configFile: string, options: StartNodeOptions =
   const hello = new HelloService()
   const ledgerParts = config.network.ledger === undefined || options.services !== undefined
     ? null
-    : createLedger(config.network.ledger, { overlay, membership, keySeed: config.key.seed, minerThreads: options.minerThreads ?? config.node.minerThreads, log: log.child({ component: 'ledger' }) })
+    : createLedger(config.network.ledger, { overlay, membership, keySeed: config.key.seed, minerThreads: options.minerThreads ?? config.node.minerThreads, limits: config.node.ledger ?? {}, log: log.child({ component: 'ledger' }) })
   const storeConfig = config.network.store ?? {}
   const store = options.services !== undefined
     ? null

@@ -47,6 +47,17 @@ describe('config loading', () => {
     try { rejects(nodeFile(), 'listen.apiPort') } finally { restore() }
   })
 
+  it('loads a ledger section, and names a ledger limit out of its range or unknown', () => {
+    let restore = edit(nodeFile(), (value) => { value.ledger = { txIndexTxsMax: 5_000 } })
+    try {
+      assert.deepEqual(loadNodeConfig(nodeFile()).node.ledger, { txIndexTxsMax: 5_000 })
+    } finally { restore() }
+    restore = edit(nodeFile(), (value) => { value.ledger = { txIndexTxsMax: -1 } })
+    try { rejects(nodeFile(), 'ledger.txIndexTxsMax') } finally { restore() }
+    restore = edit(nodeFile(), (value) => { value.ledger = { txIndexMax: 5 } })
+    try { rejects(nodeFile(), 'ledger') } finally { restore() }
+  })
+
   it('loads a disk section, and names a disk limit out of its range', () => {
     let restore = edit(nodeFile(), (value) => { value.disk = { walCheckpointIntervalMs: 2_000, walFrameBytesMax: 2_097_152 } })
     try {
