@@ -98,7 +98,7 @@ export class PosEngine implements ConsensusEngine {
   /**
    * Validator signatures verified on this node, shared by the header checks and the consensus
    * service: a precommit verified as a vote is not verified again in the next block's
-   * certificate, nor a proposal's seal when the proposal is checked again.
+   * certificate, nor a proposer's own seal when it checks its own proposal.
    */
   readonly signatures = new VerifiedSignatures(STATEMENT_SIGNATURES_KEPT_MAX)
 
