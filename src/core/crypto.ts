@@ -90,6 +90,8 @@ export class VerifiedSignatures {
   constructor (readonly capacity: number) {}
 
   verify (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    // Another length is refused (or thrown on) by `verify`; it never reaches the memory, whose keys rely on these lengths.
+    if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES || signature.length !== ED25519_SIGNATURE_BYTES) return verify(publicKey, message, signature)
     const key = tripleKey(publicKey, message, signature)
     if (this.seen.has(key)) {
       this.counts.remembered++
@@ -103,6 +105,7 @@ export class VerifiedSignatures {
 
   /** A signature this node made with its own key (`sign`'s result): met again, it is not verified. */
   rememberOwn (keyPair: Ed25519KeyPair, message: Uint8Array, signature: Uint8Array): void {
+    if (keyPair.publicKey.length !== ED25519_PUBLIC_KEY_BYTES || signature.length !== ED25519_SIGNATURE_BYTES) return
     this.keep(tripleKey(keyPair.publicKey, message, signature))
   }
 
@@ -113,7 +116,7 @@ export class VerifiedSignatures {
   }
 }
 
-/** A verified triple's key. The signature and the key have fixed lengths (`verify` refuses others), so the concatenation is unambiguous. */
+/** A verified triple's key: the signature and the key have fixed lengths (64 and 32 bytes; others are never kept), so the concatenation is unambiguous. */
 function tripleKey (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): string {
   return bytesKey(signature) + bytesKey(publicKey) + bytesKey(message)
 }

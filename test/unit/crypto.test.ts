@@ -81,13 +81,21 @@ describe('VerifiedSignatures', () => {
     for (const vector of vectors.slice(1, 3)) assert.equal(signatures.verify(vector.publicKey, vector.message, vector.signature), true)
     assert.equal(signatures.verify(first.publicKey, first.message, first.signature), true)
     assert.deepEqual(signatures.counts, { verified: 8, remembered: 1 })
+    // The same bytes cut at other places (a 63-byte signature, a 33-byte key) are not the remembered triple: verified, and refused.
+    const shiftedSignature = first.signature.subarray(0, 63)
+    const shiftedKey = Uint8Array.of(first.signature[63] ?? 0, ...first.publicKey.subarray(0, 31))
+    const shiftedMessage = Uint8Array.of(first.publicKey[31] ?? 0, ...first.message)
+    assert.equal(signatures.verify(first.publicKey, first.message, first.signature), true)
+    assert.equal(signatures.verify(shiftedKey, shiftedMessage, shiftedSignature), false)
+    assert.equal(signatures.verify(first.publicKey, first.message, shiftedSignature), false)
+    assert.deepEqual(signatures.counts, { verified: 8, remembered: 2 })
     // A signature made here is remembered without a verification.
     const own = keyPairFromSeed(sha256(Uint8Array.of(9)))
     const message = Uint8Array.of(1, 2, 3)
     const signature = sign(own, message)
     signatures.rememberOwn(own, message, signature)
     assert.equal(signatures.verify(own.publicKey, message, signature), true)
-    assert.deepEqual(signatures.counts, { verified: 8, remembered: 2 })
+    assert.deepEqual(signatures.counts, { verified: 8, remembered: 3 })
   })
 })
 

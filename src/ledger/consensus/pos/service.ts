@@ -466,7 +466,11 @@ export class PosService implements Service {
       const bytes = message.type === 'pos.proposal' ? (message as PosProposalMessage).proposal : (message as PosVoteMessage).vote
       let raw: unknown
       try { raw = decodeCanonical(bytes) } catch (error) { throw new LedgerError('LEDGER_MALFORMED', `statement bytes: ${(error as Error).message}`) }
-      signed = checkStatement(raw, this.signatures)
+      // Only validators' signatures are remembered: anyone can sign statements with a key of their
+      // own, and those must not push the validators' out of the bounded memory.
+      const signer = (raw as { publicKey?: unknown } | null)?.publicKey
+      const validator = signer instanceof Uint8Array && signer.length === 32 && this.powerOf.has(addressFromPublicKey(signer))
+      signed = checkStatement(raw, validator ? this.signatures : undefined)
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
       this.counters.invalidMessages++
