@@ -7,7 +7,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkChainSafety } from '../../src/check/index.js'
-import { addressFromPublicKey, signTx } from '../../src/ledger/index.js'
+import { LedgerState, addressFromPublicKey, blockContext, signTx, type Block } from '../../src/ledger/index.js'
 import { byzantineBehaviours, type ByzantineBehaviour } from '../../src/sim/index.js'
 import { makePosSim, type PosSim } from '../support/stake-sim.js'
 
@@ -17,6 +17,27 @@ const SEEDS = LONG ? 40 : 6
 function assertSafe (sim: PosSim, label: string): void {
   const report = checkChainSafety(sim.events, sim.honest)
   assert.ok(report.ok, `${label}: ${JSON.stringify(report.violations.slice(0, 3))}`)
+}
+
+/**
+ * The node's live state equals a replay of its chain from genesis, staking records and validator
+ * sets included: its blocks were added from their checks' results (`LedgerState.redo`), and its
+ * checks rolled back by restoring the trees whole, where a replay executes every block once.
+ */
+function assertStateIsReplay (sim: PosSim, id: string, label: string): void {
+  const chain = sim.ledger(id).chain()
+  const replayed = LedgerState.fromGenesis(sim.genesis)
+  for (let height = 1; height <= chain.head().header.height; height++) {
+    const block = chain.block(chain.hashAt(height) as string) as Block
+    replayed.apply(block, blockContext(chain.engine, block.header, replayed))
+  }
+  const live = chain.state()
+  const byAddress = <T>(entries: Array<[string, T]>): Array<[string, T]> => [...entries].sort(([a], [b]) => a.localeCompare(b))
+  assert.equal(live.root(), replayed.root(), `${label}: state root`)
+  assert.deepEqual(byAddress(live.entries()), byAddress(replayed.entries()), `${label}: accounts`)
+  assert.deepEqual(byAddress(live.stakeEntries()), byAddress(replayed.stakeEntries()), `${label}: staking records`)
+  assert.deepEqual(live.validators(), replayed.validators(), `${label}: validator set`)
+  assert.ok(chain.counters.checkedReused > 0, `${label}: no block was added from its check`)
 }
 
 /** The lowest head height among the up honest nodes. */
@@ -123,11 +144,14 @@ for (const [nodes, faulty] of [[4, 1], [7, 2]] as const) {
       it(`${behaviour}: honest nodes stay safe and live over ${SEEDS} seeds${behaviour === 'equivocate-proposals' || behaviour === 'double-vote' ? ', and the equivocators are slashed' : ''}`, () => {
         for (let seed = 1; seed <= SEEDS; seed++) {
           const sim = byzantineRun(nodes, faulty, behaviour, seed)
+          assertStateIsReplay(sim, [...sim.honest][0] as string, `${behaviour} n=${nodes} seed ${seed}`)
           if (behaviour !== 'equivocate-proposals' && behaviour !== 'double-vote') continue
           const observer = [...sim.honest][0] as string
           const slashed = () => sim.keys.slice(0, faulty).every((key) => sim.ledger(observer).chain().state().stakeOf(addressFromPublicKey(key.publicKey)).candidate?.tombstoned === true)
           assert.ok(sim.runUntil(slashed, 60_000), `${behaviour} n=${nodes} seed ${seed}: equivocators not slashed`)
           assertSafe(sim, `${behaviour} n=${nodes} seed ${seed} after slashing`)
+          // Slashing changed stakes and the validator set: the live state is still exactly a replay.
+          assertStateIsReplay(sim, observer, `${behaviour} n=${nodes} seed ${seed}`)
         }
       })
     }
