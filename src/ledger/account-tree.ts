@@ -120,7 +120,7 @@ export class AccountTree<V = Account> {
   /**
    * The tree as it is now. Nodes are never changed once made (a write replaces the nodes on its
    * path), so a snapshot stays valid whatever is written after it, and `restore` brings the tree
-   * back to it with every hash already computed.
+   * back to it with every hash it had computed (branch hashes are computed when first read).
    */
   snapshot (): TreeSnapshot<V> {
     return { root: this.root, count: this.count }

@@ -273,7 +273,8 @@ export class ChainStore implements HeaderLookup {
    * The result of `check` for this very block object on the current head, applied to the state
    * (`LedgerState.redo`): undefined when there is none, or the state moved since. Its header was
    * checked against the same parent at an earlier time (the only rule that depends on the clock
-   * bounds how far ahead of it a block may be, which a later time only relaxes), its
+   * bounds how far ahead of it a block may be, which a later time only relaxes, unless the
+   * clock is set back meanwhile), its
    * transactions against its transaction root, and its execution produced its state root.
    */
   private redoChecked (block: Block, hash: string): BlockUndo | undefined {

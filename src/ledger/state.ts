@@ -179,8 +179,8 @@ export class LedgerState {
    */
   apply (block: Block, context: BlockContext | bigint): BlockUndo {
     const { reward, signersOfParent, schedule } = typeof context === 'bigint' ? { reward: context, signersOfParent: null, schedule: null } : context
-    // The version before is recorded when its trees are up to date (the root was read since the
-    // last change, as it is after every block a node checks or adds): `revert` can then restore
+    // The version before is recorded when its trees are up to date (no write waits to reach them,
+    // as after every block a node checks or adds, whose root it read): `revert` can then restore
     // it whole. A replay that reads no root between blocks records none, and hashes nothing more.
     const undo: BlockUndo = { height: block.header.height, previous: [], previousStakes: [], previousSets: this.sets }
     if (this.dirtyAccounts.size === 0 && this.dirtyStakes.size === 0) undo.before = this.versionNow()
@@ -223,12 +223,12 @@ export class LedgerState {
   /**
    * Restores what a block changed (the newest block first, when reverting several). When nothing
    * else changed the state since the block was applied (or redone), the trees as they were before
-   * it come back with their hashes, and the block's own result is recorded for `redo`.
+   * it come back with the hashes they held, and the block's own result is recorded for `redo`.
    */
   revert (undo: BlockUndo): void {
     if (undo.before !== undefined && undo.afterVersion === this.version) {
-      // The result is kept only when its hashes are all computed (the root was read): recording
-      // it must never cost hashing that nothing asked for.
+      // The result is kept only when every write reached the trees (the root was read, as a check
+      // reads it): recording it must never cost tree updates that nothing asked for.
       if (this.dirtyAccounts.size === 0 && this.dirtyStakes.size === 0) {
         undo.after = {
           ...this.versionNow(),
@@ -252,21 +252,15 @@ export class LedgerState {
 
   /**
    * Applies again a block that was applied here and reverted, from its recorded result: no
-   * transaction runs and nothing is hashed. It does so only when the state is exactly as it was
+   * transaction runs and no tree is updated (the trees come back with the hashes they held). It
+   * does so only when the state is exactly as it was
    * before that block (the same version), so the result is the one `apply` would give; false
    * otherwise, and the caller applies the block.
    */
   redo (undo: BlockUndo): boolean {
     const { before, after } = undo
     if (before === undefined || after === undefined || undo.afterVersion === undefined || before.version !== this.version) return false
-    for (const [address, account] of after.accounts) {
-      if (account === null) this.accounts.delete(address)
-      else this.accounts.set(address, account)
-    }
-    for (const [address, record] of after.stakes) {
-      if (record === null) this.stakes.delete(address)
-      else this.stakes.set(address, record)
-    }
+    this.putRecords(after.accounts, after.stakes)
     this.restoreVersion(after)
     this.version = undo.afterVersion
     return true
@@ -282,23 +276,27 @@ export class LedgerState {
     return undo
   }
 
-  /** The trees and sets now (flushed: `apply` and `revert` take it only when nothing is dirty). */
+  /** The trees and sets now (`apply` and `revert` take it only when every write reached the trees). */
   private versionNow (): StateVersion {
     return { version: this.version, tree: this.tree.snapshot(), stakeTree: this.stakeTree.snapshot(), sets: this.sets, setsHash: this.setsHash }
   }
 
   /** Puts back every record a block (applied since `undo.before`, and nothing else) changed, and the trees as they were. */
   private restoreBefore (undo: BlockUndo): void {
-    const before = undo.before as StateVersion
-    for (const [address, account] of undo.previous) {
+    this.putRecords(undo.previous, undo.previousStakes)
+    this.restoreVersion(undo.before as StateVersion)
+  }
+
+  /** Sets records in the maps as recorded (null: absent), leaving the trees to `restoreVersion`. */
+  private putRecords (accounts: Array<[Address, Account | null]>, stakes: Array<[Address, StakeRecord | null]>): void {
+    for (const [address, account] of accounts) {
       if (account === null) this.accounts.delete(address)
       else this.accounts.set(address, account)
     }
-    for (const [address, record] of undo.previousStakes) {
+    for (const [address, record] of stakes) {
       if (record === null) this.stakes.delete(address)
       else this.stakes.set(address, record)
     }
-    this.restoreVersion(before)
   }
 
   /**

@@ -167,7 +167,7 @@ export const nodeConfigSchema = z.strictObject({
   }).partial().optional(),
   /** This node's ledger limits (`docs/ledger.md`); defaults when absent. */
   ledger: z.strictObject({
-    /** Included transactions `GET /v1/tx/{hash}` can find (the most recent blocks'); about 150 bytes of memory each. */
+    /** Included transactions `GET /v1/tx/{hash}` can find (the most recent whole blocks': the newest block's always); about 150 bytes of memory each. */
     txIndexTxsMax: z.number().int().min(0).max(100_000_000)
   }).partial().optional()
 })
