@@ -462,15 +462,17 @@ export class PosService implements Service {
     const env = this.env
     if (env === null) return
     let signed: SignedStatement
+    /** The signer's address, from its key as received (the key the checked statement holds). */
+    let signerAddress: Address | null = null
     try {
       const bytes = message.type === 'pos.proposal' ? (message as PosProposalMessage).proposal : (message as PosVoteMessage).vote
       let raw: unknown
       try { raw = decodeCanonical(bytes) } catch (error) { throw new LedgerError('LEDGER_MALFORMED', `statement bytes: ${(error as Error).message}`) }
       // Only validators' signatures are remembered: anyone can sign statements with a key of their
       // own, and those must not push the validators' out of the bounded memory.
-      const signer = (raw as { publicKey?: unknown } | null)?.publicKey
-      const validator = signer instanceof Uint8Array && signer.length === 32 && this.powerOf.has(addressFromPublicKey(signer))
-      signed = checkStatement(raw, validator ? this.signatures : undefined)
+      const key = (raw as { publicKey?: unknown } | null)?.publicKey
+      if (key instanceof Uint8Array) signerAddress = addressFromPublicKey(key)
+      signed = checkStatement(raw, signerAddress !== null && this.powerOf.has(signerAddress) ? this.signatures : undefined)
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
       this.counters.invalidMessages++
@@ -489,7 +491,7 @@ export class PosService implements Service {
       return
     }
     if (statement.round > this.round + ROUNDS_KEPT_MAX) return
-    const signer = statementSigner(signed)
+    const signer = signerAddress ?? statementSigner(signed)
     if (!this.powerOf.has(signer)) {
       this.counters.invalidMessages++
       return
