@@ -127,12 +127,18 @@ export function verifyWith (signatures: VerifiedSignatures | undefined, publicKe
 }
 
 /** The one-shot `crypto.hash` (Node 20.12 and later) costs about 2/3 of a `createHash` object for small inputs. */
-const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash
+const oneShotHash = (nodeCrypto as { hash?: { (algorithm: string, data: Uint8Array, encoding: 'buffer'): Buffer, (algorithm: string, data: Uint8Array, encoding: 'hex'): string } }).hash
 
 export function sha256 (data: Uint8Array): Uint8Array {
   if (oneShotHash === undefined) return new Uint8Array(createHash('sha256').update(data).digest())
   const digest = oneShotHash('sha256', data, 'buffer')
   return new Uint8Array(digest.buffer, digest.byteOffset, digest.length)
+}
+
+/** SHA-256 as lowercase hex (`toHex(sha256(data))`), in one call: no digest array to build and read again. */
+export function sha256Hex (data: Uint8Array): string {
+  if (oneShotHash === undefined) return createHash('sha256').update(data).digest('hex')
+  return oneShotHash('sha256', data, 'hex')
 }
 
 /** Bitcoin's hash: SHA-256 applied twice. */

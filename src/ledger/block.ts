@@ -5,7 +5,7 @@
  * (`sealingHash`), so a seal can never cover itself.
  */
 import { z } from 'zod'
-import { CBOR_MAJOR, CBOR_UINT_MAX, cborText, encodeCanonical, sha256, toHex, writeCbor } from '../core/index.js'
+import { CBOR_MAJOR, CBOR_UINT_MAX, cborText, encodeCanonical, sha256, sha256Hex, toHex, writeCbor } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { merkleLeafHash, merkleRoot } from './merkle.js'
 import type { StakingParams } from './staking.js'
@@ -43,7 +43,7 @@ export interface BlockLimits {
 export const defaultBlockLimits: Readonly<BlockLimits> = Object.freeze({ blockTxsMax: 2_000, blockBytesMax: 1024 * 1024 })
 
 export function blockHash (header: BlockHeader): string {
-  return toHex(sha256(encodeCanonical(header)))
+  return sha256Hex(encodeCanonical(header))
 }
 
 /** What a seal commits to: the header with the seal left out. */

@@ -11,7 +11,7 @@
  * progress), so only blocks and the head pointer need to be durable. A block whose parent is not
  * stored waits in a bounded orphan pool until the parent arrives.
  */
-import { CoreError, decodeCanonical, sha256, toHex, type Disk } from '../core/index.js'
+import { CoreError, decodeCanonical, sha256Hex, type Disk } from '../core/index.js'
 import { ZERO_ADDRESS, ZERO_HASH, blockHash, blockHeaderSchema, encodeBlockRecord, txRootOf, type Block, type BlockHeader, type GenesisSpec } from './block.js'
 import { blockContext, type ConsensusEngine, type HeaderLookup } from './engine.js'
 import { LedgerError } from './errors.js'
@@ -206,7 +206,7 @@ export class ChainStore implements HeaderLookup {
     const bytes = this.disk.get(BLOCK_KEY + hash)
     if (bytes === undefined) return undefined
     const record = decodeCanonical(bytes) as { txs: Uint8Array[] }
-    return record.txs.map((tx) => toHex(sha256(tx)))
+    return record.txs.map((tx) => sha256Hex(tx))
   }
 
   readonly counters = {
@@ -214,6 +214,11 @@ export class ChainStore implements HeaderLookup {
     belowFinalRefused: 0,
     /** Blocks added to the head from the result of their `check`, not checked and executed again. */
     checkedReused: 0
+  }
+
+  /** Main-chain blocks whose undo records are kept, for reorganisations. */
+  undoRecords (): number {
+    return this.undos.size
   }
 
   orphanCount (): number {
@@ -450,9 +455,15 @@ export class ChainStore implements HeaderLookup {
     })
   }
 
-  /** Undo records are kept for the last `reorgDepthBlocksMax` blocks only. */
+  /**
+   * Undo records are kept for the last `reorgDepthBlocksMax` blocks, and only above the final
+   * height: a final block is never reverted (a branch forking below it never wins), so its record
+   * would only hold memory. With PoS every block on the chain is final and none is kept; with DPoS,
+   * those above the last irreversible block.
+   */
   private pruneUndos (): void {
-    const keepFrom = this.mainChain.length - 1 - this.limits.reorgDepthBlocksMax
+    const final = this.finalizedHeight()
+    const keepFrom = Math.max(this.mainChain.length - 1 - this.limits.reorgDepthBlocksMax, final === null ? 0 : final + 1)
     for (; this.undosPrunedBelow < keepFrom; this.undosPrunedBelow++) {
       const hash = this.mainChain[this.undosPrunedBelow]
       if (hash !== undefined) this.undos.delete(hash)

@@ -6,18 +6,29 @@
  */
 import { sha256, toHex } from '../core/index.js'
 
+/**
+ * Where a leaf's or inner node's prefixed input is put together before it is hashed: one buffer,
+ * grown to the largest leaf met, instead of a new array per leaf and per node (a block's root
+ * hashes every transaction once on every node, and a copy of more than 64 bytes is a malloc).
+ * Hashing is synchronous and keeps nothing of its input, so the buffer is free again at once.
+ */
+let scratch = new Uint8Array(1_024)
+
+function prefixedHash (prefix: number, first: Uint8Array, second?: Uint8Array): Uint8Array {
+  const length = 1 + first.length + (second?.length ?? 0)
+  if (length > scratch.length) scratch = new Uint8Array(2 ** Math.ceil(Math.log2(length)))
+  scratch[0] = prefix
+  scratch.set(first, 1)
+  if (second !== undefined) scratch.set(second, 1 + first.length)
+  return sha256(scratch.subarray(0, length))
+}
+
 export function merkleLeafHash (data: Uint8Array): Uint8Array {
-  const input = new Uint8Array(data.length + 1)
-  input.set(data, 1)
-  return sha256(input)
+  return prefixedHash(0, data)
 }
 
 function nodeHash (left: Uint8Array, right: Uint8Array): Uint8Array {
-  const input = new Uint8Array(65)
-  input[0] = 1
-  input.set(left, 1)
-  input.set(right, 33)
-  return sha256(input)
+  return prefixedHash(1, left, right)
 }
 
 /** The largest power of two strictly below n (n >= 2). */
@@ -30,9 +41,14 @@ function splitPoint (n: number): number {
 /** MTH of RFC 6962 over leaf hashes; SHA-256 of nothing for no leaves. */
 export function merkleRoot (leafHashes: readonly Uint8Array[]): Uint8Array {
   if (leafHashes.length === 0) return sha256(new Uint8Array(0))
-  if (leafHashes.length === 1) return leafHashes[0] as Uint8Array
-  const k = splitPoint(leafHashes.length)
-  return nodeHash(merkleRoot(leafHashes.slice(0, k)), merkleRoot(leafHashes.slice(k)))
+  return rangeRoot(leafHashes, 0, leafHashes.length)
+}
+
+/** MTH of the leaves from `start` to `end` (at least one), without copying the list at each split. */
+function rangeRoot (leafHashes: readonly Uint8Array[], start: number, end: number): Uint8Array {
+  if (end - start === 1) return leafHashes[start] as Uint8Array
+  const middle = start + splitPoint(end - start)
+  return nodeHash(rangeRoot(leafHashes, start, middle), rangeRoot(leafHashes, middle, end))
 }
 
 /** The audit path of leaf `index` (RFC 6962 PATH), bottom up. */

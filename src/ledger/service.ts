@@ -8,7 +8,7 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { bytesEqual, decodeCanonical, fromHex, sha256, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { bytesEqual, decodeCanonical, fromHex, sha256Hex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
 import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
@@ -518,7 +518,7 @@ export class LedgerService implements Service {
     const hashes = new Map<unknown, string>()
     const hashOf = (tx: Uint8Array): string => {
       let hash = hashes.get(tx)
-      if (hash === undefined) hashes.set(tx, hash = toHex(sha256(tx)))
+      if (hash === undefined) hashes.set(tx, hash = sha256Hex(tx))
       return hash
     }
     const verifiedHere: Uint8Array[] = []

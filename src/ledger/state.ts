@@ -4,7 +4,7 @@
  * fees and the block reward to the proposer, and returns an undo record, so that a
  * reorganisation can roll the state back block by block and forward along the new branch.
  */
-import { encodeCanonical, sha256, toHex } from '../core/index.js'
+import { encodeCanonical, sha256, sha256Hex, toHex } from '../core/index.js'
 import { addressFromPublicKey } from './address.js'
 import { AccountTree, type Account, type TreeSnapshot } from './account-tree.js'
 import type { Block, GenesisSpec } from './block.js'
@@ -145,7 +145,7 @@ export class LedgerState {
     input.set(this.tree.rootHash(), 1)
     input.set(this.stakeTree.rootHash(), 33)
     input.set(this.setsHash, 65)
-    return toHex(sha256(input))
+    return sha256Hex(input)
   }
 
   private flushTrees (): void {

@@ -6,7 +6,7 @@
  * engines join the `body` union; validation and application dispatch on `body.kind`.
  */
 import { z } from 'zod'
-import { bytesKey, CBOR_MAJOR, cborText, type CborWriter, encodeCanonical, sha256, sign, toHex, verify, writeCbor, type Ed25519KeyPair } from '../core/index.js'
+import { bytesKey, CBOR_MAJOR, cborText, type CborWriter, encodeCanonical, sha256Hex, sign, toHex, verify, writeCbor, type Ed25519KeyPair } from '../core/index.js'
 import { ADDRESS_PATTERN, addressFromPublicKey, type Address } from './address.js'
 import { LedgerError } from './errors.js'
 import { checkStatement, conflicting, signedStatementSchema } from './statement.js'
@@ -239,7 +239,7 @@ export function encodeTx (tx: SignedTx): Uint8Array {
 
 export function txHash (tx: SignedTx): string {
   const values = derivedOf(tx)
-  values.hash ??= toHex(sha256(encodeTx(tx)))
+  values.hash ??= sha256Hex(encodeTx(tx))
   return values.hash
 }
 

@@ -217,6 +217,7 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
   collectedGauge(metrics, { name: 'synod_ledger_mempool_bytes', help: 'Bytes of the transactions in the mempool.', read: () => ledger.pool().stats().bytes })
   collectedGauge(metrics, { name: 'synod_ledger_intake_queue_txs', help: 'Gossiped transactions waiting for their checks.', read: () => ledger.intakeQueued() })
   collectedGauge(metrics, { name: 'synod_ledger_orphan_blocks', help: 'Blocks waiting for their parent.', read: () => ledger.chain().orphanCount() })
+  collectedGauge(metrics, { name: 'synod_ledger_undo_records', help: 'Main-chain blocks whose undo records are kept for reorganisations (none at or below the final height).', read: () => ledger.chain().undoRecords() })
   collectedGauge(metrics, { name: 'synod_ledger_finalized_height', help: 'Height up to which the chain is final (-1 for an engine without finality).', read: () => ledger.chain().finalizedHeight() ?? -1 })
   if (pos !== null) {
     const posCounters: Array<[keyof PosStats & ('proposalsMade' | 'votesSigned' | 'commits' | 'extraRounds' | 'signRefusals' | 'invalidProposals' | 'invalidMessages' | 'equivocationsSeen' | 'evidenceSubmitted' | 'statementSignaturesVerified' | 'statementSignaturesRemembered'), string, string]> = [

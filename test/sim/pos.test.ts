@@ -58,6 +58,8 @@ describe('PoS simulation: honest validators', () => {
       // check's result, not checked and executed a second time.
       assert.ok(stats.commits >= 20)
       assert.equal(sim.ledger(id).chain().counters.checkedReused, stats.commits, `node ${id}`)
+      // Every committed block is final: none keeps an undo record (a reorganisation cannot reach it).
+      assert.equal(sim.ledger(id).chain().undoRecords(), 0, `node ${id}`)
       // Each validator signature is verified once per node: per height, at most the three others'
       // prevotes and precommits, and a proposal with its seal. The same precommits come back in the
       // next block's certificate (with this node's own), and messages for the next height that

@@ -41,6 +41,9 @@ describe('chain store (PoW)', () => {
     assert.deepEqual(replayed, [1, 2, 3, 4, 5, 6], 'each replayed block is handed over once, in order')
     assert.equal(restarted.head().hash, chain.head().hash)
     assert.equal(restarted.state().root(), chain.state().root())
+    // Proof of work has no final height: every block a reorganisation may revert keeps its undo record.
+    assert.equal(chain.undoRecords(), 6)
+    assert.equal(restarted.undoRecords(), 6)
   })
 
   it('restarts a long chain reading its stored blocks a page at a time, side branches kept', () => {

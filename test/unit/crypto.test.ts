@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { bytesEqual, bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sign, toHex, verify, VerifiedSignatures } from '../../src/core/index.js'
+import { bytesEqual, bytesKey, CoreError, doubleSha256, fromHex, keyPairFromSeed, nodeIdFromPublicKey, sha256, sha256Hex, sign, toHex, verify, VerifiedSignatures } from '../../src/core/index.js'
 
 // RFC 8032 section 7.1, tests 1-3.
 const rfc8032 = [
@@ -134,6 +134,18 @@ describe('SHA-256 (FIPS 180-2 vectors) and double SHA-256 (Bitcoin headers)', ()
     assert.equal(toHex(sha256(text(''))), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
     assert.equal(toHex(sha256(text('abc'))), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
     assert.equal(toHex(sha256(text('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq'))), '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1')
+  })
+
+  it('gives the same hex in one call (sha256Hex) as toHex(sha256), for views into larger arrays too', () => {
+    const text = (value: string): Uint8Array => new TextEncoder().encode(value)
+    assert.equal(sha256Hex(text('abc')), 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+    assert.equal(sha256Hex(new Uint8Array(0)), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+    const backing = Uint8Array.from({ length: 300 }, (_, index) => index & 0xff)
+    for (const [start, end] of [[0, 300], [1, 151], [77, 78], [200, 200]] as const) {
+      const view = backing.subarray(start, end)
+      assert.equal(sha256Hex(view), toHex(sha256(view)), `bytes ${start}..${end}`)
+      assert.equal(sha256Hex(view), toHex(sha256(backing.slice(start, end))), `bytes ${start}..${end}, copied`)
+    }
   })
 
   it('reproduces the hash of every real mainnet header in the fixture', () => {

@@ -340,6 +340,8 @@ describe('DPoS: fork choice', () => {
       const store = newDposChain()
       copyPrefix(main.chain, store.chain, height)
       assert.equal(store.chain.finalizedHeight(), final)
+      // Undo records are kept only above the final height: exactly the blocks a reorganisation may revert.
+      assert.equal(store.chain.undoRecords(), height - final)
       const branch = branchFrom(main.chain, fork, height - fork + 1)
       const outcome = addAll(store.chain, branch)
       if (fork < final) {
@@ -353,6 +355,7 @@ describe('DPoS: fork choice', () => {
         assert.equal(store.chain.hashAt(fork), main.chain.hashAt(fork))
         assert.equal(store.chain.counters.belowFinalRefused, 0)
         assert.ok((store.chain.finalizedHeight() as number) >= final)
+        assert.equal(store.chain.undoRecords(), store.chain.head().header.height - (store.chain.finalizedHeight() as number), 'after the reorganisation, the records above the final height')
       }
     }
   })
