@@ -124,6 +124,7 @@ interface PhaseResult {
 const METRICS = [
   'synod_ledger_txs_accepted_total', 'synod_ledger_txs_rejected_total', 'synod_ledger_signatures_skipped_total', 'synod_ledger_signatures_verified_total', 'synod_ledger_intake_dropped_total',
   'synod_ledger_blocks_rejected_total', 'synod_ledger_reorgs_total', 'synod_pos_extra_rounds_total', 'synod_pos_invalid_messages_total',
+  'synod_ledger_compact_blocks_assembled_total', 'synod_ledger_compact_txs_fetched_total', 'synod_ledger_compact_blocks_unavailable_total',
   'synod_process_cpu_seconds_total', 'synod_nodejs_gc_duration_seconds_sum'
 ]
 
@@ -382,6 +383,7 @@ async function runEngine (engine: typeof ALL_ENGINES[number], progress: (line: s
     progress(`${engine}: the 4 nodes' /metrics at the end: ${total('synod_ledger_txs_accepted_total')} txs admitted to mempools, ${total('synod_ledger_txs_rejected_total')} refused, ` +
       `${total('synod_ledger_signatures_verified_total')} transaction signatures verified and ${total('synod_ledger_signatures_skipped_total')} skipped (verified before), ` +
       `${total('synod_ledger_intake_dropped_total')} gossiped txs dropped from full intake queues, ${total('synod_ledger_blocks_rejected_total')} blocks rejected, ${total('synod_pos_extra_rounds_total')} extra PoS rounds (since start), ` +
+      `${total('synod_ledger_compact_blocks_assembled_total')} compact blocks put together (${total('synod_ledger_compact_txs_fetched_total')} txs fetched, ${total('synod_ledger_compact_blocks_unavailable_total')} given up), ` +
       `garbage collection ${total('synod_nodejs_gc_duration_seconds_sum').toFixed(1)} s of ${total('synod_process_cpu_seconds_total').toFixed(1)} CPU s (whole run)`)
   } finally {
     await Promise.all(pools.map(async (pool) => await pool.close()))

@@ -5,11 +5,11 @@
  * (`sealingHash`), so a seal can never cover itself.
  */
 import { z } from 'zod'
-import { CBOR_MAJOR, CBOR_UINT_MAX, cborText, encodeCanonical, sha256, sha256Hex, toHex, writeCbor } from '../core/index.js'
+import { CBOR_MAJOR, CBOR_UINT_MAX, cborText, encodeCanonical, fromHex, sha256, sha256Hex, toHex, writeCbor } from '../core/index.js'
 import { LedgerError } from './errors.js'
 import { merkleLeafHash, merkleRoot } from './merkle.js'
 import type { StakingParams } from './staking.js'
-import { ADDRESS_PATTERN, checkTx, encodeTx, type Address, type SignedTx } from './tx.js'
+import { ADDRESS_PATTERN, checkTx, encodeTx, txHash, type Address, type SignedTx } from './tx.js'
 
 export const HASH_HEX_PATTERN = /^[0-9a-f]{64}$/
 export const ZERO_HASH = '0'.repeat(64)
@@ -132,11 +132,74 @@ export function checkBlockBody (candidate: { header: unknown, txs: unknown }, ch
   if (!Array.isArray(candidate.txs)) throw new LedgerError('LEDGER_MALFORMED', 'block transactions are not a list')
   if (candidate.txs.length > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${candidate.txs.length} transactions, limit ${limits.blockTxsMax}`)
   const txs = candidate.txs.map((raw) => knowledge.known?.(raw) ?? checkTx(decodeTx(raw), chainId, { signatureVerified: knowledge.signatureVerified?.(raw) ?? false }))
-  const block = { header: header.data, txs }
-  const bytes = knowledge.bytes ?? encodeBlock(block).length
+  return checkBlockSize({ header: header.data, txs }, limits, knowledge.bytes)
+}
+
+/** The size and transaction-root checks of `checkBlockBody`, for a block whose header and transactions are checked. */
+function checkBlockSize (block: Block, limits: BlockLimits, knownBytes?: number): Block {
+  const bytes = knownBytes ?? encodeBlock(block).length
   if (bytes > limits.blockBytesMax) throw new LedgerError('LEDGER_BAD_BLOCK', `block of ${bytes} bytes, limit ${limits.blockBytesMax}`)
-  if (txRootOf(txs) !== header.data.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
+  if (txRootOf(block.txs) !== block.header.txRoot) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transaction root does not match the transactions')
   return block
+}
+
+/** Map keys of a compact block as encoded, in RFC 8949 order: header, txHashes. */
+const COMPACT_KEY = Object.freeze({ header: cborText('header'), txHashes: cborText('txHashes') })
+const TX_HASH_BYTES = 32
+
+/**
+ * A block as a PoS proposal carries it: the header and its transactions' hashes (32 bytes each,
+ * concatenated in block order), not their bytes. Peers hold nearly all of them already (gossip
+ * brought them before the proposer could include them), so a proposal costs a peer a lookup per
+ * transaction instead of the bytes, their decoding and their hashing, as Bitcoin's compact blocks
+ * (BIP 152) do. The header's transaction root still commits to the bytes: a block put together
+ * from other transactions than the proposer's fails `checkCompactBlock`.
+ */
+export function encodeCompactBlock (block: Block): Uint8Array {
+  const header = encodeCanonical(block.header)
+  const hashes = new Uint8Array(TX_HASH_BYTES * block.txs.length)
+  for (const [index, tx] of block.txs.entries()) hashes.set(fromHex(txHash(tx)), TX_HASH_BYTES * index)
+  return writeCbor((out) => {
+    out.head(CBOR_MAJOR.map, 2)
+    out.raw(COMPACT_KEY.header)
+    out.raw(header)
+    out.raw(COMPACT_KEY.txHashes)
+    out.byteString(hashes)
+    return true
+  }, header.length + hashes.length + 32) ?? encodeCanonical({ header: block.header, txHashes: hashes })
+}
+
+/** A compact block as decoded: the header (unchecked) and the transactions' hashes (hex), in block order. */
+export interface CompactBlock {
+  header: unknown
+  txHashes: string[]
+}
+
+/** The parts of a compact block's decoded CBOR (`encodeCompactBlock`); throws LEDGER_MALFORMED, or LEDGER_BAD_BLOCK past `blockTxsMax`. */
+export function readCompactBlock (raw: unknown, limits: BlockLimits): CompactBlock {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new LedgerError('LEDGER_MALFORMED', 'a compact block is a map')
+  const { header, txHashes } = raw as { header?: unknown, txHashes?: unknown }
+  if (Object.keys(raw).length !== 2 || header === undefined || !(txHashes instanceof Uint8Array)) throw new LedgerError('LEDGER_MALFORMED', 'a compact block is a map of header and txHashes (bytes)')
+  if (txHashes.length % TX_HASH_BYTES !== 0) throw new LedgerError('LEDGER_MALFORMED', `txHashes of ${txHashes.length} bytes is not a list of ${TX_HASH_BYTES}-byte hashes`)
+  const count = txHashes.length / TX_HASH_BYTES
+  if (count > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${count} transactions, limit ${limits.blockTxsMax}`)
+  const hashes: string[] = []
+  for (let at = 0; at < txHashes.length; at += TX_HASH_BYTES) hashes.push(toHex(txHashes.subarray(at, at + TX_HASH_BYTES)))
+  return { header, txHashes: hashes }
+}
+
+/**
+ * Checks a block put together from a compact block: `txs` are checked transactions (shape, chain,
+ * signatures), one for each of `compact.txHashes` in order; the header's shape and chain, the
+ * limits and the transaction root are checked here, as `checkBlockBody` checks them. Throws
+ * LEDGER_MALFORMED, LEDGER_WRONG_CHAIN or LEDGER_BAD_BLOCK.
+ */
+export function checkCompactBlock (compact: CompactBlock, txs: SignedTx[], chainId: string, limits: BlockLimits): Block {
+  const header = blockHeaderSchema.safeParse(compact.header)
+  if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
+  if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
+  if (txs.length !== compact.txHashes.length || txs.some((tx, index) => txHash(tx) !== compact.txHashes[index])) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transactions are not the ones the compact block names')
+  return checkBlockSize({ header: header.data, txs }, limits)
 }
 
 export interface GenesisSpec {

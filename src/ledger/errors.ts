@@ -33,5 +33,7 @@ export type LedgerErrorCode =
   /** The pool is full and the transaction is worth no more than what it could evict (see `Mempool`). */
   | 'LEDGER_TX_POOL_FULL'
   | 'LEDGER_CONFIG_INVALID'
+  /** A compact block names transactions this node lacks, and the peer that sent it did not supply them (in time, or at all). */
+  | 'LEDGER_TXS_UNAVAILABLE'
 
 export class LedgerError extends SynodError<LedgerErrorCode> {}

@@ -15,6 +15,12 @@ export const TX_BATCH_TXS_MAX = 512
 /** Transactions a node's clients submitted, gossiped in batches. */
 export const ledgerTxs = defineMessage('ledger.txs', { txs: z.array(bytesField()).min(1).max(TX_BATCH_TXS_MAX) })
 export const ledgerBlock = defineMessage('ledger.block', { block: bytesField() })
+/**
+ * A new block in its compact form (`encodeCompactBlock`: the header and the transactions' hashes),
+ * as a DPoS producer broadcasts it: each peer puts it together from its pool and fetches what it
+ * lacks from the sender (`ledger.get-txs`). `ledger.block` still carries a whole block.
+ */
+export const ledgerCompactBlock = defineMessage('ledger.compact-block', { block: bytesField() })
 export const ledgerGetBlocks = defineMessage('ledger.get-blocks', {
   /** Hashes of the asker's main chain, newest first; the answer starts after the first one the peer shares. */
   locator: z.array(hashHex).min(1).max(LOCATOR_HASHES_MAX),
@@ -28,9 +34,26 @@ export const ledgerBlocks = defineMessage('ledger.blocks', {
   headHeight: z.number().int().min(0)
 })
 
+/** Transactions one `ledger.get-txs` asks for: a block's worth at most. */
+export const TX_FETCH_TXS_MAX = 4_096
+
+/** The transactions of a compact block this node lacks, asked of the peer that sent it, by hash (32 bytes each, concatenated). */
+export const ledgerGetTxs = defineMessage('ledger.get-txs', {
+  id: z.number().int().min(0),
+  hashes: bytesField()
+})
+/** The answer: the canonical bytes of the asked transactions the peer holds (those it lacks are left out). */
+export const ledgerTxsFound = defineMessage('ledger.txs-found', {
+  id: z.number().int().min(0),
+  txs: z.array(bytesField()).max(TX_FETCH_TXS_MAX)
+})
+
 export type LedgerTxsMessage = MessageOf<typeof ledgerTxs>
+export type LedgerGetTxs = MessageOf<typeof ledgerGetTxs>
+export type LedgerTxsFound = MessageOf<typeof ledgerTxsFound>
 export type LedgerBlockMessage = MessageOf<typeof ledgerBlock>
+export type LedgerCompactBlockMessage = MessageOf<typeof ledgerCompactBlock>
 export type LedgerGetBlocks = MessageOf<typeof ledgerGetBlocks>
 export type LedgerBlocks = MessageOf<typeof ledgerBlocks>
 
-export const ledgerMessages = [ledgerTxs, ledgerBlock, ledgerGetBlocks, ledgerBlocks]
+export const ledgerMessages = [ledgerTxs, ledgerBlock, ledgerCompactBlock, ledgerGetBlocks, ledgerBlocks, ledgerGetTxs, ledgerTxsFound]

@@ -8,9 +8,9 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { bytesEqual, decodeCanonical, fromHex, sha256Hex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { bytesEqual, decodeCanonical, fromHex, sha256Hex, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
-import { blockHash, checkBlockBody, defaultBlockLimits, encodeBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type GenesisSpec } from './block.js'
+import { blockHash, checkBlockBody, checkCompactBlock, defaultBlockLimits, encodeBlock, encodeCompactBlock, readCompactBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type CompactBlock, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
 import { blockContext, type ConsensusEngine } from './engine.js'
 import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
@@ -18,7 +18,7 @@ import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
 import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
 import { LedgerError } from './errors.js'
 import { Mempool, defaultMempoolLimits, type MempoolCheck, type MempoolLimits } from './mempool.js'
-import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerTxsMessage, TX_BATCH_TXS_MAX } from './messages.js'
+import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, TX_BATCH_TXS_MAX, TX_FETCH_TXS_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerCompactBlockMessage, type LedgerGetBlocks, type LedgerGetTxs, type LedgerTxsFound, type LedgerTxsMessage } from './messages.js'
 import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
 import { encodeTx, parseTx, senderOf, signTx, txHash, verifyTxSignatures, type Address, type SignedTx } from './tx.js'
@@ -93,6 +93,11 @@ export interface LedgerLimits extends BlockLimits, ChainLimits, MempoolLimits {
    * geth's `txlookuplimit` bounds its index. About 150 bytes of memory each.
    */
   txIndexTxsMax: number
+  /**
+   * A compact block (a PoS proposal) whose missing transactions the peer that sent it has not
+   * supplied within this long is given up (the proposal then counts as not received).
+   */
+  txFetchTimeoutMs: number
 }
 
 export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
@@ -109,7 +114,8 @@ export const defaultLedgerLimits: Readonly<LedgerLimits> = Object.freeze({
   txBatchBytesMax: 128 * 1024,
   intakeQueueTxsMax: 20_000,
   intakeSliceTxs: 32,
-  txIndexTxsMax: 1_000_000
+  txIndexTxsMax: 1_000_000,
+  txFetchTimeoutMs: 1_000
 })
 
 export interface LedgerInit {
@@ -158,6 +164,35 @@ export interface LedgerStats {
   signaturesVerified: number
   /** Gossiped transactions dropped because the intake queue held `intakeQueueTxsMax`. */
   intakeDropped: number
+  /** Compact blocks (PoS proposals) put together from this node's own transactions and those it fetched. */
+  compactBlocksAssembled: number
+  /** Transactions a compact block named that still waited in the intake queue, checked out of turn for it. */
+  compactTxsFromIntake: number
+  /** Transactions a compact block named that this node lacked and fetched from the peer that sent it. */
+  compactTxsFetched: number
+  /** Compact blocks given up: their missing transactions did not come (in time, or at all). */
+  compactBlocksUnavailable: number
+}
+
+/**
+ * A gossiped transaction waiting in the intake queue. `hash` (of its bytes) is computed when a
+ * compact block looks for a transaction there; `checked` marks one checked out of turn for it.
+ */
+interface IntakeItem { bytes: Uint8Array, from: Delivery, hash: string | null, checked: boolean }
+
+/** Fetches of a compact block's missing transactions in flight at once; a compact block past them is given up. */
+export const TX_FETCHES_MAX = 16
+
+/** A compact block waiting for the transactions it names that this node lacked. */
+interface TxFetch {
+  compact: CompactBlock
+  /** Each named transaction found so far, by hash. */
+  found: Map<string, SignedTx>
+  /** The hashes asked for. */
+  wanted: Set<string>
+  from: NodeId
+  done: (result: Block | LedgerError) => void
+  timer: TimerId
 }
 
 /** Transactions whose verified signatures are remembered (the oldest are forgotten first). */
@@ -190,7 +225,7 @@ export class LedgerService implements Service {
   private chainStore: ChainStore | null = null
   private readonly mempool: Mempool
   private readonly limits: LedgerLimits
-  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, signaturesVerified: 0, intakeDropped: 0 }
+  private readonly counters: LedgerStats = { blocksMined: 0, blocksAccepted: 0, blocksRejected: 0, reorgs: 0, deepestReorg: 0, txsAccepted: 0, txsRejected: 0, syncRequests: 0, syncBlocksReceived: 0, invalidUnattributed: 0, signaturesSkipped: 0, signaturesVerified: 0, intakeDropped: 0, compactBlocksAssembled: 0, compactTxsFromIntake: 0, compactTxsFetched: 0, compactBlocksUnavailable: 0 }
   private syncTimer: TimerId | null = null
   private refreshTimer: TimerId | null = null
   private mining = false
@@ -206,7 +241,7 @@ export class LedgerService implements Service {
   private txBatchBytes = 0
   private txBatchTimer: TimerId | null = null
   /** Gossiped transactions waiting for their checks, oldest first; `intakeHead` indexes the next. */
-  private intake: Array<{ bytes: Uint8Array, from: Delivery }> = []
+  private intake: IntakeItem[] = []
   private intakeHead = 0
   private intakeTimer: TimerId | null = null
   /** Where each recently included main-chain transaction is: tx hash -> block hash (`txIndexTxsMax` of them). */
@@ -215,6 +250,8 @@ export class LedgerService implements Service {
   private indexedBlocks: IndexedBlock[] = []
   private indexedHead = 0
   private indexedTxs = 0
+  private readonly fetches = new Map<number, TxFetch>()
+  private nextFetchId = 0
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -226,6 +263,8 @@ export class LedgerService implements Service {
     init.net.subscribe(BLOCK_TOPIC, (message, delivery) => { this.onBlockMessage(message, delivery) })
     init.net.onRouted('ledger.get-blocks', (message, delivery) => { this.onGetBlocks(message as LedgerGetBlocks, delivery.origin) })
     init.net.onRouted('ledger.blocks', (message, delivery) => { this.onBlocks(message as LedgerBlocks, delivery) })
+    init.net.onRouted('ledger.get-txs', (message, delivery) => { this.onGetTxs(message as LedgerGetTxs, delivery) })
+    init.net.onRouted('ledger.txs-found', (message, delivery) => { this.onTxsFound(message as LedgerTxsFound, delivery) })
   }
 
   start (env: Env): void {
@@ -252,6 +291,8 @@ export class LedgerService implements Service {
     this.txBatchTimer = null
     this.txBatch = []
     this.txBatchBytes = 0
+    for (const fetch of this.fetches.values()) this.env?.clearTimer(fetch.timer)
+    this.fetches.clear()
     if (this.intakeTimer !== null) this.env?.clearTimer(this.intakeTimer)
     this.intakeTimer = null
     this.intake = []
@@ -270,10 +311,15 @@ export class LedgerService implements Service {
     this.blockListeners.push(listener)
   }
 
-  /** Adds a block this node produced and broadcasts it; throws a LedgerError if it is invalid. */
+  /**
+   * Adds a block this node produced and broadcasts it in its compact form (peers hold its
+   * transactions: gossip brought them here and to them alike); throws a LedgerError if it is invalid.
+   */
   publishBlock (block: Block): AddOutcome {
     const outcome = this.addBlock(block)
-    this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) } satisfies LedgerBlockMessage)
+    // The transactions it names that still wait for a gossip batch go out ahead of it.
+    this.flushTxs()
+    this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.compact-block', block: encodeCompactBlock(block) } satisfies LedgerCompactBlockMessage)
     return outcome
   }
 
@@ -346,6 +392,14 @@ export class LedgerService implements Service {
     })
   }
 
+  /**
+   * Sends the transactions waiting for the next gossip batch now: a proposer calls it before its
+   * compact proposal goes out, so that the transactions it names travel ahead of it.
+   */
+  flushTxGossip (): void {
+    this.flushTxs()
+  }
+
   private flushTxs (): void {
     if (this.txBatchTimer !== null) this.env?.clearTimer(this.txBatchTimer)
     this.txBatchTimer = null
@@ -408,7 +462,7 @@ export class LedgerService implements Service {
         this.counters.intakeDropped++
         continue
       }
-      this.intake.push({ bytes, from })
+      this.intake.push({ bytes, from, hash: null, checked: false })
     }
     this.scheduleIntake()
   }
@@ -438,16 +492,22 @@ export class LedgerService implements Service {
   }
 
   private checkIntakeItems (end: number): void {
-    while (this.intakeHead < end && this.env !== null) {
-      const { bytes, from } = this.intake[this.intakeHead++] as { bytes: Uint8Array, from: Delivery }
-      try {
-        this.receiveTx({ bytes })
-      } catch (error) {
-        if (!(error instanceof LedgerError)) throw error
-        // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
-        if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
-        else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
-      }
+    while (this.intakeHead < end && this.env !== null) this.checkIntakeItem(this.intake[this.intakeHead++] as IntakeItem)
+  }
+
+  /** Checks one gossiped transaction (once) and pools it; returns it, or null when it was refused or checked before. */
+  private checkIntakeItem (item: IntakeItem): SignedTx | null {
+    if (item.checked) return null
+    item.checked = true
+    const { bytes, from } = item
+    try {
+      return this.receiveTx({ bytes })
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      // A bad signature or shape is the sender's fault; a pool refusal (duplicate, nonce used) is not.
+      if (error.code === 'LEDGER_BAD_SIGNATURE') this.report(from, 'invalid_signature', error.message)
+      else if (error.code === 'LEDGER_MALFORMED' || error.code === 'LEDGER_WRONG_CHAIN') this.report(from, 'malformed_message', error.message)
+      return null
     }
   }
 
@@ -465,7 +525,24 @@ export class LedgerService implements Service {
   private onBlockMessage (message: Message, from: Delivery): void {
     const env = this.env
     if (env === null || from.origin === env.self) return
-    this.receiveBlock((message as LedgerBlockMessage).block, from)
+    if (message.type !== 'ledger.compact-block') {
+      this.receiveBlock((message as LedgerBlockMessage).block, from)
+      return
+    }
+    this.assembleBlock((message as LedgerCompactBlockMessage).block, from.origin, (result) => {
+      if (this.env === null) return
+      if (!(result instanceof LedgerError)) {
+        this.acceptBlock(result, from)
+        return
+      }
+      if (result.code !== 'LEDGER_TXS_UNAVAILABLE') {
+        this.refuseBlock(result, from)
+        return
+      }
+      // Not a fault the block shows (the sender may be gone, or slow): the block is asked for whole.
+      env.log.info({ from: from.origin, reason: result.message }, 'a compact block could not be put together; asking for the blocks whole')
+      this.requestBlocks(from.origin)
+    })
   }
 
   /**
@@ -483,25 +560,38 @@ export class LedgerService implements Service {
 
   /** Decodes, checks and adds a block from `from`; false when it was invalid. */
   private receiveBlock (bytes: Uint8Array, from: Delivery, proof?: Uint8Array): boolean {
-    const origin = from.origin
-    const env = this.requireEnv()
     let block: Block
     try {
       block = this.decodeBlock(bytes)
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      this.refuseBlock(error, from)
+      return false
+    }
+    return this.acceptBlock(block, from, proof)
+  }
+
+  /** Adds a block from `from` whose body is checked (with its finality proof, for engines that have one); false when it was invalid. */
+  private acceptBlock (block: Block, from: Delivery, proof?: Uint8Array): boolean {
+    try {
       if (this.init.finality !== undefined) {
         if (this.chain().stored(blockHash(block.header)) !== undefined) return true
         this.init.finality.admit(block, proof)
       }
       const outcome = this.addBlock(block)
-      if (outcome.status === 'orphan') this.requestBlocks(origin)
+      if (outcome.status === 'orphan') this.requestBlocks(from.origin)
       return true
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
-      this.counters.blocksRejected++
-      env.log.warn({ from: origin, code: error.code, reason: error.message }, 'invalid block refused')
-      this.report(from, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
+      this.refuseBlock(error, from)
       return false
     }
+  }
+
+  private refuseBlock (error: LedgerError, from: Delivery): void {
+    this.counters.blocksRejected++
+    this.env?.log.warn({ from: from.origin, code: error.code, reason: error.message }, 'invalid block refused')
+    this.report(from, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : error.code === 'LEDGER_MALFORMED' ? 'malformed_message' : 'protocol_violation', `${error.code}: ${error.message}`)
   }
 
   /** A block from a peer's bytes, with its body checked (`checkBlockBody`); throws a LedgerError. */
@@ -548,6 +638,168 @@ export class LedgerService implements Service {
     for (const tx of verifiedHere) this.verified.add(hashOf(tx))
     this.counters.signaturesVerified += verifiedHere.length
     return block
+  }
+
+  /**
+   * Puts a block together from its compact form (`encodeCompactBlock`: a PoS proposal's): each
+   * transaction it names from this node's pool, after the gossip waiting in the intake queue is
+   * checked as far as it holds named ones (a fresh proposal names what was gossiped just before
+   * it); the rest are asked of `from`, the peer the compact block came from, which holds them.
+   * `done` gets the block, checked as `decodeBlockBytes` checks a whole one, or the LedgerError
+   * that refuses it (LEDGER_TXS_UNAVAILABLE when the peer does not supply the missing ones within
+   * `txFetchTimeoutMs`): at once when nothing is missing, else when the peer answers.
+   */
+  assembleBlock (bytes: Uint8Array, from: NodeId, done: (result: Block | LedgerError) => void): void {
+    const env = this.requireEnv()
+    let compact: CompactBlock
+    try {
+      compact = readCompactBlock(decodeLedgerBytes(bytes, 'compact block'), this.limits)
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      done(error)
+      return
+    }
+    const found = new Map<string, SignedTx>()
+    const missing = new Set<string>()
+    for (const hash of compact.txHashes) {
+      const pending = this.mempool.get(hash)
+      if (pending === undefined) missing.add(hash)
+      else {
+        // Verified when the pool admitted it: not checked again.
+        found.set(hash, pending.tx)
+        this.counters.signaturesSkipped++
+      }
+    }
+    // Gossip that arrived before the block may still wait for its checks: the named transactions
+    // found there are checked now, out of turn (each queued one is hashed once for that), and the
+    // rest of the queue keeps its turn.
+    for (let index = this.intakeHead; missing.size > 0 && index < this.intake.length && this.env !== null; index++) {
+      const item = this.intake[index] as IntakeItem
+      if (item.checked) continue
+      item.hash ??= sha256Hex(item.bytes)
+      if (!missing.has(item.hash)) continue
+      const admitted = this.checkIntakeItem(item)
+      if (admitted !== null && missing.delete(txHash(admitted))) {
+        found.set(txHash(admitted), admitted)
+        this.counters.compactTxsFromIntake++
+      }
+    }
+    if (missing.size === 0) {
+      this.finishAssembly(compact, found, done)
+      return
+    }
+    if (this.fetches.size >= TX_FETCHES_MAX) {
+      this.counters.compactBlocksUnavailable++
+      done(new LedgerError('LEDGER_TXS_UNAVAILABLE', `${missing.size} transactions are missing and ${TX_FETCHES_MAX} fetches are in flight`, { missing: missing.size }))
+      return
+    }
+    const id = this.nextFetchId++
+    const hashes = new Uint8Array(32 * missing.size)
+    let at = 0
+    for (const hash of missing) { hashes.set(fromHex(hash), at); at += 32 }
+    const timer = env.setTimer(this.limits.txFetchTimeoutMs, () => {
+      if (this.fetches.delete(id)) this.giveUp(done, `${from} did not send the ${missing.size} missing transactions within ${this.limits.txFetchTimeoutMs} ms`, missing.size)
+    })
+    this.fetches.set(id, { compact, found, wanted: missing, from, done, timer })
+    try {
+      this.init.net.send(from, { type: 'ledger.get-txs', id, hashes } satisfies LedgerGetTxs)
+    } catch {
+      this.fetches.delete(id)
+      env.clearTimer(timer)
+      this.giveUp(done, `no route to ${from} to fetch the missing transactions`, missing.size)
+    }
+  }
+
+  private giveUp (done: (result: Block | LedgerError) => void, reason: string, missing: number): void {
+    this.counters.compactBlocksUnavailable++
+    done(new LedgerError('LEDGER_TXS_UNAVAILABLE', reason, { missing }))
+  }
+
+  private finishAssembly (compact: CompactBlock, found: Map<string, SignedTx>, done: (result: Block | LedgerError) => void): void {
+    let block: Block
+    try {
+      block = checkCompactBlock(compact, compact.txHashes.map((hash) => found.get(hash) as SignedTx), this.init.genesis.chainId, this.limits)
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+      done(error)
+      return
+    }
+    this.counters.compactBlocksAssembled++
+    done(block)
+  }
+
+  /** Serves a peer's fetch for a compact block's transactions: those in the pool, or in a recent block. */
+  private onGetTxs (request: LedgerGetTxs, from: Delivery): void {
+    if (this.chainStore === null) return
+    const count = request.hashes.length / 32
+    if (!Number.isInteger(count) || count > TX_FETCH_TXS_MAX) {
+      this.report(from, 'malformed_message', `a fetch of ${request.hashes.length} bytes of hashes`)
+      return
+    }
+    const txs: Uint8Array[] = []
+    const blocks = new Map<string, Map<string, SignedTx>>()
+    let bytes = 0
+    for (let at = 0; at < request.hashes.length; at += 32) {
+      const hash = toHex(request.hashes.subarray(at, at + 32))
+      const tx = this.mempool.get(hash)?.tx ?? this.includedTx(hash, blocks)
+      if (tx === undefined) continue
+      const encoded = encodeTx(tx)
+      // A reply carries at most a block's worth of bytes (one fits a message).
+      if (bytes + encoded.length > this.limits.blockBytesMax) break
+      bytes += encoded.length
+      txs.push(encoded)
+    }
+    try {
+      this.init.net.send(from.origin, { type: 'ledger.txs-found', id: request.id, txs } satisfies LedgerTxsFound)
+    } catch { /* no route now: the asker gives up after its timeout */ }
+  }
+
+  /** An included transaction by hash, read from its block (`blocks` keeps each block read for the rest of one request). */
+  private includedTx (hash: string, blocks: Map<string, Map<string, SignedTx>>): SignedTx | undefined {
+    const blockHashOf = this.included.get(hash)?.block
+    if (blockHashOf === undefined) return undefined
+    let txs = blocks.get(blockHashOf)
+    if (txs === undefined) {
+      txs = new Map((this.chain().block(blockHashOf)?.txs ?? []).map((tx) => [txHash(tx), tx]))
+      blocks.set(blockHashOf, txs)
+    }
+    return txs.get(hash)
+  }
+
+  /** A peer's answer to a fetch: each transaction checked (its signatures verified, unless verified here before), then the block put together. */
+  private onTxsFound (reply: LedgerTxsFound, delivery: Delivery): void {
+    const fetch = this.fetches.get(reply.id)
+    // Late (given up), or not from the peer asked: nothing waits for it.
+    if (fetch === undefined || delivery.origin !== fetch.from) return
+    this.fetches.delete(reply.id)
+    this.env?.clearTimer(fetch.timer)
+    const chainId = this.init.genesis.chainId
+    for (const bytes of reply.txs) {
+      try {
+        const tx = this.parseTxBytes(bytes)
+        const hash = txHash(tx)
+        if (!fetch.wanted.has(hash)) throw new LedgerError('LEDGER_MALFORMED', 'a fetched transaction that was not asked for')
+        if (this.verified.has(hash)) this.counters.signaturesSkipped++
+        else {
+          verifyTxSignatures(tx, chainId)
+          this.counters.signaturesVerified++
+          this.verified.add(hash)
+        }
+        fetch.found.set(hash, tx)
+      } catch (error) {
+        if (!(error instanceof LedgerError)) throw error
+        this.report(delivery, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : 'malformed_message', `fetched transaction: ${error.message}`)
+        this.giveUp(fetch.done, `${fetch.from} sent a bad transaction: ${error.message}`, fetch.wanted.size)
+        return
+      }
+    }
+    this.counters.compactTxsFetched += reply.txs.length
+    const stillMissing = [...fetch.wanted].filter((hash) => !fetch.found.has(hash)).length
+    if (stillMissing > 0) {
+      this.giveUp(fetch.done, `${fetch.from} lacks ${stillMissing} of the missing transactions`, stillMissing)
+      return
+    }
+    this.finishAssembly(fetch.compact, fetch.found, fetch.done)
   }
 
   private onGetBlocks (request: LedgerGetBlocks, origin: NodeId): void {
@@ -645,12 +897,8 @@ export class LedgerService implements Service {
     const chainId = this.init.genesis.chainId
     const chain = this.chain()
     try {
-      const tx = parseTx('bytes' in source ? decodeLedgerBytes(source.bytes, 'transaction') : source.value, chainId)
-      const canonical = encodeTx(tx)
-      // Bytes are a transaction only in their canonical form: the decoder takes map keys in any
-      // order, and the same transaction in other bytes would hash to another name than its own.
-      if ('bytes' in source && !bytesEqual(canonical, source.bytes)) throw new LedgerError('LEDGER_MALFORMED', 'transaction bytes not in canonical CBOR (RFC 8949 deterministic encoding)')
-      const checked = this.mempool.check(tx, canonical.length, (address) => chain.state().get(address))
+      const tx = 'bytes' in source ? this.parseTxBytes(source.bytes) : parseTx(source.value, chainId)
+      const checked = this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
       // The hash is of the canonical bytes: one in the set names this very transaction, verified.
       if (this.verified.has(txHash(tx))) this.counters.signaturesSkipped++
       else {
@@ -663,6 +911,15 @@ export class LedgerService implements Service {
       if (error instanceof LedgerError) this.counters.txsRejected++
       throw error
     }
+  }
+
+  /** A transaction from its bytes: decoded, its shape and chain checked, and the bytes its canonical form; throws a LedgerError. */
+  private parseTxBytes (bytes: Uint8Array): SignedTx {
+    const tx = parseTx(decodeLedgerBytes(bytes, 'transaction'), this.init.genesis.chainId)
+    // Bytes are a transaction only in their canonical form: the decoder takes map keys in any
+    // order, and the same transaction in other bytes would hash to another name than its own.
+    if (!bytesEqual(encodeTx(tx), bytes)) throw new LedgerError('LEDGER_MALFORMED', 'transaction bytes not in canonical CBOR (RFC 8949 deterministic encoding)')
+    return tx
   }
 
   private admit (tx: SignedTx, checked: MempoolCheck): void {

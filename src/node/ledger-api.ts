@@ -207,7 +207,11 @@ export function registerLedgerMetrics (metrics: Registry, ledger: LedgerService,
     ['invalidUnattributed', 'synod_ledger_invalid_unattributed_total', 'Invalid blocks or transactions relayed by others: counted, their origin not penalized.'],
     ['signaturesSkipped', 'synod_ledger_signatures_skipped_total', 'Transactions whose signatures were not verified again (the same bytes verified before, in the pool\'s intake or a block).'],
     ['signaturesVerified', 'synod_ledger_signatures_verified_total', 'Transaction signatures verified (once per transaction\'s bytes, by the intake or a block, whichever meets them first).'],
-    ['intakeDropped', 'synod_ledger_intake_dropped_total', 'Gossiped transactions dropped because the intake queue was full (intakeQueueTxsMax).']
+    ['intakeDropped', 'synod_ledger_intake_dropped_total', 'Gossiped transactions dropped because the intake queue was full (intakeQueueTxsMax).'],
+    ['compactBlocksAssembled', 'synod_ledger_compact_blocks_assembled_total', 'Compact blocks (PoS proposals: header and transaction hashes) put together from the pool and fetched transactions.'],
+    ['compactTxsFromIntake', 'synod_ledger_compact_txs_from_intake_total', 'Transactions a compact block named that still waited in the intake queue, checked out of turn for it.'],
+    ['compactTxsFetched', 'synod_ledger_compact_txs_fetched_total', 'Transactions a compact block named that this node lacked, fetched from the peer that sent it.'],
+    ['compactBlocksUnavailable', 'synod_ledger_compact_blocks_unavailable_total', 'Compact blocks given up because the missing transactions did not come (in time, or at all).']
   ]
   const stats = (): LedgerStats => ledger.stats()
   for (const [field, name, help] of counters) collectedCounter(metrics, name, help, () => stats()[field])

@@ -8,15 +8,17 @@
  *   sends one to each half of the peers.
  * - `withhold`: never proposes nor votes.
  * - `invalid-blocks`: as proposer, signs blocks whose state root is wrong.
+ * - `withhold-txs`: as proposer, includes a transfer of its own that it never gossips and keeps
+ *   out of its pool, so it cannot supply it: peers cannot put the compact proposal together.
  */
 import { encodeCanonical, sign, type NodeId } from '../core/index.js'
 import {
-  PosService, blockHash, encodeBlock, sealingHash, signStatement,
+  PosService, addressFromPublicKey, blockHash, encodeCompactBlock, encodeTx, sealingHash, signStatement, signTx,
   type Block, type PosInit, type PosProposalMessage, type PosVoteMessage, type Statement
 } from '../ledger/index.js'
 
-export type ByzantineBehaviour = 'equivocate-proposals' | 'double-vote' | 'withhold' | 'invalid-blocks'
-export const byzantineBehaviours: readonly ByzantineBehaviour[] = ['equivocate-proposals', 'double-vote', 'withhold', 'invalid-blocks']
+export type ByzantineBehaviour = 'equivocate-proposals' | 'double-vote' | 'withhold' | 'invalid-blocks' | 'withhold-txs'
+export const byzantineBehaviours: readonly ByzantineBehaviour[] = ['equivocate-proposals', 'double-vote', 'withhold', 'invalid-blocks', 'withhold-txs']
 
 class ByzantinePos extends PosService {
   constructor (init: PosInit, readonly behaviour: ByzantineBehaviour) {
@@ -57,10 +59,35 @@ class ByzantinePos extends PosService {
           const hash = blockHash(block.header)
           const signed = this.signFree({ chainId: this.ledger.genesis.chainId, height: this.height, round: this.round, step: 'proposal', value: hash, polRound: -1 })
           if (signed === null) return
-          const message: PosProposalMessage = { type: 'pos.proposal', proposal: encodeCanonical(signed), block: encodeBlock(block) }
+          const message: PosProposalMessage = { type: 'pos.proposal', proposal: encodeCanonical(signed), block: encodeCompactBlock(block) }
           this.emit(message, peers)
-          if (block === first) this.acceptProposal(signed, block, hash, message.block)
+          if (block === first) this.acceptProposal(signed, block, hash)
         }
+        return
+      }
+      case 'withhold-txs': {
+        const key = this.init.key
+        if (key === null) { super.propose(); return }
+        const chain = this.ledger.chain()
+        const pool = this.ledger.pool()
+        const sender = addressFromPublicKey(key.publicKey)
+        const nonce = chain.state().get(sender).nonce + pool.pending().filter((pending) => pending.sender === sender).length
+        const tx = signTx({ chainId: this.ledger.genesis.chainId, publicKey: key.publicKey, nonce, fee: 1_000n, body: { kind: 'transfer', to: sender, amount: 1n } }, key)
+        let pending
+        try {
+          pending = pool.add(tx, encodeTx(tx).length, this.requireEnv().now(), (address) => chain.state().get(address))
+        } catch {
+          super.propose()
+          return
+        }
+        // In the pool only while the block is built: a peer's fetch finds it nowhere.
+        let block: Block
+        try {
+          block = this.buildBlock()
+        } finally {
+          pool.remove(pending)
+        }
+        this.sendProposal(block, -1)
         return
       }
       default: super.propose()

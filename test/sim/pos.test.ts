@@ -6,10 +6,11 @@
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import type { Ed25519KeyPair } from '../../src/core/index.js'
 import { checkChainSafety } from '../../src/check/index.js'
 import { LedgerState, addressFromPublicKey, blockContext, signTx, type Block } from '../../src/ledger/index.js'
 import { byzantineBehaviours, type ByzantineBehaviour } from '../../src/sim/index.js'
-import { makePosSim, type PosSim } from '../support/stake-sim.js'
+import { assertStarvedNodeFetches, makePosSim, type PosSim } from '../support/stake-sim.js'
 
 const LONG = process.env.SYNOD_LONG === '1'
 const SEEDS = LONG ? 40 : 6
@@ -82,12 +83,48 @@ describe('PoS simulation: honest validators', () => {
     const everywhere = (): boolean => sim.members.every((id) => hashes.every((hash) => sim.ledger(id).txStatus(hash).status === 'included'))
     assert.ok(sim.runUntil(everywhere, 30_000), 'not every transfer was finalized everywhere')
     for (const id of sim.members) assert.equal(sim.ledger(id).chain().state().get(to).balance, 200n)
-    // Proposals carried transactions the pool had verified: their signatures were not checked again.
+    // Proposals named transactions the pool had verified: each node put them together from its
+    // pool, without their bytes, and did not check their signatures again.
     assert.ok(sim.members.some((id) => sim.ledger(id).stats().signaturesSkipped > 0))
+    for (const id of sim.members) assert.ok(sim.ledger(id).stats().compactBlocksAssembled > 0, `node ${id} put no proposal together`)
     // Each node verified each transaction's signature exactly once, whichever path met it first
     // (its client, the gossip intake, or a proposal that overtook the gossip).
     for (const id of sim.members) assert.equal(sim.ledger(id).stats().signaturesVerified, hashes.length, `node ${id}`)
     assertSafe(sim, 'transfers')
+  })
+
+  it('a validator that gets no gossip fetches each proposal\'s transactions from its proposer, and every transfer finalizes everywhere', () => {
+    // Node 3 drops every gossiped transaction (an intake queue of 0): every proposal names
+    // transactions it lacks, and it asks the proposer for them.
+    const sim = makePosSim({ nodes: 4, seed: 9, ledgerLimits: { 3: { intakeQueueTxsMax: 0 } } })
+    assertStarvedNodeFetches(sim, 'cd'.repeat(20), 30_000)
+    assertSafe(sim, 'no gossip to node 3')
+  })
+
+  it('a proposal that overtakes the gossip finds its transactions in the intake queue: checked out of turn, each verified once, nothing fetched', () => {
+    // A steady load: each 150 ms a node gets 64 transfers from its clients, the nodes in turn.
+    const sim = makePosSim({ nodes: 4, seed: 7 })
+    const to = 'ab'.repeat(20)
+    assert.ok(sim.runUntil(() => honestHeight(sim) >= 2, 10_000))
+    let count = 0
+    for (let round = 0; round < 40; round++) {
+      const ledger = sim.ledger(sim.idOf(round % 4))
+      for (const key of sim.keys) {
+        for (let index = 0; index < 16; index++) {
+          ledger.submit(signTx({ chainId: sim.genesis.chainId, publicKey: key.publicKey, nonce: round * 16 + index, fee: 2n, body: { kind: 'transfer', to, amount: 1n } }, key))
+          count++
+        }
+      }
+      sim.kernel.runFor(150)
+    }
+    assert.ok(sim.runUntil(() => sim.members.every((id) => sim.ledger(id).chain().state().get(to).balance === BigInt(count)), 60_000), 'not every transfer was finalized everywhere')
+    const stats = sim.members.map((id) => sim.ledger(id).stats())
+    assert.ok(stats.some((node) => node.compactTxsFromIntake > 0), 'no proposal overtook the gossip')
+    for (const [index, node] of stats.entries()) {
+      assert.equal(node.compactTxsFetched, 0, `node ${index}`)
+      assert.equal(node.signaturesVerified, count, `node ${index} verified each transaction once`)
+    }
+    assertSafe(sim, 'steady load')
   })
 
   it('with more than 1/3 of the power offline nothing finalizes, and it resumes when enough return', () => {
@@ -144,9 +181,15 @@ for (const [nodes, faulty] of [[4, 1], [7, 2]] as const) {
   describe(`PoS simulation: n = ${nodes}, f = ${faulty} Byzantine`, () => {
     for (const behaviour of byzantineBehaviours) {
       it(`${behaviour}: honest nodes stay safe and live over ${SEEDS} seeds${behaviour === 'equivocate-proposals' || behaviour === 'double-vote' ? ', and the equivocators are slashed' : ''}`, () => {
+        let givenUp = 0
         for (let seed = 1; seed <= SEEDS; seed++) {
           const sim = byzantineRun(nodes, faulty, behaviour, seed)
           assertStateIsReplay(sim, [...sim.honest][0] as string, `${behaviour} n=${nodes} seed ${seed}`)
+          for (const id of sim.honest) givenUp += sim.ledger(id).stats().compactBlocksUnavailable
+          if (behaviour === 'withhold-txs') {
+            // Its proposals never finalize: the transaction it withheld is on no honest chain.
+            for (const id of sim.honest) assert.equal(sim.ledger(id).chain().state().get(addressFromPublicKey((sim.keys[0] as Ed25519KeyPair).publicKey)).nonce, 0, `${behaviour} n=${nodes} seed ${seed}`)
+          }
           if (behaviour !== 'equivocate-proposals' && behaviour !== 'double-vote') continue
           const observer = [...sim.honest][0] as string
           const slashed = () => sim.keys.slice(0, faulty).every((key) => sim.ledger(observer).chain().state().stakeOf(addressFromPublicKey(key.publicKey)).candidate?.tombstoned === true)
@@ -155,6 +198,10 @@ for (const [nodes, faulty] of [[4, 1], [7, 2]] as const) {
           // Slashing changed stakes and the validator set: the live state is still exactly a replay.
           assertStateIsReplay(sim, observer, `${behaviour} n=${nodes} seed ${seed}`)
         }
+        // Honest validators gave up on the proposals whose transactions the proposer withheld
+        // (the fetch came back without them), and voted nil instead; no other behaviour causes it.
+        if (behaviour === 'withhold-txs') assert.ok(givenUp > 0, 'no compact proposal was given up')
+        else assert.equal(givenUp, 0)
       })
     }
   })

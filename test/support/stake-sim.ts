@@ -5,11 +5,12 @@
  * Byzantine variant from the simulator. Every node's finalized (PoS) or irreversible (DPoS)
  * blocks are recorded for the chain-safety checker.
  */
+import assert from 'node:assert/strict'
 import { encodeCanonical, keyPairFromSeed, sha256, type Ed25519KeyPair, type NodeId } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import {
-  DposEngine, DposService, LedgerService, PosEngine, defaultDposParams, PosService, addressFromPublicKey, defaultStakingParams,
-  type DposParams, type GenesisSpec, type PosTimeouts, type StakingParams
+  DposEngine, DposService, LedgerService, PosEngine, defaultDposParams, PosService, addressFromPublicKey, defaultStakingParams, signTx,
+  type DposParams, type GenesisSpec, type LedgerLimits, type PosTimeouts, type StakingParams
 } from '../../src/ledger/index.js'
 import { byzantineDpos, byzantinePos, type ByzantineBehaviour, type DposByzantineBehaviour, type SimCluster, type SimKernel, type SimNetwork, type LinkPacket } from '../../src/sim/index.js'
 import { makeOverlayCluster, runKernelUntil } from './overlay-cluster.js'
@@ -33,6 +34,8 @@ export interface PosSimInit {
   timeouts?: Partial<PosTimeouts>
   staking?: Partial<StakingParams>
   messageLossRate?: number
+  /** Ledger limits of some nodes, by node index. */
+  ledgerLimits?: Partial<Record<number, Partial<LedgerLimits>>>
 }
 
 export interface PosSim {
@@ -96,7 +99,8 @@ export function makePosSim (init: PosSimInit): PosSim {
         sealer: null,
         coinbase: addressFromPublicKey(sha256(new TextEncoder().encode(context.id))),
         ...(engine instanceof PosEngine ? { finality: PosService.finality(() => pos) } : {}),
-        penalize
+        penalize,
+        limits: init.ledgerLimits?.[context.index]
       })
       const key = keys[context.index] ?? null
       // Each block that becomes final (PoS: on joining the chain; DPoS: when it becomes
@@ -146,5 +150,33 @@ export function makePosSim (init: PosSimInit): PosSim {
     events,
     honest: new Set(cluster.nodes.filter((node) => init.byzantine?.[node.index] === undefined && init.byzantineProducers?.[node.index] === undefined).map((node) => node.id)),
     idOf: (index) => (cluster.nodes[index] as { id: NodeId }).id
+  }
+}
+
+/**
+ * Compact blocks with a node that gets no gossip (`sim` built with node 3's `intakeQueueTxsMax` 0):
+ * validators 0-2 each submit 8 transfers of 10 to `to` at their own nodes. Checks that every one
+ * is included on every node within `withinMs`, that node 3 dropped all the gossip and fetched each
+ * transaction once from the producers (and verified each once, none given up), that no other node
+ * fetched, that every node put blocks together from their compact form, and that the balances agree.
+ */
+export function assertStarvedNodeFetches (sim: PosSim, to: string, withinMs: number): void {
+  const hashes: string[] = []
+  for (const [index, key] of sim.keys.slice(0, 3).entries()) {
+    for (let nonce = 0; nonce < 8; nonce++) {
+      hashes.push(sim.ledger(sim.idOf(index)).submit(signTx({ chainId: sim.genesis.chainId, publicKey: key.publicKey, nonce, fee: 2n, body: { kind: 'transfer', to, amount: 10n } }, key)).hash)
+    }
+  }
+  const everywhere = (): boolean => sim.members.every((id) => hashes.every((hash) => sim.ledger(id).txStatus(hash).status === 'included'))
+  assert.ok(sim.runUntil(everywhere, withinMs), 'not every transfer was included everywhere')
+  const starved = sim.ledger(sim.idOf(3)).stats()
+  assert.equal(starved.intakeDropped, hashes.length, 'node 3 dropped all the gossip')
+  assert.equal(starved.compactTxsFetched, hashes.length, 'it fetched each transaction once')
+  assert.equal(starved.signaturesVerified, hashes.length, 'and verified each once')
+  assert.equal(starved.compactBlocksUnavailable, 0)
+  for (const id of sim.members) {
+    assert.ok(sim.ledger(id).stats().compactBlocksAssembled > 0, `node ${id} put no block together`)
+    assert.equal(sim.ledger(id).chain().state().get(to).balance, BigInt(10 * hashes.length), `node ${id}`)
+    if (id !== sim.idOf(3)) assert.equal(sim.ledger(id).stats().compactTxsFetched, 0, `node ${id} had the gossip`)
   }
 }

@@ -25,7 +25,7 @@ import {
   type Ed25519KeyPair, type Env, type Message, type MessageOf, type NodeId, type Service, type TimerId
 } from '../../../core/index.js'
 import { addressFromPublicKey, type Address } from '../../address.js'
-import { blockHash, encodeBlock, sealingHash, type Block } from '../../block.js'
+import { blockHash, encodeBlock, encodeCompactBlock, sealingHash, type Block } from '../../block.js'
 import { LedgerError } from '../../errors.js'
 import type { FinalityProofs, LedgerNet, LedgerService } from '../../service.js'
 import type { ValidatorEntry } from '../../staking.js'
@@ -35,6 +35,11 @@ import { ProposerSelector, proposerSeed } from './proposer.js'
 
 export const CONSENSUS_TOPIC = 'ledger/consensus'
 
+/**
+ * A proposal: the signed statement, and the block in its compact form (`encodeCompactBlock`: the
+ * header and the transactions' hashes; each peer puts it together from its pool, fetching what it
+ * lacks from the sender, `LedgerService.assembleBlock`).
+ */
 export const posProposal = defineMessage('pos.proposal', { proposal: bytesField(), block: bytesField() })
 export const posVote = defineMessage('pos.vote', { vote: bytesField() })
 export type PosProposalMessage = MessageOf<typeof posProposal>
@@ -89,8 +94,11 @@ const signedRecordSchema = z.strictObject({
   lockedBlock: z.instanceof(Uint8Array).nullable()
 })
 
-/** A proposal as received (`signed` is null for a lock restored from disk). */
-interface Proposal { block: Block, hash: string, polRound: number, signed: SignedStatement | null, bytes: Uint8Array }
+/**
+ * A proposal as received (`signed` is null for a lock restored from disk); `bytes`, the block's
+ * whole encoding, is made when the block is locked (the last-signed record keeps it).
+ */
+interface Proposal { block: Block, hash: string, polRound: number, signed: SignedStatement | null, bytes: Uint8Array | null }
 
 interface RoundVotes {
   proposal: Proposal | null
@@ -372,9 +380,11 @@ export class PosService implements Service {
 
   protected sendProposal (block: Block, polRound: number, to?: readonly NodeId[]): void {
     const hash = blockHash(block.header)
-    const bytes = encodeBlock(block)
+    const bytes = encodeCompactBlock(block)
     this.signThen({ chainId: this.ledger.genesis.chainId, height: this.height, round: this.round, step: 'proposal', value: hash, polRound }, (signed) => {
       this.counters.proposalsMade++
+      // The transactions it names that still wait for a gossip batch go out ahead of it.
+      this.ledger.flushTxGossip()
       const message: PosProposalMessage = { type: 'pos.proposal', proposal: encodeCanonical(signed), block: bytes }
       this.remember(message)
       this.emit(message, to)
@@ -384,7 +394,7 @@ export class PosService implements Service {
         ? []
         : [...this.roundOf(polRound).prevotes.values()].flat().filter((vote) => vote.statement.value === hash).map((vote): PosVoteMessage => ({ type: 'pos.vote', vote: encodeCanonical(vote) }))
       for (const vote of this.polProof) this.emit(vote, to)
-      this.acceptProposal(signed, block, hash, bytes)
+      this.acceptProposal(signed, block, hash)
     })
   }
 
@@ -432,7 +442,7 @@ export class PosService implements Service {
       step: statement.step,
       value: statement.value,
       lockedRound: this.lockedRound,
-      lockedBlock: this.lockedBlock?.bytes ?? null
+      lockedBlock: this.lockedBlock === null ? null : (this.lockedBlock.bytes ??= encodeBlock(this.lockedBlock.block))
     }
     env.disk.put(LAST_SIGNED_KEY, encodeCanonical(this.lastSigned))
     env.disk.sync(() => {
@@ -506,17 +516,20 @@ export class PosService implements Service {
     if (message.type === 'pos.proposal') {
       if (statement.step !== 'proposal' || statement.value === null) { this.counters.invalidMessages++; return }
       if (signer !== this.proposerOf(statement.round)) { this.counters.invalidMessages++; return }
-      // A copy of the proposal this node holds (re-sent, relayed): nothing to decode again.
+      // A copy of the proposal this node holds (re-sent, relayed): nothing to put together again.
       if (this.rounds.get(statement.round)?.proposal?.hash === statement.value) return
-      let block: Block
-      try {
-        block = this.ledger.decodeBlockBytes((message as PosProposalMessage).block)
-      } catch {
-        this.counters.invalidMessages++
-        return
-      }
-      if (blockHash(block.header) !== statement.value) { this.counters.invalidMessages++; return }
-      this.acceptProposal(signed, block, statement.value, (message as PosProposalMessage).block)
+      const value = statement.value
+      // The block from its compact form: at once from the pool, or once the sender supplied the
+      // transactions this node lacked (by then the height may have moved on).
+      this.ledger.assembleBlock((message as PosProposalMessage).block, origin, (block) => {
+        if (this.env === null || statement.height !== this.height) return
+        if (block instanceof LedgerError || blockHash(block.header) !== value) {
+          this.counters.invalidMessages++
+          return
+        }
+        if (this.rounds.get(statement.round)?.proposal?.hash === value) return
+        this.acceptProposal(signed, block, value)
+      })
     } else {
       if (statement.step !== 'prevote' && statement.step !== 'precommit') { this.counters.invalidMessages++; return }
       this.acceptVote(signed)
@@ -532,14 +545,14 @@ export class PosService implements Service {
     return votes
   }
 
-  protected acceptProposal (signed: SignedStatement, block: Block, hash: string, bytes: Uint8Array): void {
+  protected acceptProposal (signed: SignedStatement, block: Block, hash: string): void {
     const votes = this.roundOf(signed.statement.round)
     const held = votes.proposal
     if (held !== null) {
       if (held.hash !== hash && held.signed !== null) this.equivocation(held.signed, signed)
       return
     }
-    votes.proposal = { block, hash, polRound: signed.statement.polRound ?? -1, signed, bytes }
+    votes.proposal = { block, hash, polRound: signed.statement.polRound ?? -1, signed, bytes: null }
     this.evaluate()
   }
 
