@@ -126,13 +126,19 @@ export interface BlockBodyKnowledge {
  * `LEDGER_BAD_BLOCK`.
  */
 export function checkBlockBody (candidate: { header: unknown, txs: unknown }, chainId: string, limits: BlockLimits, decodeTx: (bytes: unknown) => unknown, knowledge: BlockBodyKnowledge = {}): Block {
-  const header = blockHeaderSchema.safeParse(candidate.header)
-  if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
-  if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
+  const header = checkBlockHeader(candidate.header, chainId)
   if (!Array.isArray(candidate.txs)) throw new LedgerError('LEDGER_MALFORMED', 'block transactions are not a list')
   if (candidate.txs.length > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${candidate.txs.length} transactions, limit ${limits.blockTxsMax}`)
   const txs = candidate.txs.map((raw) => knowledge.known?.(raw) ?? checkTx(decodeTx(raw), chainId, { signatureVerified: knowledge.signatureVerified?.(raw) ?? false }))
-  return checkBlockSize({ header: header.data, txs }, limits, knowledge.bytes)
+  return checkBlockSize({ header, txs }, limits, knowledge.bytes)
+}
+
+/** A block header's shape and chain (what can be checked without its parent); throws LEDGER_MALFORMED or LEDGER_WRONG_CHAIN. */
+export function checkBlockHeader (candidate: unknown, chainId: string): BlockHeader {
+  const header = blockHeaderSchema.safeParse(candidate)
+  if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
+  if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
+  return header.data
 }
 
 /** The size and transaction-root checks of `checkBlockBody`, for a block whose header and transactions are checked. */
@@ -195,11 +201,9 @@ export function readCompactBlock (raw: unknown, limits: BlockLimits): CompactBlo
  * LEDGER_MALFORMED, LEDGER_WRONG_CHAIN or LEDGER_BAD_BLOCK.
  */
 export function checkCompactBlock (compact: CompactBlock, txs: SignedTx[], chainId: string, limits: BlockLimits): Block {
-  const header = blockHeaderSchema.safeParse(compact.header)
-  if (!header.success) throw new LedgerError('LEDGER_MALFORMED', `not a block header: ${header.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).slice(0, 3).join('; ')}`)
-  if (header.data.chainId !== chainId) throw new LedgerError('LEDGER_WRONG_CHAIN', `block for chain ${header.data.chainId}, this is ${chainId}`)
+  const header = checkBlockHeader(compact.header, chainId)
   if (txs.length !== compact.txHashes.length || txs.some((tx, index) => txHash(tx) !== compact.txHashes[index])) throw new LedgerError('LEDGER_BAD_BLOCK', 'the transactions are not the ones the compact block names')
-  return checkBlockSize({ header: header.data, txs }, limits)
+  return checkBlockSize({ header, txs }, limits)
 }
 
 export interface GenesisSpec {

@@ -15,12 +15,6 @@ export const TX_BATCH_TXS_MAX = 512
 /** Transactions a node's clients submitted, gossiped in batches. */
 export const ledgerTxs = defineMessage('ledger.txs', { txs: z.array(bytesField()).min(1).max(TX_BATCH_TXS_MAX) })
 export const ledgerBlock = defineMessage('ledger.block', { block: bytesField() })
-/**
- * A new block in its compact form (`encodeCompactBlock`: the header and the transactions' hashes),
- * as a DPoS producer broadcasts it: each peer puts it together from its pool and fetches what it
- * lacks from the sender (`ledger.get-txs`). `ledger.block` still carries a whole block.
- */
-export const ledgerCompactBlock = defineMessage('ledger.compact-block', { block: bytesField() })
 export const ledgerGetBlocks = defineMessage('ledger.get-blocks', {
   /** Hashes of the asker's main chain, newest first; the answer starts after the first one the peer shares. */
   locator: z.array(hashHex).min(1).max(LOCATOR_HASHES_MAX),
@@ -52,8 +46,7 @@ export type LedgerTxsMessage = MessageOf<typeof ledgerTxs>
 export type LedgerGetTxs = MessageOf<typeof ledgerGetTxs>
 export type LedgerTxsFound = MessageOf<typeof ledgerTxsFound>
 export type LedgerBlockMessage = MessageOf<typeof ledgerBlock>
-export type LedgerCompactBlockMessage = MessageOf<typeof ledgerCompactBlock>
 export type LedgerGetBlocks = MessageOf<typeof ledgerGetBlocks>
 export type LedgerBlocks = MessageOf<typeof ledgerBlocks>
 
-export const ledgerMessages = [ledgerTxs, ledgerBlock, ledgerCompactBlock, ledgerGetBlocks, ledgerBlocks, ledgerGetTxs, ledgerTxsFound]
+export const ledgerMessages = [ledgerTxs, ledgerBlock, ledgerGetBlocks, ledgerBlocks, ledgerGetTxs, ledgerTxsFound]

@@ -10,7 +10,7 @@
  */
 import { bytesEqual, decodeCanonical, fromHex, sha256Hex, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
-import { blockHash, checkBlockBody, checkCompactBlock, defaultBlockLimits, encodeBlock, encodeCompactBlock, readCompactBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type CompactBlock, type GenesisSpec } from './block.js'
+import { blockHash, checkBlockBody, checkBlockHeader, checkCompactBlock, defaultBlockLimits, encodeBlock, readCompactBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type CompactBlock, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
 import { blockContext, type ConsensusEngine } from './engine.js'
 import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
@@ -18,7 +18,7 @@ import { encodeWorkHeader, workCommitment } from './consensus/pow/header.js'
 import { MEDIAN_TIME_SPAN_BLOCKS, medianTimePast } from './consensus/pow/work.js'
 import { LedgerError } from './errors.js'
 import { Mempool, defaultMempoolLimits, type MempoolCheck, type MempoolLimits } from './mempool.js'
-import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, TX_BATCH_TXS_MAX, TX_FETCH_TXS_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerCompactBlockMessage, type LedgerGetBlocks, type LedgerGetTxs, type LedgerTxsFound, type LedgerTxsMessage } from './messages.js'
+import { LOCATOR_HASHES_MAX, SYNC_BLOCKS_PER_REPLY_MAX, TX_BATCH_TXS_MAX, TX_FETCH_TXS_MAX, ledgerMessages, type LedgerBlockMessage, type LedgerBlocks, type LedgerGetBlocks, type LedgerGetTxs, type LedgerTxsFound, type LedgerTxsMessage } from './messages.js'
 import { addressFromPublicKey } from './address.js'
 import type { SignedStatement } from './statement.js'
 import { encodeTx, parseTx, senderOf, signTx, txHash, verifyTxSignatures, type Address, type SignedTx } from './tx.js'
@@ -182,6 +182,10 @@ interface IntakeItem { bytes: Uint8Array, from: Delivery, hash: string | null, c
 
 /** Fetches of a compact block's missing transactions in flight at once; a compact block past them is given up. */
 export const TX_FETCHES_MAX = 16
+/** ...of which at most this many from one peer: one peer's compact blocks cannot take every slot. */
+export const TX_FETCHES_PER_PEER_MAX = 4
+/** Stored blocks one `ledger.get-txs` answer reads transactions from (those not in the pool). */
+export const TX_FETCH_BLOCK_READS_MAX = 4
 
 /** A compact block waiting for the transactions it names that this node lacked. */
 interface TxFetch {
@@ -243,6 +247,8 @@ export class LedgerService implements Service {
   /** Gossiped transactions waiting for their checks, oldest first; `intakeHead` indexes the next. */
   private intake: IntakeItem[] = []
   private intakeHead = 0
+  /** Items past `intakeHead` already checked out of turn (for a compact block): not waiting any more. */
+  private intakeCheckedAhead = 0
   private intakeTimer: TimerId | null = null
   /** Where each recently included main-chain transaction is: tx hash -> block hash (`txIndexTxsMax` of them). */
   private readonly included = new Map<string, IndexedBlock>()
@@ -251,7 +257,6 @@ export class LedgerService implements Service {
   private indexedHead = 0
   private indexedTxs = 0
   private readonly fetches = new Map<number, TxFetch>()
-  private nextFetchId = 0
   private readonly headListeners: Array<(outcome: AddOutcome & { status: 'head' }) => void> = []
   private readonly blockListeners: Array<(block: Block) => void> = []
 
@@ -297,6 +302,7 @@ export class LedgerService implements Service {
     this.intakeTimer = null
     this.intake = []
     this.intakeHead = 0
+    this.intakeCheckedAhead = 0
     this.syncTimer = null
     this.refreshTimer = null
     this.env = null
@@ -311,15 +317,10 @@ export class LedgerService implements Service {
     this.blockListeners.push(listener)
   }
 
-  /**
-   * Adds a block this node produced and broadcasts it in its compact form (peers hold its
-   * transactions: gossip brought them here and to them alike); throws a LedgerError if it is invalid.
-   */
+  /** Adds a block this node produced and broadcasts it; throws a LedgerError if it is invalid. */
   publishBlock (block: Block): AddOutcome {
     const outcome = this.addBlock(block)
-    // The transactions it names that still wait for a gossip batch go out ahead of it.
-    this.flushTxs()
-    this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.compact-block', block: encodeCompactBlock(block) } satisfies LedgerCompactBlockMessage)
+    this.init.net.broadcast(BLOCK_TOPIC, { type: 'ledger.block', block: encodeBlock(block) } satisfies LedgerBlockMessage)
     return outcome
   }
 
@@ -469,7 +470,7 @@ export class LedgerService implements Service {
 
   /** Gossiped transactions waiting in the intake queue. */
   intakeQueued (): number {
-    return this.intake.length - this.intakeHead
+    return this.intake.length - this.intakeHead - this.intakeCheckedAhead
   }
 
   private scheduleIntake (): void {
@@ -492,12 +493,15 @@ export class LedgerService implements Service {
   }
 
   private checkIntakeItems (end: number): void {
-    while (this.intakeHead < end && this.env !== null) this.checkIntakeItem(this.intake[this.intakeHead++] as IntakeItem)
+    while (this.intakeHead < end && this.env !== null) {
+      const item = this.intake[this.intakeHead++] as IntakeItem
+      if (item.checked) this.intakeCheckedAhead--
+      else this.checkIntakeItem(item)
+    }
   }
 
-  /** Checks one gossiped transaction (once) and pools it; returns it, or null when it was refused or checked before. */
+  /** Checks one gossiped transaction and pools it; returns it, or null when it was refused. */
   private checkIntakeItem (item: IntakeItem): SignedTx | null {
-    if (item.checked) return null
     item.checked = true
     const { bytes, from } = item
     try {
@@ -525,24 +529,7 @@ export class LedgerService implements Service {
   private onBlockMessage (message: Message, from: Delivery): void {
     const env = this.env
     if (env === null || from.origin === env.self) return
-    if (message.type !== 'ledger.compact-block') {
-      this.receiveBlock((message as LedgerBlockMessage).block, from)
-      return
-    }
-    this.assembleBlock((message as LedgerCompactBlockMessage).block, from.origin, (result) => {
-      if (this.env === null) return
-      if (!(result instanceof LedgerError)) {
-        this.acceptBlock(result, from)
-        return
-      }
-      if (result.code !== 'LEDGER_TXS_UNAVAILABLE') {
-        this.refuseBlock(result, from)
-        return
-      }
-      // Not a fault the block shows (the sender may be gone, or slow): the block is asked for whole.
-      env.log.info({ from: from.origin, reason: result.message }, 'a compact block could not be put together; asking for the blocks whole')
-      this.requestBlocks(from.origin)
-    })
+    this.receiveBlock((message as LedgerBlockMessage).block, from)
   }
 
   /**
@@ -652,11 +639,21 @@ export class LedgerService implements Service {
   assembleBlock (bytes: Uint8Array, from: NodeId, done: (result: Block | LedgerError) => void): void {
     const env = this.requireEnv()
     let compact: CompactBlock
+    let hash: string
     try {
       compact = readCompactBlock(decodeLedgerBytes(bytes, 'compact block'), this.limits)
+      // The header's shape and chain before anything is looked up or fetched for it.
+      hash = blockHash(checkBlockHeader(compact.header, this.init.genesis.chainId))
     } catch (error) {
       if (!(error instanceof LedgerError)) throw error
       done(error)
+      return
+    }
+    // A block this node stores (it came by sync, say) is taken from its store: its transactions
+    // left the pool when it joined the chain.
+    const stored = this.chain().stored(hash) === undefined ? undefined : this.chain().block(hash)
+    if (stored !== undefined) {
+      done(stored)
       return
     }
     const found = new Map<string, SignedTx>()
@@ -678,6 +675,7 @@ export class LedgerService implements Service {
       if (item.checked) continue
       item.hash ??= sha256Hex(item.bytes)
       if (!missing.has(item.hash)) continue
+      this.intakeCheckedAhead++
       const admitted = this.checkIntakeItem(item)
       if (admitted !== null && missing.delete(txHash(admitted))) {
         found.set(txHash(admitted), admitted)
@@ -688,12 +686,15 @@ export class LedgerService implements Service {
       this.finishAssembly(compact, found, done)
       return
     }
-    if (this.fetches.size >= TX_FETCHES_MAX) {
-      this.counters.compactBlocksUnavailable++
-      done(new LedgerError('LEDGER_TXS_UNAVAILABLE', `${missing.size} transactions are missing and ${TX_FETCHES_MAX} fetches are in flight`, { missing: missing.size }))
+    let fromPeer = 0
+    for (const fetch of this.fetches.values()) if (fetch.from === from) fromPeer++
+    if (this.fetches.size >= TX_FETCHES_MAX || fromPeer >= TX_FETCHES_PER_PEER_MAX) {
+      this.giveUp(done, `${missing.size} transactions are missing and ${fromPeer >= TX_FETCHES_PER_PEER_MAX ? `${TX_FETCHES_PER_PEER_MAX} fetches from ${from}` : `${TX_FETCHES_MAX} fetches`} are in flight`, missing.size)
       return
     }
-    const id = this.nextFetchId++
+    // Not guessable: an answer must name a fetch this node made.
+    let id = env.random.int(0, 0x7fffffff)
+    while (this.fetches.has(id)) id = env.random.int(0, 0x7fffffff)
     const hashes = new Uint8Array(32 * missing.size)
     let at = 0
     for (const hash of missing) { hashes.set(fromHex(hash), at); at += 32 }
@@ -754,12 +755,17 @@ export class LedgerService implements Service {
     } catch { /* no route now: the asker gives up after its timeout */ }
   }
 
-  /** An included transaction by hash, read from its block (`blocks` keeps each block read for the rest of one request). */
+  /**
+   * An included transaction by hash, read from its block (`blocks` keeps each block read for the
+   * rest of one request, and at most TX_FETCH_BLOCK_READS_MAX are read: an answer is for a recent
+   * block's few missing transactions, not a way to make a node decode its chain).
+   */
   private includedTx (hash: string, blocks: Map<string, Map<string, SignedTx>>): SignedTx | undefined {
     const blockHashOf = this.included.get(hash)?.block
     if (blockHashOf === undefined) return undefined
     let txs = blocks.get(blockHashOf)
     if (txs === undefined) {
+      if (blocks.size >= TX_FETCH_BLOCK_READS_MAX) return undefined
       txs = new Map((this.chain().block(blockHashOf)?.txs ?? []).map((tx) => [txHash(tx), tx]))
       blocks.set(blockHashOf, txs)
     }
@@ -771,14 +777,13 @@ export class LedgerService implements Service {
     const fetch = this.fetches.get(reply.id)
     // Late (given up), or not from the peer asked: nothing waits for it.
     if (fetch === undefined || delivery.origin !== fetch.from) return
-    this.fetches.delete(reply.id)
-    this.env?.clearTimer(fetch.timer)
     const chainId = this.init.genesis.chainId
     for (const bytes of reply.txs) {
       try {
         const tx = this.parseTxBytes(bytes)
         const hash = txHash(tx)
         if (!fetch.wanted.has(hash)) throw new LedgerError('LEDGER_MALFORMED', 'a fetched transaction that was not asked for')
+        if (fetch.found.has(hash)) continue
         if (this.verified.has(hash)) this.counters.signaturesSkipped++
         else {
           verifyTxSignatures(tx, chainId)
@@ -786,20 +791,53 @@ export class LedgerService implements Service {
           this.verified.add(hash)
         }
         fetch.found.set(hash, tx)
+        this.counters.compactTxsFetched++
+        this.poolFetched(tx)
       } catch (error) {
         if (!(error instanceof LedgerError)) throw error
+        // An answer relayed by others names an origin that could be forged: it ends nothing.
+        if (delivery.hops > 1) {
+          this.counters.invalidUnattributed++
+          return
+        }
+        this.endFetch(reply.id, fetch)
         this.report(delivery, error.code === 'LEDGER_BAD_SIGNATURE' ? 'invalid_signature' : 'malformed_message', `fetched transaction: ${error.message}`)
         this.giveUp(fetch.done, `${fetch.from} sent a bad transaction: ${error.message}`, fetch.wanted.size)
         return
       }
     }
-    this.counters.compactTxsFetched += reply.txs.length
     const stillMissing = [...fetch.wanted].filter((hash) => !fetch.found.has(hash)).length
     if (stillMissing > 0) {
+      // The peer lacks some. A relayed answer could be forged to cut the fetch short: only the
+      // timeout ends that one.
+      if (delivery.hops > 1) return
+      this.endFetch(reply.id, fetch)
       this.giveUp(fetch.done, `${fetch.from} lacks ${stillMissing} of the missing transactions`, stillMissing)
       return
     }
+    this.endFetch(reply.id, fetch)
     this.finishAssembly(fetch.compact, fetch.found, fetch.done)
+  }
+
+  private endFetch (id: number, fetch: TxFetch): void {
+    this.fetches.delete(id)
+    this.env?.clearTimer(fetch.timer)
+  }
+
+  /**
+   * A fetched transaction joins the pool when the pool takes it: a later proposal naming it (the
+   * same block re-proposed, by this node too) finds it there, and this node can supply it.
+   */
+  private poolFetched (tx: SignedTx): void {
+    const env = this.env
+    if (env === null || this.mempool.has(txHash(tx))) return
+    const chain = this.chain()
+    try {
+      this.mempool.add(tx, encodeTx(tx).length, env.now(), (address) => chain.state().get(address))
+      this.templateStale = true
+    } catch (error) {
+      if (!(error instanceof LedgerError)) throw error
+    }
   }
 
   private onGetBlocks (request: LedgerGetBlocks, origin: NodeId): void {

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { checkChainSafety } from '../../src/check/index.js'
 import { addressFromPublicKey } from '../../src/ledger/index.js'
-import { assertStarvedNodeFetches, makePosSim, type PosSim } from '../support/stake-sim.js'
+import { makePosSim, type PosSim } from '../support/stake-sim.js'
 
 const LONG = process.env.SYNOD_LONG === '1'
 const SEEDS = LONG ? 20 : 3
@@ -71,14 +71,6 @@ describe('DPoS simulation: 21 producers', () => {
       assert.ok(sim.runUntil(() => minOf(sim.finalHeights()) >= final + 20, 120_000), `seed ${seed}: no progress after healing`)
       assertSafe(sim, `seed ${seed}`)
     }
-  })
-
-  it('blocks travel compact: each node puts them together from its pool, and one that gets no gossip fetches their transactions from the producer', () => {
-    // Four producers; node 3 drops every gossiped transaction (an intake queue of 0).
-    const sim = makePosSim({ engine: 'dpos', nodes: 4, seed: 3, ledgerLimits: { 3: { intakeQueueTxsMax: 0 } } })
-    assert.ok(sim.runUntil(() => minOf(sim.heights()) >= 2, 30_000))
-    assertStarvedNodeFetches(sim, 'ef'.repeat(20), 60_000)
-    assertSafe(sim, 'compact blocks')
   })
 
   it('a producer that signs two blocks for one slot is slashed and leaves the schedule', () => {

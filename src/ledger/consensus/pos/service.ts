@@ -172,6 +172,8 @@ export class PosService implements Service {
   private lastCommitted: { height: number, certificate: CommitCertificate } | null = null
   /** Signatures of the statements this node relayed at this height. */
   private relayed = new Set<string>()
+  /** Proposed blocks (by hash) being put together at this height, waiting for transactions. */
+  private assembling = new Set<string>()
   private lastSigned: SignedRecord | null = null
   /** This node's signed messages of the current height, re-sent every `rebroadcastMs`. */
   private own: Message[] = []
@@ -297,6 +299,7 @@ export class PosService implements Service {
     this.validity.clear()
     this.own = []
     this.relayed = new Set()
+    this.assembling = new Set()
     this.lockedRound = -1
     this.lockedBlock = null
     this.validRound = -1
@@ -519,12 +522,31 @@ export class PosService implements Service {
       // A copy of the proposal this node holds (re-sent, relayed): nothing to put together again.
       if (this.rounds.get(statement.round)?.proposal?.hash === statement.value) return
       const value = statement.value
-      // The block from its compact form: at once from the pool, or once the sender supplied the
-      // transactions this node lacked (by then the height may have moved on).
+      // The same block proposed in an earlier round of this height (a re-proposal of the valid block): the one held.
+      const held = this.heldBlock(value)
+      if (held !== undefined) {
+        this.acceptProposal(signed, held, value)
+        return
+      }
+      // A copy of a proposal still being put together (waiting for transactions): that one will do.
+      if (this.assembling.has(value)) return
+      this.assembling.add(value)
+      const height = this.height
+      // The block from its compact form: at once from the pool, or once the node it came from (the
+      // proposer, or a validator that relayed it, having put it together) supplied the transactions
+      // this node lacked (by then the height may have moved on).
       this.ledger.assembleBlock((message as PosProposalMessage).block, origin, (block) => {
-        if (this.env === null || statement.height !== this.height) return
+        if (this.env === null || height !== this.height) return
+        this.assembling.delete(value)
+        if (block instanceof LedgerError && block.code === 'LEDGER_TXS_UNAVAILABLE') return
         if (block instanceof LedgerError || blockHash(block.header) !== value) {
           this.counters.invalidMessages++
+          return
+        }
+        // A commit that failed leaves the node waiting at this height: the proposal waits with the
+        // messages of the next height, as it would have had it come then.
+        if (this.step === 'waiting') {
+          if (this.future.length < FUTURE_MESSAGES_MAX) this.future.push({ message, origin, hops, relay })
           return
         }
         if (this.rounds.get(statement.round)?.proposal?.hash === value) return
@@ -543,6 +565,14 @@ export class PosService implements Service {
       this.rounds.set(round, votes)
     }
     return votes
+  }
+
+  /** A block of this height held already (proposed in some round, or the lock or valid block). */
+  private heldBlock (hash: string): Block | undefined {
+    for (const votes of this.rounds.values()) if (votes.proposal?.hash === hash) return votes.proposal.block
+    if (this.lockedBlock?.hash === hash) return this.lockedBlock.block
+    if (this.validBlock?.hash === hash) return this.validBlock.block
+    return undefined
   }
 
   protected acceptProposal (signed: SignedStatement, block: Block, hash: string): void {
