@@ -459,7 +459,7 @@ export class LedgerService implements Service {
     const env = this.env
     if (env === null || from.origin === env.self) return
     for (const bytes of (message as LedgerTxsMessage).txs) {
-      if (this.intake.length - this.intakeHead >= this.limits.intakeQueueTxsMax) {
+      if (this.intakeQueued() >= this.limits.intakeQueueTxsMax) {
         this.counters.intakeDropped++
         continue
       }
@@ -474,7 +474,7 @@ export class LedgerService implements Service {
   }
 
   private scheduleIntake (): void {
-    if (this.intakeTimer !== null || this.intakeQueued() === 0 || this.env === null) return
+    if (this.intakeTimer !== null || this.intakeHead >= this.intake.length || this.env === null) return
     this.intakeTimer = this.env.setTimer(0, () => {
       this.intakeTimer = null
       this.checkIntakeSlice()

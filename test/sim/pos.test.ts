@@ -123,6 +123,8 @@ describe('PoS simulation: honest validators', () => {
     for (const [index, node] of stats.entries()) {
       assert.equal(node.compactTxsFetched, 0, `node ${index}`)
       assert.equal(node.signaturesVerified, count, `node ${index} verified each transaction once`)
+      // Those checked out of turn left the queue's count at once, the rest when their turn came.
+      assert.equal(sim.ledger(sim.idOf(index)).intakeQueued(), 0, `node ${index}: nothing waits`)
     }
     assertSafe(sim, 'steady load')
   })
