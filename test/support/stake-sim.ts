@@ -154,11 +154,11 @@ export function makePosSim (init: PosSimInit): PosSim {
 }
 
 /**
- * Compact blocks with a node that gets no gossip (`sim` built with node 3's `intakeQueueTxsMax` 0):
+ * Compact PoS proposals with a node that gets no gossip (`sim` built with node 3's `intakeQueueTxsMax` 0):
  * validators 0-2 each submit 8 transfers of 10 to `to` at their own nodes. Checks that every one
  * is included on every node within `withinMs`, that node 3 dropped all the gossip and fetched each
- * transaction once from the producers (and verified each once, none given up), that no other node
- * fetched, that every node put blocks together from their compact form, and that the balances agree.
+ * transaction once from the proposers (and verified each once, none given up), that no other node
+ * fetched, that every node put proposals together from their compact form, and that the balances agree.
  */
 export function assertStarvedNodeFetches (sim: PosSim, to: string, withinMs: number): void {
   const hashes: string[] = []
