@@ -151,7 +151,26 @@ function checkBlockSize (block: Block, limits: BlockLimits, knownBytes?: number)
 
 /** Map keys of a compact block as encoded, in RFC 8949 order: header, txHashes. */
 const COMPACT_KEY = Object.freeze({ header: cborText('header'), txHashes: cborText('txHashes') })
-const TX_HASH_BYTES = 32
+/** Bytes of a transaction hash in a hash list (`packTxHashes`). */
+export const TX_HASH_BYTES = 32
+
+/** Transaction hashes (hex) as one byte string of 32-byte hashes, in order: how compact blocks and fetches carry them. */
+export function packTxHashes (hashes: Iterable<string>, count: number): Uint8Array {
+  const packed = new Uint8Array(TX_HASH_BYTES * count)
+  let at = 0
+  for (const hash of hashes) {
+    packed.set(fromHex(hash), at)
+    at += TX_HASH_BYTES
+  }
+  return packed
+}
+
+/** The hashes (hex) of a byte string of 32-byte hashes (`packTxHashes`); its length must be a multiple of 32. */
+export function unpackTxHashes (packed: Uint8Array): string[] {
+  const hashes: string[] = []
+  for (let at = 0; at < packed.length; at += TX_HASH_BYTES) hashes.push(toHex(packed.subarray(at, at + TX_HASH_BYTES)))
+  return hashes
+}
 
 /**
  * A block as a PoS proposal carries it: the header and its transactions' hashes (32 bytes each,
@@ -163,8 +182,7 @@ const TX_HASH_BYTES = 32
  */
 export function encodeCompactBlock (block: Block): Uint8Array {
   const header = encodeCanonical(block.header)
-  const hashes = new Uint8Array(TX_HASH_BYTES * block.txs.length)
-  for (const [index, tx] of block.txs.entries()) hashes.set(fromHex(txHash(tx)), TX_HASH_BYTES * index)
+  const hashes = packTxHashes(block.txs.map(txHash), block.txs.length)
   return writeCbor((out) => {
     out.head(CBOR_MAJOR.map, 2)
     out.raw(COMPACT_KEY.header)
@@ -189,9 +207,7 @@ export function readCompactBlock (raw: unknown, limits: BlockLimits): CompactBlo
   if (txHashes.length % TX_HASH_BYTES !== 0) throw new LedgerError('LEDGER_MALFORMED', `txHashes of ${txHashes.length} bytes is not a list of ${TX_HASH_BYTES}-byte hashes`)
   const count = txHashes.length / TX_HASH_BYTES
   if (count > limits.blockTxsMax) throw new LedgerError('LEDGER_BAD_BLOCK', `${count} transactions, limit ${limits.blockTxsMax}`)
-  const hashes: string[] = []
-  for (let at = 0; at < txHashes.length; at += TX_HASH_BYTES) hashes.push(toHex(txHashes.subarray(at, at + TX_HASH_BYTES)))
-  return { header, txHashes: hashes }
+  return { header, txHashes: unpackTxHashes(txHashes) }
 }
 
 /**

@@ -8,9 +8,9 @@
  * a timed model in the simulator), restarts on every new head, and its blocks go through the
  * same checks as everyone else's.
  */
-import { bytesEqual, decodeCanonical, fromHex, sha256Hex, toHex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
+import { bytesEqual, decodeCanonical, fromHex, sha256Hex, type Ed25519KeyPair, type Env, type Message, type NodeId, type Service, type TimerId } from '../core/index.js'
 import type { Account } from './account-tree.js'
-import { blockHash, checkBlockBody, checkBlockHeader, checkCompactBlock, defaultBlockLimits, encodeBlock, readCompactBlock, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type CompactBlock, type GenesisSpec } from './block.js'
+import { TX_HASH_BYTES, blockHash, checkBlockBody, checkBlockHeader, checkCompactBlock, defaultBlockLimits, encodeBlock, packTxHashes, readCompactBlock, unpackTxHashes, sealingHash, txRootOf, type Block, type BlockHeader, type BlockLimits, type CompactBlock, type GenesisSpec } from './block.js'
 import { ChainStore, defaultChainLimits, type AddOutcome, type ChainLimits } from './chain.js'
 import { blockContext, type ConsensusEngine } from './engine.js'
 import { PowEngine, type PowSeal } from './consensus/pow/engine.js'
@@ -695,9 +695,7 @@ export class LedgerService implements Service {
     // Not guessable: an answer must name a fetch this node made.
     let id = env.random.int(0, 0x7fffffff)
     while (this.fetches.has(id)) id = env.random.int(0, 0x7fffffff)
-    const hashes = new Uint8Array(32 * missing.size)
-    let at = 0
-    for (const hash of missing) { hashes.set(fromHex(hash), at); at += 32 }
+    const hashes = packTxHashes(missing, missing.size)
     const timer = env.setTimer(this.limits.txFetchTimeoutMs, () => {
       if (this.fetches.delete(id)) this.giveUp(done, `${from} did not send the ${missing.size} missing transactions within ${this.limits.txFetchTimeoutMs} ms`, missing.size)
     })
@@ -732,7 +730,7 @@ export class LedgerService implements Service {
   /** Serves a peer's fetch for a compact block's transactions: those in the pool, or in a recent block. */
   private onGetTxs (request: LedgerGetTxs, from: Delivery): void {
     if (this.chainStore === null) return
-    const count = request.hashes.length / 32
+    const count = request.hashes.length / TX_HASH_BYTES
     if (!Number.isInteger(count) || count > TX_FETCH_TXS_MAX) {
       this.report(from, 'malformed_message', `a fetch of ${request.hashes.length} bytes of hashes`)
       return
@@ -740,8 +738,7 @@ export class LedgerService implements Service {
     const txs: Uint8Array[] = []
     const blocks = new Map<string, Map<string, SignedTx>>()
     let bytes = 0
-    for (let at = 0; at < request.hashes.length; at += 32) {
-      const hash = toHex(request.hashes.subarray(at, at + 32))
+    for (const hash of unpackTxHashes(request.hashes)) {
       const tx = this.mempool.get(hash)?.tx ?? this.includedTx(hash, blocks)
       if (tx === undefined) continue
       const encoded = encodeTx(tx)
@@ -777,19 +774,13 @@ export class LedgerService implements Service {
     const fetch = this.fetches.get(reply.id)
     // Late (given up), or not from the peer asked: nothing waits for it.
     if (fetch === undefined || delivery.origin !== fetch.from) return
-    const chainId = this.init.genesis.chainId
     for (const bytes of reply.txs) {
       try {
         const tx = this.parseTxBytes(bytes)
         const hash = txHash(tx)
         if (!fetch.wanted.has(hash)) throw new LedgerError('LEDGER_MALFORMED', 'a fetched transaction that was not asked for')
         if (fetch.found.has(hash)) continue
-        if (this.verified.has(hash)) this.counters.signaturesSkipped++
-        else {
-          verifyTxSignatures(tx, chainId)
-          this.counters.signaturesVerified++
-          this.verified.add(hash)
-        }
+        this.verifyOnce(tx)
         fetch.found.set(hash, tx)
         this.counters.compactTxsFetched++
         this.poolFetched(tx)
@@ -937,18 +928,30 @@ export class LedgerService implements Service {
     try {
       const tx = 'bytes' in source ? this.parseTxBytes(source.bytes) : parseTx(source.value, chainId)
       const checked = this.mempool.check(tx, encodeTx(tx).length, (address) => chain.state().get(address))
-      // The hash is of the canonical bytes: one in the set names this very transaction, verified.
-      if (this.verified.has(txHash(tx))) this.counters.signaturesSkipped++
-      else {
-        verifyTxSignatures(tx, chainId)
-        this.counters.signaturesVerified++
-      }
+      this.verifyOnce(tx)
       this.admit(tx, checked)
       return tx
     } catch (error) {
       if (error instanceof LedgerError) this.counters.txsRejected++
       throw error
     }
+  }
+
+  /**
+   * Verifies a transaction's signatures unless this node verified those very bytes before (the
+   * hash is of the canonical bytes: one in the set names this very transaction, and it is the key
+   * a block's bytes are looked up by); throws LEDGER_BAD_SIGNATURE. Counts either way, and
+   * remembers it.
+   */
+  private verifyOnce (tx: SignedTx): void {
+    const hash = txHash(tx)
+    if (this.verified.has(hash)) {
+      this.counters.signaturesSkipped++
+      return
+    }
+    verifyTxSignatures(tx, this.init.genesis.chainId)
+    this.counters.signaturesVerified++
+    this.verified.add(hash)
   }
 
   /** A transaction from its bytes: decoded, its shape and chain checked, and the bytes its canonical form; throws a LedgerError. */
@@ -964,8 +967,6 @@ export class LedgerService implements Service {
     const env = this.requireEnv()
     const chain = this.chain()
     const bytes = encodeTx(tx)
-    // The transaction hash is SHA-256 of these very bytes: the key a block's bytes are looked up by.
-    this.verified.add(txHash(tx))
     this.mempool.add(tx, bytes.length, env.now(), (address) => chain.state().get(address), checked)
     this.counters.txsAccepted++
     this.templateStale = true
