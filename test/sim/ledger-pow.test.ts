@@ -9,7 +9,7 @@ import { encodeCanonical } from '../../src/core/index.js'
 import { MembershipService } from '../../src/membership/index.js'
 import { OverlayService } from '../../src/net/index.js'
 import {
-  BLOCK_TOPIC, TX_TOPIC, LedgerError, addressFromPublicKey, encodeBlock, encodeTx, meetsTarget, sealOf, txHash, txRootOf, workHash, workHeaderOf,
+  BLOCK_TOPIC, TX_TOPIC, LedgerError, addressFromPublicKey, encodeBlock, encodeTx, meetsTarget, packTxHashes, sealOf, txHash, txRootOf, workHash, workHeaderOf,
   type Block, type PowEngine, type SignedTx
 } from '../../src/ledger/index.js'
 import { forSeeds } from '../support/membership-sim.js'
@@ -168,6 +168,31 @@ describe('invalid blocks in the simulator', () => {
       assert.ok(banners.length >= 1, 'the sender\'s direct neighbours in the broadcast tree banned it')
       assert.ok(sim.runUntil(() => new Set(honest.map((id) => sim.ledger(id).chain().head().hash)).size === 1, 20_000), 'the honest nodes agree')
     })
+  })
+})
+
+describe('transaction fetches in the simulator', () => {
+  it('answer a fetch with the transactions held, and score down a peer whose fetch is not a list of hashes', () => {
+    const sim = makeLedgerSim({ nodes: 3, seed: 3 })
+    sim.kernel.runFor(3_000)
+    const [asker, holder] = sim.members as [string, string, string]
+    const overlay = sim.cluster.service(asker, OverlayService) as OverlayService
+    const tx = transfer(0, 0, 1, 5n)
+    sim.ledger(holder).submit(tx)
+    // A well-formed fetch: the holder's answer carries the transaction it holds, and nothing for the hash it lacks.
+    const answers: Array<{ id: number, txs: Uint8Array[] }> = []
+    overlay.onRouted('ledger.txs-found', (message) => { answers.push(message as unknown as { id: number, txs: Uint8Array[] }) })
+    overlay.send(holder, { type: 'ledger.get-txs', id: 7, hashes: packTxHashes([txHash(tx), 'ab'.repeat(32)], 2) })
+    sim.kernel.runFor(1_000)
+    assert.deepEqual(answers.map((answer) => [answer.id, answer.txs]), [[7, [encodeTx(tx)]]])
+    // 33 bytes of hashes, six times: malformed each time (20 points, decaying), banned past -100.
+    const membership = sim.cluster.service(holder, MembershipService) as MembershipService
+    const penalties = membership.stats().penalties
+    for (let index = 0; index < 6; index++) overlay.send(holder, { type: 'ledger.get-txs', id: index, hashes: new Uint8Array(33) })
+    sim.kernel.runFor(1_000)
+    assert.ok(membership.stats().penalties - penalties >= 5, 'each malformed fetch is scored')
+    assert.ok(membership.isBanned(asker), 'the sender of malformed fetches is banned')
+    assert.equal(answers.length, 1, 'a malformed fetch gets no answer')
   })
 })
 
